@@ -1,0 +1,119 @@
+"""The one context variable: which session, stage and task a record belongs to.
+
+Everything a record needs to know about where it was logged from lives in a
+single immutable `Context` held by one `ContextVar`, so reading it costs one
+lookup per record however much else the application keeps in context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ._session import Run
+
+__all__ = [
+    "EMPTY",
+    "Context",
+    "TaskObserver",
+    "bind",
+    "bound",
+    "current",
+    "current_session",
+    "push",
+    "reset",
+]
+
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+
+class TaskObserver(Protocol):
+    """What the record path tells an open task about (see `_belog`)."""
+
+    name: str
+
+    def note_error(self, event_dict: Mapping[str, Any]) -> None:
+        """Called with every error-level record logged inside the task."""
+
+    def note_call(self, record: Mapping[str, Any]) -> None:
+        """Called with every audited LLM call made inside the task."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Where a record is logged from: session, stage, task and bound fields.
+
+    Immutable: changing the context means setting a new `Context`, so a value
+    read by a thread or task can never change under it.
+    """
+
+    session: Run | None = None
+    stage: str | None = None
+    task: TaskObserver | None = None
+    fields: Mapping[str, Any] = field(default=_NO_FIELDS)
+
+    @property
+    def session_id(self) -> str | None:
+        """The ID of the session, or None outside any session."""
+        return None if self.session is None else self.session.id
+
+    def __repr__(self) -> str:
+        task = None if self.task is None else self.task.name
+        return (
+            f"Context(session_id={self.session_id!r}, stage={self.stage!r}, "
+            f"task={task!r}, fields={dict(self.fields)!r})"
+        )
+
+
+EMPTY = Context()
+
+_CURRENT: ContextVar[Context] = ContextVar("structlog_belog.context", default=EMPTY)
+
+#: Read the current `Context` (bound method: one attribute lookup saved per record).
+current = _CURRENT.get
+
+
+def push(**changes: Any) -> Token[Context]:
+    """Set a new context derived from the current one; return the reset token."""
+    return _CURRENT.set(replace(_CURRENT.get(), **changes))
+
+
+def reset(token: Token[Context]) -> None:
+    """Restore the context that was current before `push` returned *token*."""
+    _CURRENT.reset(token)
+
+
+def set_context(ctx: Context) -> Token[Context]:
+    """Make *ctx* current (used to carry a context into another thread)."""
+    return _CURRENT.set(ctx)
+
+
+def current_session() -> Run | None:
+    """Return the session active in this context, or `None` outside any session."""
+    return _CURRENT.get().session
+
+
+def bind(**fields: Any) -> None:
+    """Add *fields* to every record logged from the current context on.
+
+    Like `structlog.contextvars.bind_contextvars`: the fields stay bound until
+    the surrounding context (session, stage, task, thread or asyncio task) ends.
+    """
+    ctx = _CURRENT.get()
+    _CURRENT.set(replace(ctx, fields=MappingProxyType({**ctx.fields, **fields})))
+
+
+@contextlib.contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Bind *fields* for the duration of a ``with`` block, then restore."""
+    ctx = _CURRENT.get()
+    token = _CURRENT.set(replace(ctx, fields=MappingProxyType({**ctx.fields, **fields})))
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
