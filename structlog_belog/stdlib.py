@@ -15,7 +15,7 @@ from typing import Any, Final
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _PJLJsonFormatter
 
-from . import _context
+from . import _config, _context
 from ._pipeline import fallback_session, format_exception, format_timestamp, normalize_level
 
 __all__ = ["JsonFormatter", "SessionHandler"]
@@ -91,9 +91,7 @@ class SessionHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Convert *record* to an event dict and send it down the record path."""
         try:
-            from ._config import ensure_pipeline
-
-            pipeline = ensure_pipeline()
+            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()  # noqa: SLF001
             level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
             pipeline.process(record_to_event_dict(record), level, record.created)
         except Exception:  # noqa: BLE001 - logging's own error path, never raising
