@@ -81,11 +81,15 @@ class SessionHandler(logging.Handler):
         call, so the per-handler lock `logging.Handler.handle` takes would
         only serialise threads for nothing.
         """
-        if self.filters:
-            rv = self.filter(record)
-            if not rv:
-                return False
-        self.emit(record)
+        if self.filters and not self.filter(record):
+            return False
+        # emit()'s body, inlined: this runs for every stdlib record.
+        try:
+            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()  # noqa: SLF001
+            level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
+            pipeline.process(record_to_event_dict(record), level, record.created)
+        except Exception:  # noqa: BLE001 - logging's own error path, never raising
+            self.handleError(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
