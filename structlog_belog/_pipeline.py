@@ -49,7 +49,7 @@ _STREAM_OF_KIND: Final = {"llm_call": "prompts", "belog": "belog"}
 #: Kinds also written to the global file.
 _GLOBAL_KINDS: Final = frozenset(("session_start", "session_end"))
 #: Fields kept in the one-line reference an llm_call/belog record leaves in processing.jsonl.
-_REF_KEYS: Final = (
+_REF_KEYS: Final[tuple[str, ...]] = (
     "timestamp",
     "level",
     "logger",
@@ -77,7 +77,7 @@ _REF_KEYS: Final = (
 # structlog's bound contextvars, merged into every record. Read through the
 # module's registry so we look only at structlog's variables, not at every
 # variable in the context (which `merge_contextvars` walks).
-_STRUCTLOG_VARS: Final = structlog.contextvars._CONTEXT_VARS  # noqa: SLF001
+_STRUCTLOG_VARS: Final = structlog.contextvars._CONTEXT_VARS
 _STRUCTLOG_PREFIX_LEN: Final = len(structlog.contextvars.STRUCTLOG_KEY_PREFIX)
 
 
@@ -183,7 +183,7 @@ class Pipeline:
             self.failures += 1
             router = self.router
             if router is not None:
-                router._drop(event_dict.get("session_id"), exc, 1)  # noqa: SLF001
+                router._drop(event_dict.get("session_id"), exc, 1)
 
     def _process(self, ed: dict[str, Any], level: str, created: float) -> None:
         ctx = _current()
@@ -230,7 +230,7 @@ class Pipeline:
                 self._route_kind(router, ed, kind, sid, shard, line, level)
         if self.captures:
             for capture in self.captures:
-                capture._add(ed)  # noqa: SLF001
+                capture._add(ed)
         if self.console is not None:
             self.console(ed)
 
@@ -247,14 +247,14 @@ class Pipeline:
         stream = _STREAM_OF_KIND.get(kind, "processing")
         router.write(sid, stream, shard, line)
         if stream != "processing" and sid is not None:
-            ref = {k: ed[k] for k in _REF_KEYS if k in ed}
+            ref: dict[str, Any] = {k: ed[k] for k in _REF_KEYS if k in ed}
             ref["ref"] = stream
             router.write(sid, "processing", shard, render_jsonl(None, level, ref))
         if kind in _GLOBAL_KINDS and sid is not None:
             router.write(None, "processing", False, line)
 
 
-_NOTHING: Final = ((), {})
+_NOTHING: Final[tuple[tuple[()], dict[str, Any]]] = ((), {})
 
 
 def emit(

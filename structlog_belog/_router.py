@@ -310,7 +310,7 @@ def _close(fd: int) -> None:
 
 def _after_fork_in_child() -> None:
     for router in list(_ROUTERS):
-        router._reset_after_fork()  # noqa: SLF001
+        router._reset_after_fork()
 
 
 def _flush_all_at_exit() -> None:

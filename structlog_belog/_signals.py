@@ -65,7 +65,7 @@ def close_open_sessions(reason: BaseException) -> None:
         if run.pid != os.getpid():
             continue
         try:
-            run._end(reason)  # noqa: SLF001
+            run._end(reason)
         except Exception:  # noqa: BLE001, S110 - exiting: do what can be done
             pass
 

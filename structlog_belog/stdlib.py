@@ -74,7 +74,7 @@ class SessionHandler(logging.Handler):
         super().__init__(level)
         self.managed = managed
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         """Filter and emit *record* without the handler lock.
 
         The router is thread-safe and writes each record with one system
@@ -85,7 +85,7 @@ class SessionHandler(logging.Handler):
             return False
         # emit()'s body, inlined: this runs for every stdlib record.
         try:
-            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()  # noqa: SLF001
+            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()
             level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
             pipeline.process(record_to_event_dict(record), level, record.created)
         except Exception:  # noqa: BLE001 - logging's own error path, never raising
@@ -95,14 +95,14 @@ class SessionHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Convert *record* to an event dict and send it down the record path."""
         try:
-            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()  # noqa: SLF001
+            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()
             level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
             pipeline.process(record_to_event_dict(record), level, record.created)
         except Exception:  # noqa: BLE001 - logging's own error path, never raising
             self.handleError(record)
 
 
-class JsonFormatter(_PJLJsonFormatter):  # type: ignore[misc]
+class JsonFormatter(_PJLJsonFormatter):
     """python-json-logger's `JsonFormatter` that adds the session fields.
 
     For applications that keep their own handlers: every formatted record gets

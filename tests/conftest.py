@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 import structlog_belog as belog
 from structlog_belog import _config, _context
 
@@ -45,9 +44,7 @@ def belog_config(tmp_path: Path) -> _config.Config:
 def subprocess_env() -> dict[str, str]:
     """An environment for child interpreters that imports this checkout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BELOG_")}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.pop("PYTHONUNBUFFERED", None)
     return env
 
