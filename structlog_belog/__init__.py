@@ -7,6 +7,7 @@ land in that session's JSONL files.
 
 from __future__ import annotations
 
+from ._audit import audit_llm, instrument_openai, last_call, uninstrument_openai
 from ._config import Config, configure, get_config
 from ._context import bind, bound, current_session
 from ._session import Run, Stage, new_session_id, session
@@ -20,13 +21,17 @@ __all__ = [
     "Stage",
     "ThreadPoolExecutor",
     "__version__",
+    "audit_llm",
     "bind",
     "bound",
     "configure",
     "current_session",
     "get_config",
+    "instrument_openai",
+    "last_call",
     "new_session_id",
     "propagate",
     "session",
     "session_env",
+    "uninstrument_openai",
 ]

@@ -46,6 +46,8 @@ _METHODS: Final = (
     (("embeddings",), "create", API_EMBEDDINGS),
 )
 _MARK: Final = "__belog_audited__"
+#: Client methods that return a new client (sharing the httpx client) to instrument too.
+_COPIES: Final = ("copy", "with_options")
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +313,22 @@ def instrument_openai(client: Any, *, capture_content: bool = True) -> Any:
         msg = f"instrument_openai expects an openai.OpenAI or AsyncOpenAI client, got {client!r}"
         raise TypeError(msg)
     install(client)
+    for method_name in _COPIES:
+        copy = getattr(client, method_name, None)
+        if copy is not None and not getattr(copy, _MARK, False):
+            setattr(client, method_name, _instrumenting_copy(copy, capture_content))
     return client
+
+
+def _instrumenting_copy(copy: Callable[..., Any], capture_content: bool) -> Callable[..., Any]:
+    """``client.with_options(...)`` returns a new client: instrument it like its parent."""
+
+    @functools.wraps(copy)
+    def instrumented_copy(*args: Any, **kwargs: Any) -> Any:
+        return instrument_openai(copy(*args, **kwargs), capture_content=capture_content)
+
+    setattr(instrumented_copy, _MARK, True)
+    return instrumented_copy
 
 
 def uninstrument_openai(client: Any) -> Any:
@@ -325,6 +342,9 @@ def uninstrument_openai(client: Any) -> Any:
         method = vars(resource).get(method_name)
         if method is not None and getattr(method, _MARK, False):
             delattr(resource, method_name)
+    for method_name in _COPIES:
+        if getattr(vars(client).get(method_name), _MARK, False):
+            delattr(client, method_name)
     uninstall(client)
     return client
 
