@@ -85,9 +85,10 @@ def _begin(options: _Options, kwargs: dict[str, Any]) -> tuple[Call | None, dict
         for key in ITERABLE_KWARGS:
             value = send.get(key)
             # A one-shot iterator is listed once, and the list is what the SDK gets.
-            if value is not None and not isinstance(value, str | bytes | list | tuple | Mapping):
-                if isinstance(value, Iterable):
-                    send = {**send, key: list(value)}
+            if isinstance(value, Iterable) and not isinstance(
+                value, str | bytes | list | tuple | Mapping
+            ):
+                send = {**send, key: list(value)}
         if _is_raw_response(send):
             return None, send, False
         stream = send.get("stream") is True
@@ -287,7 +288,7 @@ def instrument_openai(client: Any, *, capture_content: bool = True) -> Any:
     Raises:
         TypeError: If *client* has none of those methods.
     """
-    from ._openai_attempts import install  # noqa: PLC0415 - only instrumented clients need it
+    from ._openai_attempts import install
 
     if not isinstance(capture_content, bool):
         msg = f"capture_content must be a bool, got {capture_content!r}"
@@ -333,7 +334,7 @@ def _instrumenting_copy(copy: Callable[..., Any], capture_content: bool) -> Call
 
 def uninstrument_openai(client: Any) -> Any:
     """Undo `instrument_openai` on *client* (a client never instrumented is left as is)."""
-    from ._openai_attempts import uninstall  # noqa: PLC0415
+    from ._openai_attempts import uninstall
 
     for path, method_name, _ in _METHODS:
         resource = _resource(client, path)

@@ -62,7 +62,7 @@ def last_outside_session() -> Mapping[str, Any] | None:
 
 
 def _emit(record: dict[str, Any], level: str) -> None:
-    from . import _pipeline  # noqa: PLC0415 - the record path imports the audit lazily too
+    from . import _pipeline
 
     _pipeline.emit("llm_call", level=level, logger=_LOGGER, **record)
 
@@ -150,7 +150,7 @@ class Call:
         usage: dict[str, Any] | None,
         error: BaseException | None,
     ) -> dict[str, Any]:
-        from ._prices import cost_usd  # noqa: PLC0415 - cheap after the first import
+        from ._prices import cost_usd
 
         ended = time.perf_counter()
         for attempt in self.attempts:
@@ -212,7 +212,7 @@ def _price_overrides() -> Mapping[str, Any] | None:
     """The configured price overrides as `Price` objects, validated once per config."""
     global _overrides_cache  # noqa: PLW0603 - one cache per process
     try:
-        from ._config import get_config  # noqa: PLC0415
+        from ._config import get_config
     except ImportError:  # pragma: no cover - before the core lands
         return None
     config = get_config()
@@ -220,7 +220,7 @@ def _price_overrides() -> Mapping[str, Any] | None:
     if prices is None:
         return None
     if _overrides_cache[0] is not prices:
-        from ._prices import validate_prices  # noqa: PLC0415
+        from ._prices import validate_prices
 
         _overrides_cache = (prices, validate_prices(prices))
     return _overrides_cache[1]

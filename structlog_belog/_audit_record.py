@@ -45,7 +45,7 @@ _MAX_DEPTH: Final = 32
 
 def _sentinel_types() -> tuple[type, ...]:
     try:
-        from openai import NotGiven, Omit  # noqa: PLC0415  (optional dependency)
+        from openai import NotGiven, Omit
     except ImportError:  # pragma: no cover - openai is installed wherever this runs in tests
         return ()
     return (NotGiven, Omit)
@@ -66,7 +66,7 @@ def field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def jsonable(value: Any, depth: int = 0) -> Any:
+def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return per kind reads best
     """Return a JSON-ready copy of *value* (SDK models dumped, classes named).
 
     A copy, so that a caller who changes its ``messages`` list after the call
@@ -246,9 +246,7 @@ def _chat_response(result: Any) -> dict[str, Any]:
     first = _chat_choice(choices[0]) if choices else {"output_text": None, "finish_reason": None}
     response.update(first)
     if len(choices) > 1:
-        response["choices"] = [
-            {"index": field(c, "index"), **_chat_choice(c)} for c in choices
-        ]
+        response["choices"] = [{"index": field(c, "index"), **_chat_choice(c)} for c in choices]
     fingerprint_ = field(result, "system_fingerprint")
     if fingerprint_:
         response["system_fingerprint"] = fingerprint_
@@ -265,12 +263,15 @@ def _responses_output(output: Any) -> Iterator[tuple[str, Any]]:
                 elif field(part, "type") == "refusal":
                     yield "refusal", field(part, "refusal")
         elif kind == "function_call":
-            yield "tool", {
-                "id": field(item, "call_id"),
-                "type": "function",
-                "name": field(item, "name"),
-                "arguments": field(item, "arguments"),
-            }
+            yield (
+                "tool",
+                {
+                    "id": field(item, "call_id"),
+                    "type": "function",
+                    "name": field(item, "name"),
+                    "arguments": field(item, "arguments"),
+                },
+            )
         elif kind is not None:
             yield "other", kind
 

@@ -12,7 +12,7 @@ dropped — the call's one record is written.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 from ._audit_call import Call, note_failure
@@ -100,7 +100,9 @@ class ChatAggregator:
         for index in sorted(self._choices):
             parts, reason, calls = self._choices[index]
             tool_calls = [
-                tool_call_of({"id": c[0], "type": "function", "name": c[1], "arguments": "".join(c[2])})
+                tool_call_of(
+                    {"id": c[0], "type": "function", "name": c[1], "arguments": "".join(c[2])}
+                )
                 for _, c in sorted(calls.items())
             ]
             outputs.append(
@@ -210,7 +212,7 @@ def _abandoned(aggregator: Aggregator) -> None:
 
 def _stream_base(async_: bool) -> type:
     try:
-        import openai  # noqa: PLC0415 - optional dependency
+        import openai
     except ImportError:  # pragma: no cover - a user wrapper without the SDK installed
         return object
     return openai.AsyncStream if async_ else openai.Stream
@@ -219,18 +221,18 @@ def _stream_base(async_: bool) -> type:
 class AuditedStream(_stream_base(async_=False)):  # type: ignore[misc]
     """A sync SDK stream whose chunks are audited as the caller reads them."""
 
-    def __init__(self, inner: Any, aggregator: Aggregator) -> None:  # noqa: D107
+    def __init__(self, inner: Any, aggregator: Aggregator) -> None:
         # Deliberately not calling Stream.__init__: this object delegates to *inner*.
         self._inner = inner
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
-        self._iterator = self._audited()
+        self._iterator: Generator[Any, None, None] = self._audited()
         weakref.finalize(self, _abandoned, aggregator)
 
     def __repr__(self) -> str:
         return f"AuditedStream({self._inner!r})"
 
-    def _audited(self) -> Iterator[Any]:
+    def _audited(self) -> Generator[Any, None, None]:
         aggregator = self._aggregator
         feed = aggregator.feed
         try:
@@ -289,18 +291,18 @@ class AuditedStream(_stream_base(async_=False)):  # type: ignore[misc]
 class AuditedAsyncStream(_stream_base(async_=True)):  # type: ignore[misc]
     """An async SDK stream whose chunks are audited as the caller reads them."""
 
-    def __init__(self, inner: Any, aggregator: Aggregator) -> None:  # noqa: D107
+    def __init__(self, inner: Any, aggregator: Aggregator) -> None:
         # Deliberately not calling AsyncStream.__init__: this object delegates to *inner*.
         self._inner = inner
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
-        self._iterator = self._audited()
+        self._iterator: AsyncGenerator[Any, None] = self._audited()
         weakref.finalize(self, _abandoned, aggregator)
 
     def __repr__(self) -> str:
         return f"AuditedAsyncStream({self._inner!r})"
 
-    async def _audited(self) -> AsyncIterator[Any]:
+    async def _audited(self) -> AsyncGenerator[Any, None]:
         aggregator = self._aggregator
         feed = aggregator.feed
         try:

@@ -714,7 +714,7 @@ def fake_openai_client(
         TypeError: If both *transport* and *options* are given.
     """
     try:
-        import openai  # noqa: PLC0415  (optional dependency, imported on use)
+        import openai
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
         msg = "fake_openai_client requires openai: pip install 'structlog-belog[openai]'"
         raise ModuleNotFoundError(msg, name="openai") from exc

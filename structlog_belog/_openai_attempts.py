@@ -71,7 +71,7 @@ async def _answered_async(response: Any) -> None:
 
 def install(client: Any) -> bool:
     """Add the attempt hooks to *client*'s httpx client (once); return True if added."""
-    http = getattr(client, "_client", None)
+    http: Any = getattr(client, "_client", None)
     hooks = getattr(http, "event_hooks", None)
     if not isinstance(hooks, dict):
         return False
@@ -94,7 +94,7 @@ def install(client: Any) -> bool:
 
 def uninstall(client: Any) -> None:
     """Remove the attempt hooks from *client*'s httpx client, if present."""
-    http = getattr(client, "_client", None)
+    http: Any = getattr(client, "_client", None)
     hooks = getattr(http, "event_hooks", None)
     if not isinstance(hooks, dict):
         return
@@ -102,4 +102,3 @@ def uninstall(client: Any) -> None:
     http.event_hooks = {
         name: [hook for hook in hook_list if hook not in ours] for name, hook_list in hooks.items()
     }
-

@@ -111,7 +111,9 @@ def validate_prices(prices: Mapping[str, Any]) -> dict[str, Price]:
         table[model] = Price(
             input=float(values["input"]),
             output=float(values.get("output") or 0.0),
-            cached_input=None if values.get("cached_input") is None else float(values["cached_input"]),
+            cached_input=None
+            if values.get("cached_input") is None
+            else float(values["cached_input"]),
         )
     return table
 

@@ -226,8 +226,9 @@ class TestAuditLlm:
             "content": {"length": len(text), "sha256": hashlib.sha256(text.encode()).hexdigest()},
         } == record["request"]["messages"][1]
         answer = result.choices[0].message.content or ""
-        assert hashlib.sha256(answer.encode()).hexdigest() == (
-            record["response"]["output_text"]["sha256"]
+        assert (
+            hashlib.sha256(answer.encode()).hexdigest()
+            == (record["response"]["output_text"]["sha256"])
         )
         on_disk = (run.directory / "prompts.jsonl").read_text()
         assert text not in on_disk
@@ -277,9 +278,12 @@ class TestErrors:
         assert failure is raised.value
 
     def test_audit_failure_never_breaks_the_call(
-        self, belog_config: Config, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        self,
+        belog_config: Config,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
-        """If building the record fails, the caller still gets its result; the failure is counted."""
+        """If building the record fails, the caller still gets its result; it is counted."""
 
         def broken(*_: Any) -> Any:
             raise ValueError("audit bug")
@@ -376,7 +380,7 @@ class TestInstrumentOpenai:
 
     def test_not_a_client(self) -> None:
         """Something that is not an OpenAI client is refused, named in the message."""
-        with pytest.raises(TypeError, match="expects an openai.OpenAI"):
+        with pytest.raises(TypeError, match=r"expects an openai\.OpenAI"):
             belog.instrument_openai(object())
 
     def test_raw_response_calls_pass_through(self, belog_config: Config) -> None:
@@ -410,17 +414,21 @@ class TestLastCall:
         assert [first["call_id"], second["call_id"]] == [r["call_id"] for r in prompts(run)]
 
     def test_outside_any_session(self, belog_config: Config) -> None:
-        """Outside sessions, last_call() is the last call made outside sessions; it goes to the global log."""
+        """Outside sessions, last_call() is the last call made outside; it is in the global log."""
         client = belog.instrument_openai(fake_openai_client())
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         record = belog.last_call()
         assert record is not None
         lines = read_jsonl(Path(belog_config.log_dir) / f"{belog_config.app_name}.jsonl")
-        assert [record["call_id"]] == [r.get("call_id") for r in lines if r.get("kind") == "llm_call"]
+        assert [record["call_id"]] == [
+            r.get("call_id") for r in lines if r.get("kind") == "llm_call"
+        ]
 
 
 class TestCorrelation:
-    def test_add_output_links_the_calls_before_it(self, belog_config: Config, tmp_path: Path) -> None:
+    def test_add_output_links_the_calls_before_it(
+        self, belog_config: Config, tmp_path: Path
+    ) -> None:
         """run.add_output links the calls made in the same context since the previous output."""
         client = belog.instrument_openai(fake_openai_client())
         out = tmp_path / "beginner.json"
@@ -449,7 +457,7 @@ class TestCorrelation:
 
 class TestLoopback:
     def test_real_http_server(self, belog_config: Config) -> None:
-        """Against a real loopback HTTP server, with the SDK's own HTTP client, calls are audited."""
+        """Against a real loopback HTTP server, via the SDK's own HTTP client calls are audited."""
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 

@@ -40,9 +40,11 @@ class TestAttempts:
         client = belog.instrument_openai(
             fake_openai_client(fail_first=10, fail_status=500, max_retries=2)
         )
-        with belog.session("server-error") as run:
-            with pytest.raises(openai.InternalServerError) as raised:
-                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        with (
+            belog.session("server-error") as run,
+            pytest.raises(openai.InternalServerError) as raised,
+        ):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         [record] = prompts(run)
         assert [500, 500, 500] == [a["status_code"] for a in record["attempts"]]
         assert "error" == record["status"]
@@ -101,6 +103,4 @@ class TestAttempts:
             return run
 
         records = prompts(asyncio.run(main()))
-        assert [[429, 200], [200]] == [
-            [a["status_code"] for a in r["attempts"]] for r in records
-        ]
+        assert [[429, 200], [200]] == [[a["status_code"] for a in r["attempts"]] for r in records]

@@ -64,8 +64,9 @@ class TestAuditedStream:
             "cached_tokens": 0,
             "reasoning_tokens": 0,
         } == record["usage"]
-        assert "".join(c.choices[0].delta.content or "" for c in audited if c.choices) == (
-            record["response"]["output_text"]
+        assert (
+            "".join(c.choices[0].delta.content or "" for c in audited if c.choices)
+            == (record["response"]["output_text"])
         )
         assert record["stream"] is True
         assert "ok" == record["status"]
@@ -167,11 +168,13 @@ class TestAuditedStream:
     def test_stream_helper_manager(self, belog_config: Config) -> None:
         """client.chat.completions.stream(...) goes through the audited create."""
         client = belog.instrument_openai(fake_openai_client())
-        with belog.session("helper") as run:
-            with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
-                for _ in stream:
-                    pass
-                final = stream.get_final_completion()
+        with (
+            belog.session("helper") as run,
+            client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream,
+        ):
+            for _ in stream:
+                pass
+            final = stream.get_final_completion()
         [record] = prompts(run)
         assert final.choices[0].message.content == record["response"]["output_text"]
         assert final.usage is None
