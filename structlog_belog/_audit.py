@@ -46,6 +46,7 @@ _METHODS: Final = (
     (("embeddings",), "create", API_EMBEDDINGS),
 )
 _MARK: Final = "__belog_audited__"
+_PLAIN: Final = frozenset((list, tuple, str, dict))
 #: Client methods that return a new client (sharing the httpx client) to instrument too.
 _COPIES: Final = ("copy", "with_options")
 
@@ -85,8 +86,11 @@ def _begin(options: _Options, kwargs: dict[str, Any]) -> tuple[Call | None, dict
         for key in ITERABLE_KWARGS:
             value = send.get(key)
             # A one-shot iterator is listed once, and the list is what the SDK gets.
-            if isinstance(value, Iterable) and not isinstance(
-                value, str | bytes | list | tuple | Mapping
+            if (
+                value is not None
+                and type(value) not in _PLAIN
+                and isinstance(value, Iterable)
+                and not isinstance(value, str | bytes | list | tuple | Mapping)
             ):
                 send = {**send, key: list(value)}
         if _is_raw_response(send):

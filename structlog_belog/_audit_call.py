@@ -23,6 +23,8 @@ from ._audit_record import (
     scrub_request,
     scrub_response,
 )
+from ._config import get_config
+from ._prices import cost_usd, validate_prices
 
 __all__ = ["ACTIVE", "Call", "audit_failures", "last_outside_session", "note_failure"]
 
@@ -150,8 +152,6 @@ class Call:
         usage: dict[str, Any] | None,
         error: BaseException | None,
     ) -> dict[str, Any]:
-        from ._prices import cost_usd
-
         ended = time.perf_counter()
         for attempt in self.attempts:
             if attempt.pop("_t0", None) is not None:  # sent, but no HTTP response came
@@ -211,16 +211,10 @@ _overrides_cache: tuple[object, Mapping[str, Any] | None] = (object(), None)
 def _price_overrides() -> Mapping[str, Any] | None:
     """The configured price overrides as `Price` objects, validated once per config."""
     global _overrides_cache  # noqa: PLW0603 - one cache per process
-    try:
-        from ._config import get_config
-    except ImportError:  # pragma: no cover - before the core lands
-        return None
     config = get_config()
     prices = None if config is None else config.prices
     if prices is None:
         return None
     if _overrides_cache[0] is not prices:
-        from ._prices import validate_prices
-
         _overrides_cache = (prices, validate_prices(prices))
     return _overrides_cache[1]
