@@ -297,7 +297,7 @@ class SecretRedactor:
         "_shapes",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0912 - one check per argument, each naming it
         self,
         *,
         extra_keys: Iterable[str] = (),
@@ -351,6 +351,10 @@ class SecretRedactor:
         self._key_cache: dict[Any, _Verdict] = {}
         self._clean: set[str] = set()
 
+        for extra, kind in self._extra:
+            if extra.search(self._marker_for(kind)) or extra.search(self._marker_for("x")):
+                msg = f"extra_patterns[{kind!r}] matches the marker {self._marker_for(kind)!r}"
+                raise ValueError(msg)
         # A marker must survive a second pass in every context a rule keeps.
         for kind in (*_WHOLE, "bearer_token", "url_password", "password", "cookie", "depth_limit"):
             shown = self._marker_for(kind)
@@ -366,10 +370,6 @@ class SecretRedactor:
                 if self._redact_str(context) != context:
                     msg = f"marker {marker!r} is redacted again in {context!r}; pick another"
                     raise ValueError(msg)
-        for extra, kind in self._extra:
-            if extra.search(self._marker_for(kind)) or extra.search(self._marker_for("x")):
-                msg = f"extra_patterns[{kind!r}] matches the marker {self._marker_for(kind)!r}"
-                raise ValueError(msg)
 
     def __repr__(self) -> str:
         extra = len(self._sensitive) - len(SENSITIVE_KEYS)

@@ -10,6 +10,9 @@ __all__ = ["ValueTruncator"]
 # Hash long strings piecewise: never one encoded copy of the whole value.
 _HASH_CHUNK: Final = 1 << 15
 _SCALARS: Final = (int, float, bool)
+# A cap leaves room for the marker (about 100 characters) and some text, so
+# a capped value always fits its cap and capping is idempotent.
+_MIN_CAP: Final = 256
 
 
 class ValueTruncator:
@@ -20,10 +23,9 @@ class ValueTruncator:
     lone surrogates passed through), so the full value can be recognised
     later without being stored::
 
-        head…[truncated 10485760 chars, sha256:9f86d0…]…tail
+        head...[truncated 10485760 chars, sha256:9f86d0...]...tail
 
-    The result is at most *max_chars* long whenever *max_chars* leaves room
-    for the marker (about 100 characters). ``bytes`` and ``bytearray`` values
+    The result is at most *max_chars* long. ``bytes`` and ``bytearray`` values
     longer than *max_bytes* are capped the same way (``bytes`` result,
     ``[truncated N bytes, sha256:…]``). Idempotent; the top-level event dict
     is changed in place, nested containers are copied when changed, never
@@ -31,12 +33,13 @@ class ValueTruncator:
     are (the renderer bounds them).
 
     Args:
-        max_chars: Cap for ``str`` values (positive).
+        max_chars: Cap for ``str`` values, at least 256.
         max_bytes: Cap for ``bytes``; defaults to *max_chars*.
         max_depth: How deep nested containers are walked.
 
     Raises:
-        ValueError: An argument is not a positive int; the message names it.
+        ValueError: A cap below 256 or a *max_depth* below 1; the message names
+            the argument.
     """
 
     __slots__ = ("_head", "_head_bytes", "_max_depth", "max_bytes", "max_chars")
@@ -51,16 +54,17 @@ class ValueTruncator:
             ("max_bytes", max_bytes),
             ("max_depth", max_depth),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                msg = f"{name} must be a positive int, got {value!r}"
+            least = 1 if name == "max_depth" else _MIN_CAP
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                msg = f"{name} must be an int of at least {least}, got {value!r}"
                 raise ValueError(msg)
         self.max_chars = max_chars
         self.max_bytes = max_bytes
         self._max_depth = max_depth
         # Room left for head and tail once the longest marker is in.
         longest = len(_marker(10**18, "0" * 64, "chars"))
-        self._head = max(0, (max_chars - longest) // 2)
-        self._head_bytes = max(0, (max_bytes - longest) // 2)
+        self._head = (max_chars - longest) // 2
+        self._head_bytes = (max_bytes - longest) // 2
 
     def __repr__(self) -> str:
         return f"ValueTruncator(max_chars={self.max_chars}, max_bytes={self.max_bytes})"
@@ -90,7 +94,8 @@ class ValueTruncator:
             digest.update(text[i : i + _HASH_CHUNK].encode("utf-8", "surrogatepass"))
         head = self._head
         marker = _marker(n, digest.hexdigest(), "chars")
-        return text[:head] + marker + (text[n - head :] if head else "")
+        # One join: no intermediate head+marker copy.
+        return "".join((text[:head], marker, text[n - head :]))
 
     def truncate_bytes(self, data: bytes | bytearray) -> bytes | bytearray:
         """Return *data* capped as ``bytes`` (unchanged when short enough)."""
@@ -100,7 +105,7 @@ class ValueTruncator:
         digest = hashlib.sha256(memoryview(data)).hexdigest()
         head = self._head_bytes
         marker = _marker(n, digest, "bytes").encode("utf-8")
-        return bytes(data[:head]) + marker + (bytes(data[n - head :]) if head else b"")
+        return b"".join((data[:head], marker, data[n - head :]))
 
     def _walk(self, obj: Any, depth: int, path: set[int] | None) -> Any:
         tp = type(obj)
@@ -154,4 +159,6 @@ class ValueTruncator:
 
 
 def _marker(length: int, digest: str, unit: str) -> str:
-    return f"…[truncated {length} {unit}, sha256:{digest}]…"
+    # ASCII on purpose: "…" would make an ASCII value a 2-byte-per-char str,
+    # doubling the memory of every capped value.
+    return f"...[truncated {length} {unit}, sha256:{digest}]..."
