@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any, Final
 
+from ._truncate import cap_bytes, cap_text
+
 __all__ = ["DEFAULT_MARKER", "SENSITIVE_KEYS", "SecretRedactor"]
 
 DEFAULT_MARKER: Final = "[REDACTED:{kind}]"
@@ -213,7 +215,7 @@ _ALL_NAMES: Final = _HEADER_NAMES + _COOKIE_NAMES + _ASSIGNED_NAMES
 # Stems of every name rule: a string without one (lower-cased) has no
 # assignment to look for, and that check is far cheaper than the regex.
 _STEMS: Final = ("pass", "pwd", "secret", "token", "key", "auth", "cookie")
-_STEM_CHUNK: Final = 1 << 16
+_STEM_CHUNK: Final = 1 << 14
 
 # Characters of a secret before the anchor its pattern matched at.
 _BACK: Final = {"anthropic_key": 2, "openai_key": 2, "jwt": 2, "github_token": 3}
@@ -276,6 +278,11 @@ class SecretRedactor:
         marker: Format of the replacement, with a ``{kind}`` field and a
             non-empty literal before it (so a marker is recognised again).
         max_depth: How deep nested containers are walked.
+        max_scan_chars: Longer strings (and bytes) are first cut to this
+            length exactly as `ValueTruncator` cuts them (head, marker with
+            length and SHA-256, tail), then scanned: no text leaves unscanned
+            and a 100 MB value costs no 100 MB scan. Keep it equal to the
+            ValueTruncator's *max_chars* (both default to 131,072).
 
     Raises:
         TypeError: An argument has the wrong type.
@@ -292,70 +299,43 @@ class SecretRedactor:
         "_marker_prefix",
         "_markers",
         "_max_depth",
+        "_max_scan",
         "_named",
         "_sensitive",
         "_shapes",
     )
 
-    def __init__(  # noqa: PLR0912 - one check per argument, each naming it
+    def __init__(
         self,
         *,
         extra_keys: Iterable[str] = (),
         extra_patterns: Mapping[str, str | re.Pattern[str]] | None = None,
         marker: str = DEFAULT_MARKER,
         max_depth: int = 64,
+        max_scan_chars: int = 131_072,
     ) -> None:
-        if isinstance(extra_keys, str) or not isinstance(extra_keys, Iterable):
-            msg = f"extra_keys must be an iterable of key names, got {extra_keys!r}"
-            raise TypeError(msg)
-        keys = set(SENSITIVE_KEYS)
-        for key in extra_keys:
-            if not isinstance(key, str) or not key.strip():
-                msg = f"extra_keys must hold non-empty strings, got {key!r}"
-                raise ValueError(msg)
-            keys.add(_normalize_key(key))
-        self._sensitive = frozenset(keys)
-
-        if not isinstance(marker, str):  # type: ignore[redundant-expr,unreachable,unused-ignore]
-            msg = f"marker must be a str with a {{kind}} field, got {marker!r}"  # type: ignore[unreachable,unused-ignore]
-            raise TypeError(msg)
-        try:
-            sample = marker.format(kind="x")
-        except (KeyError, IndexError, ValueError) as exc:
-            msg = f"marker must be a format string whose only field is {{kind}}, got {marker!r}"
-            raise ValueError(msg) from exc
-        prefix = marker.split("{kind}", 1)[0]
-        if "{kind}" not in marker or not prefix or "{" in prefix or sample == marker:
-            msg = f"marker must contain {{kind}} after a non-empty literal prefix, got {marker!r}"
-            raise ValueError(msg)
-        if any(c.isspace() or c in "\"'\\,;&<>" for c in sample):
-            msg = f"marker must not contain whitespace, quotes, \\ , ; & < or >, got {marker!r}"
-            raise ValueError(msg)
+        self._sensitive = SENSITIVE_KEYS | _check_extra_keys(extra_keys)
+        self._marker_prefix = _check_marker(marker)
         self._marker = marker
-        self._marker_prefix = prefix
+        self._max_depth = _check_int("max_depth", max_depth, 1)
+        self._max_scan = _check_int("max_scan_chars", max_scan_chars, 256)
+        self._extra = () if extra_patterns is None else _compile_extra(extra_patterns)
 
-        if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
-            msg = f"max_depth must be a positive int, got {max_depth!r}"
-            raise ValueError(msg)
-        self._max_depth = max_depth
-
-        self._extra: tuple[tuple[re.Pattern[str], str], ...] = ()
-        if extra_patterns is not None:
-            self._extra = _compile_extra(extra_patterns)
-
-        shapes, named = _value_patterns(prefix)
+        shapes, named = _value_patterns(self._marker_prefix)
         self._shapes = re.compile(shapes)
         self._named = re.compile(named)
         self._markers: dict[str, str] = {}
         self._kind_of_name: dict[str, str] = {}
         self._key_cache: dict[Any, _Verdict] = {}
         self._clean: set[str] = set()
+        self._check_markers_stable()
 
+    def _check_markers_stable(self) -> None:
+        """A marker must survive a second pass in every context a rule keeps."""
         for extra, kind in self._extra:
             if extra.search(self._marker_for(kind)) or extra.search(self._marker_for("x")):
                 msg = f"extra_patterns[{kind!r}] matches the marker {self._marker_for(kind)!r}"
                 raise ValueError(msg)
-        # A marker must survive a second pass in every context a rule keeps.
         for kind in (*_WHOLE, "bearer_token", "url_password", "password", "cookie", "depth_limit"):
             shown = self._marker_for(kind)
             for context in (
@@ -368,7 +348,7 @@ class SecretRedactor:
                 f"https://user:{shown}@host",
             ):
                 if self._redact_str(context) != context:
-                    msg = f"marker {marker!r} is redacted again in {context!r}; pick another"
+                    msg = f"marker {self._marker!r} is redacted again in {context!r}; pick another"
                     raise ValueError(msg)
 
     def __repr__(self) -> str:
@@ -425,6 +405,13 @@ class SecretRedactor:
         return self._redact_str(text)
 
     def _redact_str(self, text: str) -> str:
+        if len(text) > self._max_scan:
+            capped = cap_text(text, self._max_scan)
+            return self._scan(capped)
+        return self._scan(text)
+
+    def _scan(self, text: str) -> str:
+        """*text* with its secrets replaced; *text* itself when it has none."""
         new = text
         if self._shapes.search(text) is not None:
             new = self._apply(self._shapes, new)
@@ -602,9 +589,13 @@ class SecretRedactor:
 
     def _redact_bytes(self, obj: bytes | bytearray | memoryview) -> Any:
         # The renderer writes bytes as UTF-8 text, so scan that same text.
-        text = bytes(obj).decode("utf-8", "backslashreplace")
-        new = self._redact_str(text)
-        return obj if new is text else new
+        capped = cap_bytes(obj, self._max_scan)
+        text = bytes(capped).decode("utf-8", "backslashreplace")
+        # Escapes may make the text longer than the cap: scan it all, cut nothing.
+        new = self._scan(text)
+        if new is not text:
+            return new
+        return capped
 
 
 def _normalize_key(key: str) -> str:
@@ -634,6 +625,49 @@ def _looks_like_basic(credential: str) -> bool:
     except UnicodeDecodeError:
         return False
     return ":" in text and text.isprintable()
+
+
+def _check_extra_keys(extra_keys: Any) -> frozenset[str]:
+    if isinstance(extra_keys, str) or not isinstance(extra_keys, Iterable):
+        msg = f"extra_keys must be an iterable of key names, got {extra_keys!r}"
+        raise TypeError(msg)
+    keys = set()
+    for key in extra_keys:
+        if not isinstance(key, str) or not key.strip():
+            msg = f"extra_keys must hold non-empty strings, got {key!r}"
+            raise ValueError(msg)
+        keys.add(_normalize_key(key))
+    return frozenset(keys)
+
+
+def _check_marker(marker: Any) -> str:
+    """Check the marker format; return its literal prefix (how a marker is recognised)."""
+    if not isinstance(marker, str):
+        msg = f"marker must be a str with a {{kind}} field, got {marker!r}"
+        raise TypeError(msg)
+    try:
+        sample = marker.format(kind="x")
+    except (KeyError, IndexError, ValueError) as exc:
+        msg = f"marker must be a format string whose only field is {{kind}}, got {marker!r}"
+        raise ValueError(msg) from exc
+    prefix = marker.split("{kind}", 1)[0]
+    if "{kind}" not in marker or not prefix or "{" in prefix or sample == marker:
+        msg = f"marker must contain {{kind}} after a non-empty literal prefix, got {marker!r}"
+        raise ValueError(msg)
+    if any(c.isspace() or c in "\"'\\,;&<>" for c in sample):
+        msg = f"marker must not contain whitespace, quotes, \\ , ; & < or >, got {marker!r}"
+        raise ValueError(msg)
+    return prefix
+
+
+def _check_int(name: str, value: Any, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"{name} must be an int of at least {least}, got {value!r}"
+        raise TypeError(msg)
+    if value < least:
+        msg = f"{name} must be an int of at least {least}, got {value!r}"
+        raise ValueError(msg)
+    return value
 
 
 def _compile_extra(extra_patterns: Any) -> tuple[tuple[re.Pattern[str], str], ...]:

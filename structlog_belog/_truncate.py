@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final
 
-__all__ = ["ValueTruncator"]
+__all__ = ["ValueTruncator", "cap_bytes", "cap_text"]
 
 # Hash long strings piecewise: never one encoded copy of the whole value.
 _HASH_CHUNK: Final = 1 << 15
@@ -42,7 +42,7 @@ class ValueTruncator:
             the argument.
     """
 
-    __slots__ = ("_head", "_head_bytes", "_max_depth", "max_bytes", "max_chars")
+    __slots__ = ("_max_depth", "max_bytes", "max_chars")
 
     def __init__(
         self, max_chars: int = 131_072, *, max_bytes: int | None = None, max_depth: int = 64
@@ -61,10 +61,6 @@ class ValueTruncator:
         self.max_chars = max_chars
         self.max_bytes = max_bytes
         self._max_depth = max_depth
-        # Room left for head and tail once the longest marker is in.
-        longest = len(_marker(10**18, "0" * 64, "chars"))
-        self._head = (max_chars - longest) // 2
-        self._head_bytes = (max_bytes - longest) // 2
 
     def __repr__(self) -> str:
         return f"ValueTruncator(max_chars={self.max_chars}, max_bytes={self.max_bytes})"
@@ -86,26 +82,13 @@ class ValueTruncator:
 
     def truncate(self, text: str) -> str:
         """Return *text* capped (unchanged when it is short enough)."""
-        n = len(text)
-        if n <= self.max_chars:
-            return text
-        digest = hashlib.sha256()
-        for i in range(0, n, _HASH_CHUNK):
-            digest.update(text[i : i + _HASH_CHUNK].encode("utf-8", "surrogatepass"))
-        head = self._head
-        marker = _marker(n, digest.hexdigest(), "chars")
-        # One join: no intermediate head+marker copy.
-        return "".join((text[:head], marker, text[n - head :]))
+        return cap_text(text, self.max_chars)
 
-    def truncate_bytes(self, data: bytes | bytearray) -> bytes | bytearray:
+    def truncate_bytes(
+        self, data: bytes | bytearray | memoryview
+    ) -> bytes | bytearray | memoryview:
         """Return *data* capped as ``bytes`` (unchanged when short enough)."""
-        n = len(data)
-        if n <= self.max_bytes:
-            return data
-        digest = hashlib.sha256(memoryview(data)).hexdigest()
-        head = self._head_bytes
-        marker = _marker(n, digest, "bytes").encode("utf-8")
-        return b"".join((data[:head], marker, data[n - head :]))
+        return cap_bytes(data, self.max_bytes)
 
     def _walk(self, obj: Any, depth: int, path: set[int] | None) -> Any:
         tp = type(obj)
@@ -158,7 +141,38 @@ class ValueTruncator:
             return items
 
 
+def cap_text(text: str, max_chars: int) -> str:
+    """*text* cut to *max_chars* (at least 256): head, marker with length and SHA-256, tail."""
+    n = len(text)
+    if n <= max_chars:
+        return text
+    digest = hashlib.sha256()
+    for i in range(0, n, _HASH_CHUNK):
+        digest.update(text[i : i + _HASH_CHUNK].encode("utf-8", "surrogatepass"))
+    head = (max_chars - _LONGEST_MARKER) // 2
+    marker = _marker(n, digest.hexdigest(), "chars")
+    # One join: no intermediate head+marker copy.
+    return "".join((text[:head], marker, text[n - head :]))
+
+
+def cap_bytes(
+    data: bytes | bytearray | memoryview, max_bytes: int
+) -> bytes | bytearray | memoryview:
+    """*data* cut to *max_bytes* (at least 256) as ``bytes``, like `cap_text`."""
+    n = len(data)
+    if n <= max_bytes:
+        return data
+    digest = hashlib.sha256(memoryview(data)).hexdigest()
+    head = (max_bytes - _LONGEST_MARKER) // 2
+    marker = _marker(n, digest, "bytes").encode("utf-8")
+    return b"".join((data[:head], marker, data[n - head :]))
+
+
 def _marker(length: int, digest: str, unit: str) -> str:
     # ASCII on purpose: "…" would make an ASCII value a 2-byte-per-char str,
     # doubling the memory of every capped value.
     return f"...[truncated {length} {unit}, sha256:{digest}]..."
+
+
+# Room taken by the longest marker: head and tail share the rest of the cap.
+_LONGEST_MARKER: Final = len(_marker(10**18, "0" * 64, "chars"))

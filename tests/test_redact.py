@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from structlog_belog import _pipeline
 from structlog_belog._config import Config
 from structlog_belog._redact import SENSITIVE_KEYS, SecretRedactor
+from structlog_belog._truncate import ValueTruncator
 
 from .strategies import (
     PLACES,
@@ -342,6 +343,7 @@ class TestSecretRedactorConfig:
             ({"extra_patterns": {"k": "x*"}}, "extra_patterns"),
             ({"extra_patterns": {"k": "REDACTED"}}, "extra_patterns"),
             ({"max_depth": 0}, "max_depth"),
+            ({"max_scan_chars": 255}, "max_scan_chars"),
         ],
     )
     def test_bad_values_name_the_argument(self, kwargs: dict[str, Any], culprit: str) -> None:
@@ -356,6 +358,8 @@ class TestSecretRedactorConfig:
             ({"extra_patterns": ["x"]}, "extra_patterns"),
             ({"extra_patterns": {"k": 5}}, "extra_patterns"),
             ({"marker": 5}, "marker"),
+            ({"max_depth": "3"}, "max_depth"),
+            ({"max_scan_chars": 1.5}, "max_scan_chars"),
         ],
     )
     def test_bad_types_name_the_argument(self, kwargs: dict[str, Any], culprit: str) -> None:
@@ -366,6 +370,35 @@ class TestSecretRedactorConfig:
     def test_repr(self) -> None:
         """The repr shows the configuration."""
         assert "SecretRedactor(marker='[REDACTED:{kind}]'" in repr(SecretRedactor())
+
+
+class TestSecretRedactorLongText:
+    def test_long_text_cut_as_the_truncator_cuts(self) -> None:
+        """Text longer than max_scan_chars is cut exactly as ValueTruncator cuts it."""
+        text = "lorem ipsum " * 50_000
+
+        out = redact({"blob": text}, SecretRedactor(max_scan_chars=4096))
+
+        assert ValueTruncator(max_chars=4096).truncate(text) == out["blob"]
+
+    def test_secret_in_kept_tail_redacted(self) -> None:
+        """A secret in the part of a long text that is kept is still redacted."""
+        secret = make_secrets(1, seed=13)[0]
+        text = "x " * 100_000 + secret.text
+
+        out = redact({"blob": text}, SecretRedactor(max_scan_chars=4096))
+
+        assert secret.needle not in out["blob"]
+        assert len(out["blob"]) <= 4096
+
+    def test_huge_bytes_cut_before_decoding(self) -> None:
+        """Huge bytes are cut (as bytes) before they are decoded and scanned."""
+        data = b"\x00\xff" * 100_000
+
+        out = redact({"body": data})["body"]
+
+        assert bytes is type(out)
+        assert len(out) <= 131_072
 
 
 class TestSecretRedactorInPipeline:

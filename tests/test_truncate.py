@@ -9,6 +9,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,33 @@ class TestValueTruncator:
 
         assert (131_072, 131_072) == (truncator.max_chars, truncator.max_bytes)
         assert "ValueTruncator(max_chars=131072, max_bytes=131072)" == repr(truncator)
+
+
+_CHAIN = """
+import resource, sys
+from structlog_belog.processors import SecretRedactor, ValueTruncator, render_jsonl
+
+redactor, truncator = SecretRedactor(), ValueTruncator()
+render_jsonl(None, "info", truncator(None, "info", redactor(None, "info", {"warm": "up"})))
+text = "a" * (100 * 1024 * 1024)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+line = render_jsonl(None, "info", truncator(None, "info", redactor(None, "info", {"v": text})))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+assert b"truncated 104857600 chars" in line, line[:200]
+print((after - before) * 1024)
+"""
+
+
+class TestValueTruncatorInChain:
+    def test_100_mb_value_peak_rss(self, subprocess_env: dict[str, str]) -> None:
+        """A 100 MB value through redactor, truncator and renderer: peak RSS grows < 3x the cap."""
+        done = subprocess.run(
+            [sys.executable, "-c", _CHAIN],
+            env=subprocess_env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+
+        assert int(done.stdout) < 3 * 131_072, done.stdout
