@@ -361,7 +361,7 @@ class SecretRedactor:
     # -- the processor -------------------------------------------------------
 
     # One frame for the whole record: the hot path pays no call per field.
-    def __call__(self, _: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0912
+    def __call__(self, _: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         clean = self._clean
         verdicts = self._key_cache
         renamed: list[tuple[str, str]] | None = None

@@ -121,7 +121,7 @@ def _render_safely(event_dict: Any) -> bytes:
     return line
 
 
-def _sanitize(obj: Any, depth: int, path: set[int]) -> Any:  # noqa: PLR0911, PLR0912
+def _sanitize(obj: Any, depth: int, path: set[int]) -> Any:  # noqa: PLR0911
     """A JSON-safe copy of *obj*: what orjson accepts without a hook."""
     tp = type(obj)
     if tp is str:

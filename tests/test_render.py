@@ -1,6 +1,4 @@
 """render_jsonl: one valid JSON line for any record, and orjson's speed for plain ones."""
-# STYLE rule 12: asserts read `expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
@@ -17,6 +15,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from structlog_belog._render import render_jsonl
 
 from .strategies import hostile_values, json_values

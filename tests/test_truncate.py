@@ -1,6 +1,4 @@
 """ValueTruncator: head and tail kept, length and SHA-256 stated, memory bounded."""
-# STYLE rule 12: asserts read `expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
@@ -17,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from structlog_belog._truncate import ValueTruncator
 
 _MARKER = re.compile(r"\.\.\.\[truncated (\d+) (chars|bytes), sha256:([0-9a-f]{64})\]\.\.\.")
