@@ -85,7 +85,7 @@ def _llm_call(i: int) -> dict[str, Any]:
 
 
 def _structlog_chain() -> Processor:
-    procs = [
+    procs: list[Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.JSONRenderer(serializer=orjson.dumps),
