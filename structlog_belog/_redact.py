@@ -5,14 +5,17 @@ Two rules, applied to the whole record (nested dicts, lists, tuples and sets too
 * **Keys.** The value of a sensitive key (``password``, ``api_key``,
   ``authorization``, ``db_password``, ``X-Api-Key``, ``accessToken`` …) is
   replaced whole, whatever its type (``None`` stays ``None``).
-* **Values.** Every string is scanned once with one combined regular
-  expression for secrets that look like secrets wherever they stand: API keys,
-  bearer and basic credentials, JWTs, AWS keys, PEM private keys, passwords in
-  URLs and ``password=…`` style assignments.
+* **Values.** Every string is scanned for secrets that look like secrets
+  wherever they stand: API keys, bearer and basic credentials, JWTs, AWS keys,
+  PEM private keys, passwords in URLs, and ``password=…`` style assignments.
 
 The hot path is the per-record walk, so it looks things up once: key verdicts
 are cached, short strings that were found clean (event names, logger names)
-are remembered in a bounded set, and non-string scalars are never scanned.
+are remembered in a bounded set (clean ones only: no secret is kept), and
+non-string scalars are never scanned. A string costs one combined regex for
+the secret shapes, anchored on characters rare in prose; the
+case-insensitive ``name=value`` rules, which the regex engine cannot skip
+through quickly, run only on strings that contain one of their stems.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any, Final
 
-from ._truncate import cap_bytes, cap_text
+from ._truncate import cap_bytes, cap_text, rebuilt_like
 
 __all__ = ["DEFAULT_MARKER", "SENSITIVE_KEYS", "SecretRedactor"]
 
@@ -274,7 +277,7 @@ class SecretRedactor:
     be walked cannot be vouched for.
 
     Place it after `structlog.processors.format_exc_info` (the core does) so
-    the traceback text is scanned; ``exc_info`` objects are left alone.
+    the traceback text is scanned.
 
     Args:
         extra_keys: More sensitive key names (same matching rules as
@@ -594,16 +597,7 @@ class SecretRedactor:
                 if items is None:
                     items = list(obj)
                 items[i] = new
-        if items is None:
-            return obj
-        if isinstance(obj, list):
-            return items
-        if isinstance(obj, tuple):
-            return tuple(items)
-        try:
-            return type(obj)(items)
-        except Exception:  # noqa: BLE001 - unhashable replacements, odd subclasses
-            return items
+        return obj if items is None else rebuilt_like(obj, items)
 
     def _redact_bytes(self, obj: bytes | bytearray | memoryview) -> Any:
         # The renderer writes bytes as UTF-8 text, so scan that same text.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final
 
-__all__ = ["ValueTruncator", "cap_bytes", "cap_text"]
+__all__ = ["ValueTruncator", "cap_bytes", "cap_text", "rebuilt_like"]
 
 # A tuple, not an X | Y union: isinstance with a union is several times slower.
 _CONTAINERS: Final = (dict, list, tuple, set, frozenset)
@@ -140,16 +140,7 @@ class ValueTruncator:
                 if items is None:
                     items = list(obj)
                 items[i] = new
-        if items is None:
-            return obj
-        if isinstance(obj, list):
-            return items
-        if isinstance(obj, tuple):
-            return tuple(items)
-        try:
-            return type(obj)(items)
-        except Exception:  # noqa: BLE001 - odd set subclasses
-            return items
+        return obj if items is None else rebuilt_like(obj, items)
 
 
 def cap_text(text: str, max_chars: int) -> str:
@@ -177,6 +168,18 @@ def cap_bytes(
     head = (max_bytes - _LONGEST_MARKER) // 2
     marker = _marker(n, digest, "bytes").encode("utf-8")
     return b"".join((data[:head], marker, data[n - head :]))
+
+
+def rebuilt_like(original: Any, items: list[Any]) -> Any:
+    """*items* as a container of *original*'s kind: list, tuple, or set (else a list)."""
+    if isinstance(original, list):
+        return items
+    if isinstance(original, tuple):
+        return tuple(items)
+    try:
+        return type(original)(items)
+    except Exception:  # noqa: BLE001 - unhashable replacements in a set, odd subclasses
+        return items
 
 
 def _marker(length: int, digest: str, unit: str) -> str:
