@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import openai
+
 import structlog_belog as belog
 from structlog_belog._fake_llm import FAKE_BASE_URL, FakeLLM
 
