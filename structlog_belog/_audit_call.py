@@ -183,8 +183,6 @@ class Call:
                 if self.first_token is None
                 else round((self.first_token - self.started) * 1000, 3)
             )
-        if response is not None and response.get("model"):
-            record["response_model"] = response["model"]
         return record
 
     def _publish(self, record: dict[str, Any], level: str) -> None:

@@ -291,3 +291,40 @@ class TestAuditedAsyncStream:
         [record] = prompts(asyncio.run(main()))
         assert "ok" == record["status"]
         assert record["usage"]["total_tokens"] > 0
+
+    def test_async_stream_dropped_in_the_loop(self, belog_config: Config) -> None:
+        """An async stream broken out of and dropped is recorded once, as incomplete."""
+
+        async def main() -> belog.Run:
+            client = belog.instrument_openai(fake_openai_client(async_=True, output_tokens=30))
+            async with belog.session("async-drop") as run:
+                stream = await client.chat.completions.create(
+                    model="gpt-4o-mini", messages=MESSAGES, stream=True
+                )
+                async for _ in stream:
+                    break
+                del stream
+                gc.collect()
+                await asyncio.sleep(0)
+            return run
+
+        assert ["incomplete"] == [r["status"] for r in prompts(asyncio.run(main()))]
+
+    def test_cancelled_call_is_incomplete(self, belog_config: Config) -> None:
+        """A call cancelled while waiting for the server is recorded as incomplete."""
+
+        async def main() -> belog.Run:
+            client = belog.instrument_openai(fake_openai_client(async_=True, latency=5.0))
+            async with belog.session("cancelled") as run:
+                task = asyncio.create_task(
+                    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                )
+                await asyncio.sleep(0.05)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            return run
+
+        [record] = prompts(asyncio.run(main()))
+        assert "incomplete" == record["status"]
+        assert "CancelledError" == record["error"]["type"]
