@@ -9,7 +9,8 @@ inside the same configured session writing real files; the only difference is
 ``instrument_openai`` on the audited client (which writes one llm_call record
 per call to prompts.jsonl plus a reference line, and for streams asks for and
 hides the usage chunk). Rounds alternate bare/audited; the best round of each
-is kept (the least disturbed by the rest of the machine).
+is kept (the least disturbed by the rest of the machine). Times are this
+process's CPU time, so time spent descheduled on a busy machine does not count.
 Targets: non-streamed ≤ 1.05, 200-chunk stream ≤ 1.10.
 """
 
@@ -80,10 +81,10 @@ def _client(transport: httpx.BaseTransport) -> openai.OpenAI:
 
 def _time(fn: Callable[[], None], calls: int) -> float:
     gc.collect()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - t0) / calls * 1e6
+    return (time.process_time() - t0) / calls * 1e6
 
 
 def measure(calls: int, rounds: int) -> dict[str, tuple[float, float]]:

@@ -9,6 +9,7 @@ record, later ones do nothing.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, Final
 
-from . import _context
+from . import _context, _pipeline
 from ._audit_record import (
     describe_error,
     scrub_request,
@@ -64,8 +65,6 @@ def last_outside_session() -> Mapping[str, Any] | None:
 
 
 def _emit(record: dict[str, Any], level: str) -> None:
-    from . import _pipeline
-
     _pipeline.emit("llm_call", level=level, logger=_LOGGER, **record)
 
 
@@ -73,8 +72,22 @@ def _emit(record: dict[str, Any], level: str) -> None:
 sink: Callable[[dict[str, Any], str], None] = _emit
 
 
-def _new_call_id() -> str:
-    return "llm_" + os.urandom(10).hex()
+class _CallIds:
+    """Unique call IDs without a system call each: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = "llm_" + os.urandom(6).hex()
+        self.counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):08x}"
+
+
+_new_call_id = _CallIds()
 
 
 class Call:
