@@ -349,7 +349,8 @@ class AuditedAsyncStream(_stream_base(async_=True)):  # type: ignore[misc]
                 await self._drain()
             await self._iterator.aclose()
         finally:
-            close = getattr(self._inner, "close", None)
+            # The SDK's AsyncStream has close(); a plain async generator has aclose().
+            close = getattr(self._inner, "close", None) or getattr(self._inner, "aclose", None)
             if close is not None:
                 await close()
             self._aggregator.finish("incomplete")

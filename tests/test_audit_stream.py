@@ -328,3 +328,31 @@ class TestAuditedAsyncStream:
         [record] = prompts(asyncio.run(main()))
         assert "incomplete" == record["status"]
         assert "CancelledError" == record["error"]["type"]
+
+    def test_async_generator_from_a_wrapper(self, belog_config: Config) -> None:
+        """A wrapper yielding chunks from an async generator is audited and closed cleanly."""
+        source = fake_openai_client(async_=True)
+        closed: list[bool] = []
+
+        async def chunks(**kwargs: Any) -> Any:
+            try:
+                async for chunk in await source.chat.completions.create(**kwargs):
+                    yield chunk
+            finally:
+                closed.append(True)
+
+        @belog.audit_llm(api="chat.completions")
+        def call_llm(**kwargs: Any) -> Any:
+            return chunks(**kwargs)
+
+        async def main() -> belog.Run:
+            async with belog.session("async-generator") as run:
+                stream = call_llm(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+                await stream.__anext__()
+                assert stream.response is None
+                await stream.close()
+            return run
+
+        [record] = prompts(asyncio.run(main()))
+        assert [True] == closed
+        assert "incomplete" == record["status"]
