@@ -1,0 +1,321 @@
+"""Read what belog wrote: session folders, log files and packages.
+
+Everything streams. Compressed members are decompressed in small steps with
+a cap on every line, so a zstd bomb or a runaway line ends in a clear
+`DecompressionLimitError` instead of an out-of-memory kill, and a truncated
+frame ends in a `CorruptDataError` instead of silently missing records.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import zstandard
+
+from .exceptions import CorruptDataError, DecompressionLimitError, PackageError
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "Package",
+    "iter_lines",
+    "iter_records",
+    "read_package",
+    "session_files",
+]
+
+#: The longest line a reader accepts (records are capped far below this).
+MAX_LINE_BYTES: Final = 64 * 1024 * 1024
+#: The most decompressed bytes one member may expand to by default.
+MAX_OUTPUT_BYTES: Final = 64 * 1024 * 1024 * 1024
+
+# zstd can expand one input byte to at most ~32 KiB (an RLE block), so feeding
+# 1 KiB at a time bounds the output of one step to ~32 MiB whatever the input.
+_ZSTD_STEP: Final = 1024
+_READ_SIZE: Final = 256 * 1024
+_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+_SHARD: Final = re.compile(r"^(processing|prompts|belog)(?:\.(\d+))?\.jsonl$")
+_PACKAGE_MEMBERS: Final = {
+    "processing": "processing.jsonl",
+    "prompts": "prompts_audit.jsonl",
+    "belog": "belog.jsonl",
+}
+
+
+def _zstd_chunks(path: Path, max_output: int) -> Iterator[bytes]:
+    """Decompressed chunks of the (possibly multi-frame) zstd file *path*."""
+    dctx = zstandard.ZstdDecompressor()
+    dobj = dctx.decompressobj()
+    started = False  # inside a frame that has not ended yet
+    total = 0
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(_READ_SIZE)
+            if not block:
+                break
+            view = memoryview(block)
+            for i in range(0, len(view), _ZSTD_STEP):
+                data = view[i : i + _ZSTD_STEP]
+                while data:
+                    try:
+                        out = dobj.decompress(data)
+                    except zstandard.ZstdError as exc:
+                        msg = f"{path}: not valid zstd data ({exc})"
+                        raise CorruptDataError(msg, path) from exc
+                    started = True
+                    data = b""
+                    if dobj.eof:
+                        data = dobj.unused_data
+                        dobj = dctx.decompressobj()
+                        started = False
+                    if out:
+                        total += len(out)
+                        if total > max_output:
+                            msg = (
+                                f"{path}: decompresses to more than {max_output} bytes; "
+                                "refusing to continue (a zstd bomb?)"
+                            )
+                            raise DecompressionLimitError(msg, path, max_output)
+                        yield out
+    if started:
+        msg = f"{path}: truncated zstd frame (the file ends inside a frame)"
+        raise CorruptDataError(msg, path)
+
+
+def _plain_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while block := fh.read(_READ_SIZE):
+            yield block
+
+
+def _is_zstd(path: Path) -> bool:
+    if path.name.endswith(".zst"):
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(4) == _ZSTD_MAGIC
+
+
+def iter_lines(
+    path: Path | str,
+    *,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    max_output_bytes: int = MAX_OUTPUT_BYTES,
+) -> Iterator[bytes]:
+    """Yield the lines of a JSONL file, plain or zstd, without their newline.
+
+    Blank lines are skipped. A final line without a newline is yielded too.
+
+    Raises:
+        DecompressionLimitError: A line is longer than *max_line_bytes*, or the
+            file decompresses to more than *max_output_bytes*.
+        CorruptDataError: The zstd data is invalid or its last frame is cut off.
+    """
+    path = Path(path)
+    chunks = _zstd_chunks(path, max_output_bytes) if _is_zstd(path) else _plain_chunks(path)
+    pending = bytearray()
+    for chunk in chunks:
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            pending += chunk
+            if len(pending) > max_line_bytes:
+                _line_too_long(path, max_line_bytes)
+            continue
+        first = chunk.find(b"\n")
+        if pending:
+            pending += chunk[:first]
+            if len(pending) > max_line_bytes:
+                _line_too_long(path, max_line_bytes)
+            yield bytes(pending)
+            pending.clear()
+        else:
+            line = chunk[:first]
+            if line:
+                yield line
+        if last > first:
+            for line in chunk[first + 1 : last].split(b"\n"):
+                if len(line) > max_line_bytes:
+                    _line_too_long(path, max_line_bytes)
+                if line:
+                    yield line
+        pending += chunk[last + 1 :]
+        if len(pending) > max_line_bytes:
+            _line_too_long(path, max_line_bytes)
+    if pending.strip():
+        yield bytes(pending)
+
+
+def _line_too_long(path: Path, limit: int) -> None:
+    msg = f"{path}: a line is longer than {limit} bytes; refusing to continue"
+    raise DecompressionLimitError(msg, path, limit)
+
+
+def parse_lines(
+    lines: Iterable[bytes], on_corrupt: Callable[[int, bytes], None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Parse JSON lines into records; hand unparseable lines to *on_corrupt*.
+
+    Without *on_corrupt* a damaged line raises `CorruptDataError`.
+    """
+    loads = orjson.loads
+    for number, line in enumerate(lines, 1):
+        try:
+            record = loads(line)
+        except orjson.JSONDecodeError:
+            record = None
+        if type(record) is dict:
+            yield record
+        elif on_corrupt is None:
+            msg = f"line {number} is not a JSON object: {line[:80]!r}"
+            raise CorruptDataError(msg)
+        else:
+            on_corrupt(number, line)
+
+
+def session_files(directory: Path | str, stream: str = "processing") -> list[Path]:
+    """The files of *stream* in a session folder: the session's own first, then shards by pid."""
+    if stream not in _PACKAGE_MEMBERS:
+        msg = f"stream must be one of {sorted(_PACKAGE_MEMBERS)}, got {stream!r}"
+        raise ValueError(msg)
+    found: list[tuple[int, Path]] = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            m = _SHARD.match(entry.name)
+            if m and m.group(1) == stream and entry.is_file(follow_symlinks=False):
+                found.append((-1 if m.group(2) is None else int(m.group(2)), Path(entry.path)))
+    return [p for _, p in sorted(found)]
+
+
+def _timestamp(record: dict[str, Any]) -> str:
+    ts = record.get("timestamp")
+    return ts if type(ts) is str else ""
+
+
+def merge_by_time(sources: list[Iterator[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """k-way merge of record iterators that are each in time order."""
+    if len(sources) == 1:
+        return sources[0]
+    return heapq.merge(*sources, key=_timestamp)
+
+
+def iter_records(
+    source: Path | str,
+    stream: str = "processing",
+    *,
+    skip_corrupt: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Yield the records of a session folder, a package or one JSONL file, in time order.
+
+    *source* may be a session folder (``logs/sessions/<id>``: shards are merged
+    by timestamp), a package folder (its ``logs/`` members are read, decompressing
+    as needed) or a single ``.jsonl``/``.jsonl.zst`` file. *stream* picks
+    ``"processing"``, ``"prompts"`` or ``"belog"`` for folders.
+
+    Raises:
+        CorruptDataError: A line is not a JSON object (unless *skip_corrupt*),
+            or compressed data is damaged.
+        DecompressionLimitError: A member expands past the reader's caps.
+        PackageError: *source* is neither a file, a session nor a package.
+    """
+    path = Path(source)
+
+    def skip(_: int, __: bytes) -> None:
+        return None
+
+    on_corrupt = skip if skip_corrupt else None
+    if path.is_file():
+        yield from parse_lines(iter_lines(path), on_corrupt)
+        return
+    if (path / "logs").is_dir():
+        member = _package_member(path, stream)
+        if member is not None:
+            yield from parse_lines(iter_lines(member), on_corrupt)
+        return
+    if path.is_dir():
+        files = session_files(path, stream)
+        yield from merge_by_time([parse_lines(iter_lines(f), on_corrupt) for f in files])
+        return
+    msg = f"not a session folder, package or log file: {str(path)!r}"
+    raise PackageError(msg, path)
+
+
+def _package_member(package: Path, stream: str) -> Path | None:
+    if stream not in _PACKAGE_MEMBERS:
+        msg = f"stream must be one of {sorted(_PACKAGE_MEMBERS)}, got {stream!r}"
+        raise ValueError(msg)
+    base = package / "logs" / _PACKAGE_MEMBERS[stream]
+    for candidate in (base.with_name(base.name + ".zst"), base):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """An execution package on disk, as returned by `read_package`.
+
+    Attributes:
+        path: The package folder.
+        metadata: The parsed ``logs/metadata.json``.
+        summary: The text of ``logs/execution_summary.md``.
+    """
+
+    path: Path
+    metadata: dict[str, Any] = field(repr=False)
+    summary: str = field(repr=False)
+
+    @property
+    def session_id(self) -> str | None:
+        """The ID of the packaged session."""
+        sid = self.metadata.get("session_id")
+        return sid if isinstance(sid, str) else None
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record of the session (``processing.jsonl``), in time order."""
+        return iter_records(self.path, "processing")
+
+    def llm_calls(self) -> Iterator[dict[str, Any]]:
+        """Every audited LLM call (``prompts_audit.jsonl``), each with its outputs."""
+        return iter_records(self.path, "prompts")
+
+    def belog_records(self) -> Iterator[dict[str, Any]]:
+        """The BELog records of the run (``belog.jsonl``)."""
+        return iter_records(self.path, "belog")
+
+    def __repr__(self) -> str:
+        return f"Package(path={str(self.path)!r}, session_id={self.session_id!r})"
+
+
+def read_package(path: Path | str) -> Package:
+    """Open the execution package at *path* (the folder holding ``logs/``).
+
+    Metadata and summary are read at once; records are read lazily, streaming,
+    through `Package.records`, `Package.llm_calls` and `Package.belog_records`.
+
+    Raises:
+        PackageError: *path* is not a package (no ``logs/metadata.json``) or its
+            metadata is not a JSON object.
+    """
+    root = Path(path)
+    meta_path = root / "logs" / "metadata.json"
+    try:
+        raw = meta_path.read_bytes()
+    except FileNotFoundError as exc:
+        msg = f"not a package (no logs/metadata.json): {str(root)!r}"
+        raise PackageError(msg, root) from exc
+    try:
+        metadata = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        msg = f"{meta_path}: metadata.json is not valid JSON ({exc})"
+        raise CorruptDataError(msg, meta_path) from exc
+    if not isinstance(metadata, dict):
+        msg = f"{meta_path}: metadata.json must hold a JSON object"
+        raise CorruptDataError(msg, meta_path)
+    summary_path = root / "logs" / "execution_summary.md"
+    summary = summary_path.read_text("utf-8") if summary_path.is_file() else ""
+    return Package(path=root, metadata=metadata, summary=summary)
