@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "BelogError",
     "CorruptDataError",
     "DecompressionLimitError",
     "PackageError",
@@ -12,7 +13,11 @@ __all__ = [
 ]
 
 
-class PackageError(OSError):
+class BelogError(Exception):
+    """Base class of structlog-belog's own errors."""
+
+
+class PackageError(BelogError, OSError):
     """A package could not be built or read; *path* names the culprit."""
 
     def __init__(self, message: str, path: Path | str | None = None) -> None:
