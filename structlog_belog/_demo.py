@@ -33,13 +33,14 @@ Wealth is having assets that earn while you sleep. Money is how we transfer time
 If you secretly despise wealth, it will elude you.
 
 ## Play iterated games
-All the returns in life, whether in wealth, relationships, or knowledge, come from compound interest.
+All the returns in life, in wealth, relationships or knowledge, come from compound interest.
 
 ## Learn to sell, learn to build
 If you can do both, you will be unstoppable.
 """
 _LEVELS: Final = ("beginner", "intermediate", "advanced")
 _MODEL: Final = "gpt-4o-mini"
+_JSON: Final = {"type": "json_object"}
 
 
 def _client(live: bool) -> Any:
@@ -48,27 +49,41 @@ def _client(live: bool) -> Any:
             msg = "belog demo --live needs OPENAI_API_KEY in the environment"
             raise ValueError(msg)
         try:
-            import openai  # noqa: PLC0415 - optional dependency
+            import openai
         except ImportError as exc:
             msg = "belog demo requires openai: pip install 'structlog-belog[openai]'"
             raise ModuleNotFoundError(msg, name="openai") from exc
         return openai.OpenAI()
-    from ._fake_llm import FakeLLM, fake_openai_client  # noqa: PLC0415 - needs httpx/openai
+    from ._fake_llm import FakeLLM, fake_openai_client
 
     # The first request is refused with 429: the SDK retries it, the audit records both.
     return fake_openai_client(transport=FakeLLM(fail_first=1, fail_status=429, latency=0.02))
 
 
 def _instrument(client: Any) -> Any:
-    from ._audit import instrument_openai  # noqa: PLC0415 - imports the audit on use
+    from ._audit import instrument_openai
 
     return instrument_openai(client)
 
 
+class _NoTask:
+    """Stands in for a BELog task while `_belog` is a placeholder."""
+
+    def suggest(self, _: str) -> None:
+        return None
+
+
 @contextlib.contextmanager
-def _task(run: Any, name: str, **fields: Any) -> Iterator[Any]:
-    with run.task(name, **fields) as task:
-        yield task
+def _task(name: str, **fields: Any) -> Iterator[Any]:
+    from ._belog import task
+
+    try:
+        cm = task(name, **fields)
+    except NotImplementedError:  # the BELog issue has not landed in this checkout
+        yield _NoTask()
+        return
+    with cm as observer:
+        yield observer
 
 
 def _sections(text: str) -> list[dict[str, str]]:
@@ -86,22 +101,29 @@ def _prompt(level: str, sections: list[dict[str, str]]) -> list[dict[str, str]]:
             "role": "system",
             "content": "You write supertasks: one JSON object with title, steps and reflection.",
         },
-        {"role": "user", "content": f"Write a {level} supertask from these ideas:\n{ideas}"},
+        {
+            "role": "user",
+            "content": f"Write a supertask for the {level} level from these ideas:\n{ideas}",
+        },
     ]
 
 
 def _generate(client: Any, level: str, sections: list[dict[str, str]], stream: bool) -> str:
     messages = _prompt(level, sections)
     if not stream:
-        reply = client.chat.completions.create(model=_MODEL, messages=messages, temperature=0.7)
+        reply = client.chat.completions.create(
+            model=_MODEL, messages=messages, temperature=0.7, response_format=_JSON
+        )
         return str(reply.choices[0].message.content or "")
     chunks = client.chat.completions.create(
-        model=_MODEL, messages=messages, stream=True, stream_options={"include_usage": True}
+        model=_MODEL,
+        messages=messages,
+        response_format=_JSON,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     with contextlib.closing(chunks):
-        return "".join(
-            chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices
-        )
+        return "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
 
 
 def run_demo(out: Path | str, *, live: bool = False) -> Path:
@@ -112,7 +134,7 @@ def run_demo(out: Path | str, *, live: bool = False) -> Path:
         ValueError: *live* without ``OPENAI_API_KEY``.
         RuntimeError: The run produced no package.
     """
-    import structlog_belog as belog  # noqa: PLC0415 - the public API, as a user would
+    import structlog_belog as belog
 
     out = Path(out)
     work = out / "work"
@@ -148,7 +170,7 @@ def run_demo(out: Path | str, *, live: bool = False) -> Path:
             valid = 0
             for number, level in enumerate(_LEVELS):
                 with _task(
-                    run, f"Generate {level} supertask", expected_outcome="valid supertask JSON"
+                    f"Generate {level} supertask", expected_outcome="valid supertask JSON"
                 ) as task:
                     text = _generate(client, level, sections, stream=number == 1)
                     path = work / "03_output" / f"{level}.json"

@@ -17,15 +17,15 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 import orjson
 import zstandard
 
 from ._reader import session_files
-from ._report import SessionReport, output_file_sizes, scan_session
+from ._report import SessionReport, scan_session
 from ._slug import package_name, place_package, prepare_root
 from ._summary import render_summary
 from .exceptions import PackageError, SessionNotFoundError
@@ -82,7 +82,7 @@ class _StreamWriter:
         self._zw: Any = None
         if level is not None:
             cctx = zstandard.ZstdCompressor(level=level, threads=-1)
-            self._zw = cctx.stream_writer(self.file, closefd=False)
+            self._zw = cctx.stream_writer(cast("IO[bytes]", self.file), closefd=False)
         self._write = self.file.write if self._zw is None else self._zw.write
 
     def write_lines(self, lines: list[bytes]) -> None:
@@ -153,6 +153,19 @@ def _copy_contents(report: SessionReport, root: Path) -> list[str]:
             shutil.copy2(src, dst, follow_symlinks=False)
         item["copied_to"] = dst.relative_to(root).as_posix()
     return missing
+
+
+def output_file_sizes(outputs: dict[str, list[str]]) -> dict[str, int]:
+    """Sizes of the output files that exist now (relative to the working folder)."""
+    sizes = {}
+    for path in outputs:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if not os.path.isdir(path):
+            sizes[path] = st.st_size
+    return sizes
 
 
 def _sha256_file(path: Path) -> str:
@@ -303,12 +316,10 @@ def _build(
         )
     metadata = report.to_metadata()
     metadata["package"] = {
-        "created_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "compression": None if opts.level is None else {"format": "zstd", "level": opts.level},
         "records": {stream: w.lines for stream, w in writers.items()},
-        "source_files": sorted(
-            p.name for s in _STREAM_FILES for p in session_files(directory, s)
-        ),
+        "source_files": sorted(p.name for s in _STREAM_FILES for p in session_files(directory, s)),
     }
     meta_bytes = orjson.dumps(metadata, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     digests["metadata.json"] = _write_file(logs / "metadata.json", meta_bytes)
@@ -346,7 +357,7 @@ def packaged_at(directory: Path) -> Path | None:
 def default_dirs() -> tuple[Path, Path, Any]:
     """``(log_dir, package_dir, config or None)`` from `configure()` or the environment."""
     try:
-        from ._config import get_config  # noqa: PLC0415 - the core may not be configured
+        from ._config import get_config
     except ImportError:  # pragma: no cover - the core ships _config
         config = None
     else:
@@ -422,6 +433,8 @@ def finalize_run(run: Run) -> Path | None:
     ``package=True``. Never raises: a failure is reported once on stderr and
     the session's files stay as they are, ready for ``belog package``.
     """
+    if run.directory is None:  # never started: nothing to package
+        return None
     try:
         _, default_package_dir, config = default_dirs()
         package_dir = getattr(run, "package_dir", None) or default_package_dir

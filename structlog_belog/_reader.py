@@ -13,8 +13,9 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import orjson
 import zstandard
@@ -26,6 +27,7 @@ __all__ = [
     "Package",
     "iter_lines",
     "iter_records",
+    "merged_lines",
     "read_package",
     "session_files",
 ]
@@ -61,7 +63,7 @@ def _zstd_chunks(path: Path, max_output: int) -> Iterator[bytes]:
                 break
             view = memoryview(block)
             for i in range(0, len(view), _ZSTD_STEP):
-                data = view[i : i + _ZSTD_STEP]
+                data: bytes | memoryview = view[i : i + _ZSTD_STEP]
                 while data:
                     try:
                         out = dobj.decompress(data)
@@ -189,6 +191,59 @@ def session_files(directory: Path | str, stream: str = "processing") -> list[Pat
             if m and m.group(1) == stream and entry.is_file(follow_symlinks=False):
                 found.append((-1 if m.group(2) is None else int(m.group(2)), Path(entry.path)))
     return [p for _, p in sorted(found)]
+
+
+def _session_lines(
+    path: Path, on_corrupt: Callable[[str, int], None]
+) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+    """(timestamp, line ending in a newline, record) for each good line of a session file.
+
+    Unreadable lines (not JSON, not an object, longer than `MAX_LINE_BYTES`)
+    are reported to *on_corrupt* with the file name and line number, and skipped.
+    """
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    name = path.name
+    number = 0
+    with open(path, "rb") as fh:
+        readline = fh.readline
+        while line := readline(MAX_LINE_BYTES):
+            number += 1
+            if line[-1:] != b"\n":
+                if len(line) >= MAX_LINE_BYTES:
+                    _skip_rest_of_line(fh)
+                    on_corrupt(name, number)
+                    continue
+                line += b"\n"  # the last line of a file still being written
+            try:
+                rec = loads(line)
+            except decode_error:
+                if line.strip():
+                    on_corrupt(name, number)
+                continue
+            if type(rec) is not dict:
+                on_corrupt(name, number)
+                continue
+            ts = rec.get("timestamp")
+            yield (ts if type(ts) is str else "", line, rec)
+
+
+def _skip_rest_of_line(fh: IO[bytes]) -> None:
+    while chunk := fh.readline(MAX_LINE_BYTES):
+        if chunk[-1:] == b"\n":
+            return
+
+
+def merged_lines(
+    files: list[Path], on_corrupt: Callable[[str, int], None]
+) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+    """`(timestamp, line, record)` of several session files, k-way merged by timestamp.
+
+    Each file is in time order (one process appends it); ties keep file order.
+    """
+    if len(files) == 1:
+        return _session_lines(files[0], on_corrupt)
+    return heapq.merge(*(_session_lines(f, on_corrupt) for f in files), key=itemgetter(0))
 
 
 def _timestamp(record: dict[str, Any]) -> str:

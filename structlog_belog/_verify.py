@@ -63,8 +63,8 @@ def load_schema(name: str) -> dict[str, Any]:
 @functools.cache
 def _validators() -> dict[str, Any]:
     try:
-        import jsonschema  # noqa: PLC0415 - optional: only verification needs it
-        from referencing import Registry, Resource  # noqa: PLC0415
+        import jsonschema  # type: ignore[import-untyped]
+        from referencing import Registry, Resource
     except ImportError as exc:
         msg = "validating against the schemas requires jsonschema: pip install jsonschema"
         raise ModuleNotFoundError(msg, name="jsonschema") from exc
@@ -86,8 +86,10 @@ def record_problems(record: dict[str, Any], *, reference: bool = False) -> list[
     records are checked as the short reference lines ``processing.jsonl`` holds.
     """
     kind = record.get("kind")
-    if not isinstance(kind, str) or kind not in KINDS or (
-        reference and kind in ("llm_call", "belog")
+    if (
+        not isinstance(kind, str)
+        or kind not in KINDS
+        or (reference and kind in ("llm_call", "belog"))
     ):
         kind = "record"
     return [

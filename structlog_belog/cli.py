@@ -72,9 +72,15 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"Sessions in {escape(str(args.log_dir))}")
     for name, justify in (
-        ("Session", "left"), ("Title", "left"), ("Status", "left"), ("Started (UTC)", "left"),
-        ("Duration", "right"), ("Records", "right"), ("Calls", "right"), ("Tokens", "right"),
-    ):  # fmt: skip
+        ("Session", "left"),
+        ("Title", "left"),
+        ("Status", "left"),
+        ("Started (UTC)", "left"),
+        ("Duration", "right"),
+        ("Records", "right"),
+        ("Calls", "right"),
+        ("Tokens", "right"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for i in infos:
         duration = "—" if i.duration_seconds is None else f"{i.duration_seconds:.2f} s"
@@ -96,7 +102,7 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def _records(source: Path, stream: str) -> Iterator[dict[str, Any]]:
-    from ._reader import iter_records  # noqa: PLC0415 - keeps `belog --help` light
+    from ._reader import iter_records
 
     return iter_records(source, stream, skip_corrupt=True)
 
@@ -234,23 +240,21 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     elif args.raw or not sys.stdout.isatty():
         sys.stdout.write(text)
     else:
-        from rich.markdown import Markdown  # noqa: PLC0415 - only for terminals
+        from rich.markdown import Markdown
 
         _out().print(Markdown(text))
     return 0
 
 
 def _template() -> Path | None:
-    from ._config import get_config  # noqa: PLC0415
+    from ._config import get_config
 
     config = get_config()
     return None if config is None else config.summary_template
 
 
-def _package_one(
-    directory: Path, args: argparse.Namespace, title: str | None = None
-) -> Path:
-    compress: bool | int = False if args.no_compress else (args.level or True)
+def _package_one(directory: Path, args: argparse.Namespace, title: str | None = None) -> Path:
+    compress: bool | int = False if args.no_compress else (args.zstd_level or True)
     kwargs: dict[str, Any] = {
         "session_id": directory.name,
         "title": title,
@@ -260,7 +264,7 @@ def _package_one(
     err = _err()
     if not err.is_terminal or getattr(args, "json", False):
         return build_package(directory, args.dest or args.package_dir, **kwargs)
-    from rich.progress import (  # noqa: PLC0415 - only for terminals
+    from rich.progress import (
         BarColumn,
         DownloadColumn,
         Progress,
@@ -327,7 +331,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from ._verify import verify_package  # noqa: PLC0415 - imports jsonschema
+    from ._verify import verify_package
 
     problems = verify_package(args.package, schemas=not args.no_schemas)
     if args.json:
@@ -343,7 +347,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo  # noqa: PLC0415 - imports openai
+    from ._demo import run_demo
 
     out = Path(args.out)
     path = run_demo(out, live=args.live)
@@ -354,7 +358,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     console = _out()
     if not args.quiet:
         if console.is_terminal:
-            from rich.markdown import Markdown  # noqa: PLC0415
+            from rich.markdown import Markdown
 
             console.print(Markdown(pkg.summary))
         else:
@@ -379,21 +383,28 @@ def _positive(text: str) -> int:
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--level", choices=sorted(_LEVELS, key=_LEVELS.__getitem__),
-                   help="only records at this level or above")  # fmt: skip
+    p.add_argument(
+        "--level",
+        choices=sorted(_LEVELS, key=_LEVELS.__getitem__),
+        help="only records at this level or above",
+    )
     p.add_argument("--stage", help="only records of this stage")
     p.add_argument("--kind", help="only records of this kind (llm_call, stage_end, ...)")
     p.add_argument("--logger", help="only records whose logger name starts with this")
     p.add_argument("--grep", help="only records containing this text (case-insensitive)")
-    p.add_argument("--stream", choices=("processing", "prompts", "belog"), default="processing",
-                   help="which file to read (default: processing)")  # fmt: skip
+    p.add_argument(
+        "--stream",
+        choices=("processing", "prompts", "belog"),
+        default="processing",
+        help="which file to read (default: processing)",
+    )
     p.add_argument("--json", action="store_true", help="print records as JSON lines")
 
 
 def _package_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dest", type=Path, help="package folder (default: --package-dir)")
     p.add_argument("--no-compress", action="store_true", help="plain .jsonl instead of zstd")
-    p.add_argument("--level", type=int, help="zstd level (default 3)")
+    p.add_argument("--zstd-level", type=int, help="zstd compression level (default 3)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,18 +413,52 @@ def build_parser() -> argparse.ArgumentParser:
         prog="belog",
         description="Look at, package and verify structlog-belog sessions.",
     )
-    parser.add_argument("--log-dir", type=Path, default=_env_dir("BELOG_DIR", "logs"),
-                        help="log folder (default: $BELOG_DIR or ./logs)")  # fmt: skip
-    parser.add_argument("--package-dir", type=Path,
-                        default=_env_dir("BELOG_PACKAGE_DIR", "packages"),
-                        help="package folder (default: $BELOG_PACKAGE_DIR or ./packages)")  # fmt: skip
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=_env_dir("BELOG_DIR", "logs"),
+        help="log folder (default: $BELOG_DIR or ./logs)",
+    )
+    parser.add_argument(
+        "--package-dir",
+        type=Path,
+        default=_env_dir("BELOG_PACKAGE_DIR", "packages"),
+        help="package folder (default: $BELOG_PACKAGE_DIR or ./packages)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_view_commands(sub)
+    _add_package_commands(sub)
+    _cli_memory.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``belog`` with *argv* (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (BelogError, OSError, ValueError, ModuleNotFoundError) as exc:
+        _err().print(f"[red]belog: error:[/] {escape(str(exc))}")
+        return 1
+    except BrokenPipeError:  # pragma: no cover - `belog show | head`
+        return 0
+
+
+_SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
+
+
+def _add_view_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("sessions", help="list sessions with status, duration, records, calls")
     p.add_argument("--limit", type=_positive, help="only the N most recent")
-    p.add_argument("--idle", type=float, default=300.0,
-                   help="seconds without writes after which an unfinished session whose "
-                   "process cannot be checked counts as crashed (default 300)")  # fmt: skip
+    p.add_argument(
+        "--idle",
+        type=float,
+        default=300.0,
+        help="seconds without writes after which an unfinished session whose "
+        "process cannot be checked counts as crashed (default 300)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_sessions)
 
@@ -432,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(p)
     p.set_defaults(func=_cmd_tail)
 
+
+def _add_package_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("summary", help="print the execution summary of a session or package")
     p.add_argument("target", help="session ID, prefix, folder, or package folder")
     p.add_argument("--raw", action="store_true", help="print Markdown source")
@@ -448,9 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recover", help="package every crashed session")
     p.add_argument("--dry-run", action="store_true", help="list them, package nothing")
     p.add_argument("--again", action="store_true", help="also those already packaged")
-    p.add_argument("--idle", type=float, default=300.0,
-                   help="seconds without writes before an unchecked session counts as "
-                   "crashed (default 300)")  # fmt: skip
+    p.add_argument(
+        "--idle",
+        type=float,
+        default=300.0,
+        help="seconds without writes before an unchecked session counts as crashed (default 300)",
+    )
     _package_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_recover)
@@ -463,27 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run an offline demo pipeline and package it")
     p.add_argument("--out", default="belog-demo", help="folder for logs and packages")
-    p.add_argument("--live", action="store_true",
-                   help="call the real OpenAI API (needs OPENAI_API_KEY)")  # fmt: skip
+    p.add_argument(
+        "--live", action="store_true", help="call the real OpenAI API (needs OPENAI_API_KEY)"
+    )
     p.add_argument("--quiet", action="store_true", help="print only the package path")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_demo)
-
-    _cli_memory.add_commands(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``belog`` with *argv* (default: ``sys.argv[1:]``); return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (BelogError, OSError, ValueError, ModuleNotFoundError) as exc:
-        _err().print(f"[red]belog: error:[/] {escape(str(exc))}")
-        return 1
-    except BrokenPipeError:  # pragma: no cover - `belog show | head`
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
