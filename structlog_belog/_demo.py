@@ -15,6 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Final
 
@@ -54,16 +55,16 @@ def _client(live: bool) -> Any:
             msg = "belog demo requires openai: pip install 'structlog-belog[openai]'"
             raise ModuleNotFoundError(msg, name="openai") from exc
         return openai.OpenAI()
-    from ._fake_llm import FakeLLM, fake_openai_client
-
+    # Looked up by name: the fake model and the audit ship with the audit work
+    # (and need httpx/openai); a checkout without them fails here, clearly.
+    fake = import_module("structlog_belog._fake_llm")
     # The first request is refused with 429: the SDK retries it, the audit records both.
-    return fake_openai_client(transport=FakeLLM(fail_first=1, fail_status=429, latency=0.02))
+    transport = fake.FakeLLM(fail_first=1, fail_status=429, latency=0.02)
+    return fake.fake_openai_client(transport=transport)
 
 
 def _instrument(client: Any) -> Any:
-    from ._audit import instrument_openai
-
-    return instrument_openai(client)
+    return import_module("structlog_belog._audit").instrument_openai(client)
 
 
 class _NoTask:

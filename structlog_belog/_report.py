@@ -209,7 +209,7 @@ class ReportBuilder:
         self.metrics: dict[str, Any] = {}
         self.error_groups: dict[tuple[str, str], _ErrorGroup] = {}
         self.other_errors = 0
-        self.recent_errors: deque[float] = deque(maxlen=_BURST_COUNT)
+        self.recent_errors: deque[tuple[float, str]] = deque(maxlen=_BURST_COUNT)
         self.bursts: list[_Burst] = []
         self.in_burst = False
         self.corrupt: list[str] = []
@@ -288,13 +288,13 @@ class ReportBuilder:
         if t is None:
             return
         recent = self.recent_errors
-        recent.append(t)
-        if len(recent) == _BURST_COUNT and t - recent[0] <= _BURST_WINDOW_S:
+        recent.append((t, ts))
+        if len(recent) == _BURST_COUNT and t - recent[0][0] <= _BURST_WINDOW_S:
             if self.in_burst:
                 self.bursts[-1].end = ts
                 self.bursts[-1].count += 1
             elif len(self.bursts) < _MAX_EXAMPLES:
-                self.bursts.append(_Burst(ts, ts, _BURST_COUNT))
+                self.bursts.append(_Burst(recent[0][1], ts, _BURST_COUNT))
                 self.in_burst = True
         else:
             self.in_burst = False

@@ -42,7 +42,10 @@ _SHOWN_KEYS: Final = frozenset(("timestamp", "level", "logger", "event", "sessio
 
 
 def _out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 200  # piped: do not fold IDs and paths at 80 columns
+    return console
 
 
 def _err() -> Console:
@@ -81,7 +84,7 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
         ("Calls", "right"),
         ("Tokens", "right"),
     ):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, overflow="fold", no_wrap=name == "Session")  # type: ignore[arg-type]
     for i in infos:
         duration = "—" if i.duration_seconds is None else f"{i.duration_seconds:.2f} s"
         table.add_row(
