@@ -45,6 +45,7 @@ _STREAM_FILES: Final = {
     "belog": "belog.jsonl",
 }
 _HASH_CHUNK: Final = 1024 * 1024
+_ZSTD_JOB_SIZE: Final = 1024 * 1024
 
 
 def _open_new(path: Path) -> IO[bytes]:
@@ -73,6 +74,18 @@ class _HashingFile:
         self.fh.close()
 
 
+def _zstd_params(level: int) -> Any:
+    """Multithreaded zstd (one worker per CPU) with 1 MiB jobs.
+
+    zstd's default job size grows with the level's window (8 MiB and more per
+    worker); small jobs keep the input it buffers small and constant, so peak
+    memory does not depend on the size of the session.
+    """
+    return zstandard.ZstdCompressionParameters.from_level(
+        level, threads=-1, job_size=_ZSTD_JOB_SIZE
+    )
+
+
 class _StreamWriter:
     """One package member: plain JSONL or a zstd stream of it."""
 
@@ -81,21 +94,25 @@ class _StreamWriter:
         self.lines = 0
         self._zw: Any = None
         if level is not None:
-            cctx = zstandard.ZstdCompressor(level=level, threads=-1)
+            cctx = zstandard.ZstdCompressor(compression_params=_zstd_params(level))
             self._zw = cctx.stream_writer(cast("IO[bytes]", self.file), closefd=False)
         self._write = self.file.write if self._zw is None else self._zw.write
 
-    def write_lines(self, lines: list[bytes]) -> None:
-        if lines:
-            self._write(b"".join(lines))
-            self.lines += len(lines)
+    def write(self, data: bytes, count: int) -> None:
+        self._write(data)
+        self.lines += count
 
     def close(self) -> str:
+        """Finish the member (end the zstd frame, sync) and return its SHA-256."""
         if self._zw is not None:
             self._zw.flush(zstandard.FLUSH_FRAME)
             self._zw.close()
         self.file.close()
         return self.file.sha.hexdigest()
+
+    def abort(self) -> None:
+        """Close without finishing, after a failure (the folder is removed anyway)."""
+        self.file.fh.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,22 +304,22 @@ def _build(
     }
     done = 0
 
-    def sink(stream: str, lines: list[bytes]) -> None:
+    def sink(stream: str, data: bytes, count: int) -> None:
         nonlocal done
-        writers[stream].write_lines(lines)
+        writers[stream].write(data, count)
         if progress is not None:
-            done += sum(map(len, lines))
+            done += len(data)
             progress(done)
 
     try:
         report = scan_session(
             directory, session_id, title=title, sink=sink, output_sizes=output_file_sizes
         )
-    finally:
-        digests = {
-            name + suffix: writer.close()
-            for (stream, name), writer in zip(_STREAM_FILES.items(), writers.values(), strict=True)
-        }
+        digests = {name + suffix: writers[stream].close() for stream, name in _STREAM_FILES.items()}
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
     missing = _copy_contents(report, building)
     if missing:
         report.issues.append(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import orjson
 import zstandard
@@ -27,7 +27,7 @@ __all__ = [
     "Package",
     "iter_lines",
     "iter_records",
-    "merged_lines",
+    "merged_batches",
     "read_package",
     "session_files",
 ]
@@ -193,57 +193,106 @@ def session_files(directory: Path | str, stream: str = "processing") -> list[Pat
     return [p for _, p in sorted(found)]
 
 
-def _session_lines(
-    path: Path, on_corrupt: Callable[[str, int], None]
-) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
-    """(timestamp, line ending in a newline, record) for each good line of a session file.
+#: A batch of a session file: the raw bytes of its good lines (newline-terminated,
+#: or None when lines had to be left out), those lines and their records.
+Batch = tuple[bytes | None, list[bytes], list[dict[str, Any]]]
+_BATCH_BYTES: Final = 64 * 1024
+
+
+def _parse_batch(
+    raw: bytes, lines: list[bytes], first: int, name: str, on_corrupt: Callable[[str, int], None]
+) -> Batch:
+    """Parse *lines*; the fast path maps orjson over all, the slow one sorts out damage."""
+    try:
+        records = list(map(orjson.loads, lines))
+    except orjson.JSONDecodeError:
+        records = []
+    else:
+        if len(set(map(type, records))) == 1 and type(records[0]) is dict:
+            return raw, lines, records
+    good_lines: list[bytes] = []
+    good: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, first):
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            rec = None
+        if type(rec) is dict:
+            good_lines.append(line)
+            good.append(rec)
+        elif line.strip():
+            on_corrupt(name, number)
+    return None, good_lines, good
+
+
+def session_batches(path: Path, on_corrupt: Callable[[str, int], None]) -> Iterator[Batch]:
+    """Read a session file in batches of about 1 MiB of whole lines, parsed.
 
     Unreadable lines (not JSON, not an object, longer than `MAX_LINE_BYTES`)
-    are reported to *on_corrupt* with the file name and line number, and skipped.
+    are reported to *on_corrupt* with the file name and line number, and left
+    out. A last line without a newline (a file still being written) is kept.
     """
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
     name = path.name
-    number = 0
+    number = 1  # of the first line in `pending`
+    pending = b""
+    skipping = False  # inside a line longer than the cap
     with open(path, "rb") as fh:
-        readline = fh.readline
-        while line := readline(MAX_LINE_BYTES):
-            number += 1
-            if line[-1:] != b"\n":
-                if len(line) >= MAX_LINE_BYTES:
-                    _skip_rest_of_line(fh)
-                    on_corrupt(name, number)
-                    continue
-                line += b"\n"  # the last line of a file still being written
-            try:
-                rec = loads(line)
-            except decode_error:
-                if line.strip():
-                    on_corrupt(name, number)
+        while block := fh.read(_BATCH_BYTES):
+            data = pending + block if pending else block
+            last = data.rfind(b"\n")
+            if last < 0:
+                pending = b"" if skipping else data
+                if len(pending) > MAX_LINE_BYTES:
+                    pending, skipping = b"", True
                 continue
-            if type(rec) is not dict:
+            start = 0
+            if skipping:
                 on_corrupt(name, number)
-                continue
-            ts = rec.get("timestamp")
-            yield (ts if type(ts) is str else "", line, rec)
+                number += 1
+                start = data.find(b"\n") + 1
+                skipping = False
+            pending = data[last + 1 :]
+            if len(pending) > MAX_LINE_BYTES:
+                pending, skipping = b"", True
+            if start <= last:
+                raw = data[start : last + 1] if start else data[: last + 1]
+                lines = raw[:-1].split(b"\n")
+                yield _parse_batch(raw, lines, number, name, on_corrupt)
+                number += len(lines)
+        if skipping:
+            on_corrupt(name, number)
+        elif pending.strip():
+            yield _parse_batch(pending + b"\n", [pending], number, name, on_corrupt)
 
 
-def _skip_rest_of_line(fh: IO[bytes]) -> None:
-    while chunk := fh.readline(MAX_LINE_BYTES):
-        if chunk[-1:] == b"\n":
-            return
-
-
-def merged_lines(
-    files: list[Path], on_corrupt: Callable[[str, int], None]
-) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
-    """`(timestamp, line, record)` of several session files, k-way merged by timestamp.
+def merged_batches(
+    files: list[Path], on_corrupt: Callable[[str, int], None], size: int = 4096
+) -> Iterator[Batch]:
+    """Batches of several session files, k-way merged by timestamp.
 
     Each file is in time order (one process appends it); ties keep file order.
+    With one file its batches pass through untouched.
     """
     if len(files) == 1:
-        return _session_lines(files[0], on_corrupt)
-    return heapq.merge(*(_session_lines(f, on_corrupt) for f in files), key=itemgetter(0))
+        yield from session_batches(files[0], on_corrupt)
+        return
+    if not files:
+        return
+
+    def keyed(path: Path) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+        for _, lines, records in session_batches(path, on_corrupt):
+            yield from zip(map(_timestamp, records), lines, records, strict=True)
+
+    lines: list[bytes] = []
+    records: list[dict[str, Any]] = []
+    for _, line, rec in heapq.merge(*map(keyed, files), key=itemgetter(0)):
+        lines.append(line)
+        records.append(rec)
+        if len(lines) >= size:
+            yield None, lines, records
+            lines, records = [], []
+    if lines:
+        yield None, lines, records
 
 
 def _timestamp(record: dict[str, Any]) -> str:

@@ -8,17 +8,19 @@ counters and bounded lists, so memory stays flat however large the session.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress, groupby
+from operator import methodcaller
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
 from ._calls import CallStats, Issue, issue, short_text
-from ._reader import merged_lines, session_files
+from ._reader import merged_batches, session_files
 
 __all__ = ["METADATA_VERSION", "ReportBuilder", "SessionReport", "Sink", "scan_session"]
 
@@ -43,7 +45,6 @@ _MAX_LIST: Final = 1000  # inputs, outputs, contents, BELog rows kept for the su
 _MAX_EXAMPLES: Final = 20
 _BURST_COUNT: Final = 5  # error records ...
 _BURST_WINDOW_S: Final = 10.0  # ... within this many seconds make a burst
-_FLUSH_LINES: Final = 4096
 _SESSION_KEYS: Final = frozenset(
     (
         "title",
@@ -73,8 +74,12 @@ _RECORD_KEYS: Final = frozenset(
     )
 )
 
-#: Receives each stream's lines (each ending in a newline), in merged time order.
-Sink = Callable[[str, list[bytes]], None]
+#: Receives ``(stream, data, count)``: *count* whole lines, in merged time order.
+Sink = Callable[[str, bytes, int], None]
+
+
+def _discard(_: str, __: bytes, ___: int) -> None:
+    return None
 
 
 @dataclass(slots=True)
@@ -180,9 +185,29 @@ class SessionReport:
         }
 
 
+_level_of = methodcaller("get", "level")
+_stage_of = methodcaller("get", "stage")
+_timestamp_of = methodcaller("get", "timestamp", "")
+
+
+_SECONDS: dict[str, float] = {}  # "YYYY-mm-ddTHH:MM:SS" -> epoch, for the burst detector
+
+
 def _epoch(ts: Any) -> float | None:
+    """Epoch seconds of an ISO 8601 timestamp; the common ``...SS.ffffffZ`` form is cached."""
     if not isinstance(ts, str):
         return None
+    if len(ts) == 27 and ts[19] == "." and ts[26] == "Z" and ts[20:26].isdigit():
+        base = _SECONDS.get(ts[:19])
+        if base is None:
+            try:
+                base = datetime.fromisoformat(ts[:19] + "+00:00").timestamp()
+            except ValueError:
+                return None
+            if len(_SECONDS) > 4096:
+                _SECONDS.clear()
+            _SECONDS[ts[:19]] = base
+        return base + int(ts[20:26]) / 1_000_000
     try:
         return datetime.fromisoformat(ts).timestamp()
     except ValueError:
@@ -195,7 +220,10 @@ class ReportBuilder:
     def __init__(self, session_id: str, title: str | None = None) -> None:
         self.session_id = session_id
         self.title = title
-        self.level_stage: dict[tuple[Any, Any], int] = {}
+        self.by_level: Counter[Any] = Counter()
+        self.by_stage: Counter[Any] = Counter()
+        self.stage_errors: Counter[Any] = Counter()
+        self.stage_warnings: Counter[Any] = Counter()
         self.first_ts: str | None = None
         self.last_ts: str | None = None
         self.start: dict[str, Any] | None = None
@@ -269,8 +297,15 @@ class ReportBuilder:
                 ids.append(key)
                 self.call_outputs.setdefault(key, []).append(path)
 
-    def error(self, rec: dict[str, Any], ts: str) -> None:
+    def warnings(self, records: Iterable[dict[str, Any]]) -> None:
+        """Count warning-level records per stage."""
+        self.stage_warnings.update(map(_stage_of, records))
+
+    def error(self, rec: dict[str, Any]) -> None:
         """Fold one error-level record into its group and the burst detector."""
+        ts = rec.get("timestamp")
+        ts = ts if isinstance(ts, str) else ""
+        self.stage_errors[rec.get("stage")] += 1
         logger = str(rec.get("logger"))
         event = short_text(rec.get("event"), 200)
         group = self.error_groups.get((logger, event))
@@ -327,19 +362,18 @@ class ReportBuilder:
 
     def _records(self) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
         by_level: dict[str, int] = {}
-        by_stage: dict[str, dict[str, int]] = {}
-        total = 0
-        for (level, stage), n in self.level_stage.items():
-            total += n
+        for level, n in self.by_level.items():
             by_level[str(level)] = by_level.get(str(level), 0) + n
-            if stage is None:
-                continue
-            per = by_stage.setdefault(str(stage), {"records": 0, "errors": 0, "warnings": 0})
-            per["records"] += n
-            if level in _ERROR_LEVELS:
-                per["errors"] += n
-            elif level == "warning":
-                per["warnings"] += n
+        by_stage = {
+            str(stage): {
+                "records": n,
+                "errors": self.stage_errors[stage],
+                "warnings": self.stage_warnings[stage],
+            }
+            for stage, n in self.by_stage.items()
+            if stage is not None
+        }
+        total = self.by_level.total()
         dropped = (self.end or {}).get("records_dropped")
         records = {
             "total": total,
@@ -492,36 +526,43 @@ class ReportBuilder:
 # -- the pass ----------------------------------------------------------------
 
 
-def _scan_processing(directory: Path, builder: ReportBuilder, flush: Sink) -> None:
-    """The hot loop: every record of the session. Kept flat on purpose."""
-    counts = builder.level_stage
+def _scan_processing(directory: Path, builder: ReportBuilder, sink: Sink) -> None:
+    """The hot loop over every record: per batch, the counting runs in C (Counter, map)."""
+    by_level = builder.by_level
+    by_stage = builder.by_stage
     special = builder.special
     error = builder.error
     lifecycle = _LIFECYCLE
-    error_levels = _ERROR_LEVELS
-    batch: list[bytes] = []
-    append = batch.append
+    is_error = _ERROR_LEVELS.__contains__
+    files = session_files(directory, "processing")
     first_ts: str | None = None
     last_ts = ""
-    for ts, line, rec in merged_lines(session_files(directory, "processing"), builder.corrupt_line):
-        append(line)
+    for raw, lines, records in merged_batches(files, builder.corrupt_line):
+        if not records:
+            continue
+        sink("processing", raw or b"\n".join(lines) + b"\n", len(lines))
+        levels = list(map(_level_of, records))
+        by_level.update(levels)
+        # Records of a stage come in runs: count runs, not records, in Python.
+        for stage, run in groupby(map(_stage_of, records)):
+            by_stage[stage] += len(list(run))
+        # Without the bytes '"kind"' in the batch, no record in it has a kind.
+        if raw is None or b'"kind"' in raw:
+            for rec in [r for r in records if "kind" in r]:
+                kind = rec["kind"]
+                if kind in lifecycle:
+                    special(kind, rec)
+        if "error" in levels or "critical" in levels:
+            for rec in compress(records, map(is_error, levels)):
+                error(rec)
+        if "warning" in levels:
+            builder.warnings(compress(records, map("warning".__eq__, levels)))
         if first_ts is None:
-            first_ts = ts
-        last_ts = max(last_ts, ts)
-        level = rec.get("level")
-        key = (level, rec.get("stage"))
-        counts[key] = counts.get(key, 0) + 1
-        kind = rec.get("kind")
-        if kind is not None and kind in lifecycle:
-            special(kind, rec)
-        if level in error_levels:
-            error(rec, ts)
-        if len(batch) >= _FLUSH_LINES:
-            flush("processing", batch)
-            batch = []
-            append = batch.append
-    flush("processing", batch)
-    builder.first_ts = first_ts or None
+            first_ts = _timestamp_of(records[0])
+        newest = _timestamp_of(records[-1])  # batches are in time order
+        if isinstance(newest, str) and newest > last_ts:
+            last_ts = newest
+    builder.first_ts = first_ts if isinstance(first_ts, str) and first_ts else None
     builder.last_ts = last_ts or None
 
 
@@ -539,41 +580,34 @@ def scan_session(
         directory: ``logs/sessions/<id>``.
         session_id: Defaults to the folder name.
         title: Overrides the title recorded in ``session_start``.
-        sink: Called as ``sink(stream, lines)`` with batches of lines in merged
-            time order, stream by stream (``processing``, ``prompts``, ``belog``);
+        sink: Called as ``sink(stream, data, count)`` with *count* whole lines
+            (``data``, each line ending in a newline) in merged time order,
+            stream by stream (``processing``, ``prompts``, ``belog``);
             llm_call lines carry the ``outputs`` they produced.
         output_sizes: Given the outputs (path → call IDs), returns the sizes of
             the output files that exist, for empty-output detection.
     """
     builder = ReportBuilder(session_id or directory.name, title)
-
-    def flush(stream: str, batch: list[bytes]) -> None:
-        if sink is not None and batch:
-            sink(stream, batch)
-
-    _scan_processing(directory, builder, flush)
+    write: Sink = sink if sink is not None else _discard
+    _scan_processing(directory, builder, write)
 
     dumps = orjson.dumps
-    newline = orjson.OPT_APPEND_NEWLINE
     call_outputs = builder.call_outputs
-    batch: list[bytes] = []
-    for _, __, rec in merged_lines(session_files(directory, "prompts"), builder.corrupt_line):
-        builder.calls.add(rec)
-        rec["outputs"] = call_outputs.get(str(rec.get("call_id")), [])
-        batch.append(dumps(rec, option=newline))
-        if len(batch) >= _FLUSH_LINES:
-            flush("prompts", batch)
-            batch = []
-    flush("prompts", batch)
+    for _, __, records in merged_batches(session_files(directory, "prompts"), builder.corrupt_line):
+        for rec in records:
+            builder.calls.add(rec)
+            rec["outputs"] = call_outputs.get(str(rec.get("call_id")), [])
+        if records:
+            data = b"\n".join(map(dumps, records)) + b"\n"
+            write("prompts", data, len(records))
 
-    batch = []
-    for _, line, rec in merged_lines(session_files(directory, "belog"), builder.corrupt_line):
-        builder.belog(rec)
-        batch.append(line)
-        if len(batch) >= _FLUSH_LINES:
-            flush("belog", batch)
-            batch = []
-    flush("belog", batch)
+    for raw, lines, records in merged_batches(
+        session_files(directory, "belog"), builder.corrupt_line
+    ):
+        for rec in records:
+            builder.belog(rec)
+        if lines:
+            write("belog", raw or b"\n".join(lines) + b"\n", len(lines))
 
     sizes = output_sizes(builder.outputs) if output_sizes is not None else {}
     return builder.build(sizes)

@@ -281,11 +281,12 @@ class TestBuildPackage:
         before = _tree_digest(d)
         calls = []
 
-        def failing(self: Any, lines: list[bytes]) -> None:
-            calls.append(len(lines))
+        def failing(self: Any, data: bytes) -> int:
+            calls.append(len(data))
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(_package._StreamWriter, "write_lines", failing)
+        # The compressed bytes reach the file through _HashingFile.write: fail there.
+        monkeypatch.setattr(_package._HashingFile, "write", failing)
         root = tmp_path / "p"
         with pytest.raises(PackageError, match="No space left") as info:
             build_package(d, root)

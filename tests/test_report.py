@@ -28,8 +28,11 @@ from .session_files import (
 def _sink() -> tuple[dict[str, list[bytes]], object]:
     got: dict[str, list[bytes]] = {"processing": [], "prompts": [], "belog": []}
 
-    def sink(stream: str, lines: list[bytes]) -> None:
-        got[stream].extend(lines)
+    def sink(stream: str, data: bytes, count: int) -> None:
+        lines = data.split(b"\n")
+        assert b"" == lines.pop()  # newline-terminated
+        assert count == len(lines)
+        got[stream].extend(line + b"\n" for line in lines)
 
     return got, sink
 
@@ -188,7 +191,7 @@ class TestReportBuilder:
         """Past 200 distinct errors, the rest are counted under one '(other)' row."""
         builder = ReportBuilder(SID)
         for i in range(1000):
-            builder.error(rec(i, f"distinct {i}", level="error"), "")
+            builder.error(rec(i, f"distinct {i}", level="error"))
         report = builder.build()
         assert 201 == len(report.errors)
         assert 800 == report.errors[-1]["count"]
@@ -213,8 +216,8 @@ class TestReportBuilder:
         """Per-level and per-stage counts always add up to the total."""
         builder = ReportBuilder(SID)
         for level, stage_name in rows:
-            key = (level, stage_name)
-            builder.level_stage[key] = builder.level_stage.get(key, 0) + 1
+            builder.by_level[level] += 1
+            builder.by_stage[stage_name] += 1
         records = builder.build().records
         assert len(rows) == records["total"] == sum(records["by_level"].values())
 
