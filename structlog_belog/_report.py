@@ -12,7 +12,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import compress, groupby
+from itertools import compress, groupby, repeat
 from operator import methodcaller
 from pathlib import Path
 from typing import Any, Final
@@ -185,8 +185,6 @@ class SessionReport:
         }
 
 
-_level_of = methodcaller("get", "level")
-_stage_of = methodcaller("get", "stage")
 _timestamp_of = methodcaller("get", "timestamp", "")
 
 
@@ -194,20 +192,9 @@ _SECONDS: dict[str, float] = {}  # "YYYY-mm-ddTHH:MM:SS" -> epoch, for the burst
 
 
 def _epoch(ts: Any) -> float | None:
-    """Epoch seconds of an ISO 8601 timestamp; the common ``...SS.ffffffZ`` form is cached."""
+    """Epoch seconds of an ISO 8601 timestamp, or None."""
     if not isinstance(ts, str):
         return None
-    if len(ts) == 27 and ts[19] == "." and ts[26] == "Z" and ts[20:26].isdigit():
-        base = _SECONDS.get(ts[:19])
-        if base is None:
-            try:
-                base = datetime.fromisoformat(ts[:19] + "+00:00").timestamp()
-            except ValueError:
-                return None
-            if len(_SECONDS) > 4096:
-                _SECONDS.clear()
-            _SECONDS[ts[:19]] = base
-        return base + int(ts[20:26]) / 1_000_000
     try:
         return datetime.fromisoformat(ts).timestamp()
     except ValueError:
@@ -235,7 +222,7 @@ class ReportBuilder:
         self.call_outputs: dict[str, list[str]] = {}
         self.contents: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
-        self.error_groups: dict[tuple[str, str], _ErrorGroup] = {}
+        self.error_groups: dict[tuple[Any, Any], _ErrorGroup] = {}
         self.other_errors = 0
         self.recent_errors: deque[tuple[float, str]] = deque(maxlen=_BURST_COUNT)
         self.bursts: list[_Burst] = []
@@ -299,29 +286,39 @@ class ReportBuilder:
 
     def warnings(self, records: Iterable[dict[str, Any]]) -> None:
         """Count warning-level records per stage."""
-        self.stage_warnings.update(map(_stage_of, records))
+        self.stage_warnings.update(map(dict.get, records, repeat("stage")))
 
     def error(self, rec: dict[str, Any]) -> None:
         """Fold one error-level record into its group and the burst detector."""
         ts = rec.get("timestamp")
-        ts = ts if isinstance(ts, str) else ""
-        self.stage_errors[rec.get("stage")] += 1
-        logger = str(rec.get("logger"))
-        event = short_text(rec.get("event"), 200)
-        group = self.error_groups.get((logger, event))
+        ts = ts if type(ts) is str else ""
+        stage = rec.get("stage")
+        self.stage_errors[stage] += 1
+        key: tuple[Any, Any] = (rec.get("logger"), rec.get("event"))
+        try:
+            group = self.error_groups.get(key)
+        except TypeError:  # an unhashable event: group it by its text
+            key = (key[0], short_text(key[1], 200))
+            group = self.error_groups.get(key)
         if group is not None:
             group.count += 1
         elif len(self.error_groups) < _MAX_GROUPS:
             exc = rec.get("exception")
             last_line = exc.strip().rsplit("\n", 1)[-1] if isinstance(exc, str) else None
-            self.error_groups[(logger, event)] = _ErrorGroup(
-                logger, event, 1, ts or None, rec.get("stage"), last_line
+            self.error_groups[key] = _ErrorGroup(
+                str(key[0]), short_text(key[1], 200), 1, ts or None, stage, last_line
             )
         else:
             self.other_errors += 1
-        t = _epoch(ts)
+        # To the second is precise enough for a 10-second window, and cached.
+        t = _SECONDS.get(ts[:19])
         if t is None:
-            return
+            t = _epoch(ts[:19] + "Z" if len(ts) >= 19 else ts)
+            if t is None:
+                return
+            if len(_SECONDS) > 4096:
+                _SECONDS.clear()
+            _SECONDS[ts[:19]] = t
         recent = self.recent_errors
         recent.append((t, ts))
         if len(recent) == _BURST_COUNT and t - recent[0][0] <= _BURST_WINDOW_S:
@@ -534,6 +531,8 @@ def _scan_processing(directory: Path, builder: ReportBuilder, sink: Sink) -> Non
     error = builder.error
     lifecycle = _LIFECYCLE
     is_error = _ERROR_LEVELS.__contains__
+    # dict.get over repeat(key): no method lookup per record, half the cost of methodcaller.
+    get = dict.get
     files = session_files(directory, "processing")
     first_ts: str | None = None
     last_ts = ""
@@ -541,17 +540,15 @@ def _scan_processing(directory: Path, builder: ReportBuilder, sink: Sink) -> Non
         if not records:
             continue
         sink("processing", raw or b"\n".join(lines) + b"\n", len(lines))
-        levels = list(map(_level_of, records))
+        levels = list(map(get, records, repeat("level")))
         by_level.update(levels)
         # Records of a stage come in runs: count runs, not records, in Python.
-        for stage, run in groupby(map(_stage_of, records)):
+        for stage, run in groupby(map(get, records, repeat("stage"))):
             by_stage[stage] += len(list(run))
-        # Without the bytes '"kind"' in the batch, no record in it has a kind.
-        if raw is None or b'"kind"' in raw:
-            for rec in [r for r in records if "kind" in r]:
-                kind = rec["kind"]
-                if kind in lifecycle:
-                    special(kind, rec)
+        for rec in [r for r in records if "kind" in r]:
+            kind = rec["kind"]
+            if kind in lifecycle:
+                special(kind, rec)
         if "error" in levels or "critical" in levels:
             for rec in compress(records, map(is_error, levels)):
                 error(rec)
