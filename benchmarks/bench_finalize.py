@@ -112,7 +112,7 @@ def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, float]:
     for r in range(rounds):
         for name, work in (
             ("bare", lambda: bare_parse(directory)),
-            ("finalize", lambda: finalize(directory, tmp / f"packages-{r}")),
+            ("finalize", lambda r=r: finalize(directory, tmp / f"packages-{r}")),
         ):
             w0, c0 = time.perf_counter(), time.process_time()
             work()
