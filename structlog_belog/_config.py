@@ -191,9 +191,8 @@ def _build_pipeline(config: Config, router: SessionRouter | None) -> Pipeline:
     processors: list[Processor] = []
     if config.redact:
         processors.append(SecretRedactor())
-    processors.append(ValueTruncator())
     console = _console_writer() if config.console else None
-    return Pipeline(config, router, tuple(processors), console)
+    return Pipeline(config, router, tuple(processors), console, truncator=ValueTruncator())
 
 
 def _console_writer() -> Any:
