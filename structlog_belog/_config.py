@@ -229,7 +229,10 @@ def _install(config: Config) -> None:
         _STATE.handler = None
     for h in [h for h in root.handlers if isinstance(h, SessionHandler) and h.managed]:
         root.removeHandler(h)
-    if config.capture_stdlib:
+    # An app that put its own SessionHandler on the root (dictConfig) already
+    # has one: a second would write every stdlib record twice.
+    own = any(isinstance(h, SessionHandler) for h in root.handlers)
+    if config.capture_stdlib and not own:
         handler = SessionHandler(level=config.level_no, managed=True)
         root.addHandler(handler)
         _STATE.handler = handler
