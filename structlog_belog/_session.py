@@ -194,6 +194,7 @@ class Run:
             host=platform.node(),
             python=platform.python_version(),
             belog_version=_version(),
+            pid=self.pid,
             argv=sys.argv,
             **self.fields,
         )
