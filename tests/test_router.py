@@ -1,0 +1,268 @@
+"""SessionRouter: per-session files, failures counted not raised, buffered mode."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import structlog
+
+import structlog_belog as belog
+from structlog_belog import _config, _router
+from structlog_belog._router import SessionRouter
+from tests.conftest import read_jsonl
+
+WARNING = "structlog-belog: could not write a log record"
+
+
+def _records(run: belog.Run) -> list[dict[str, Any]]:
+    assert run.directory is not None
+    return read_jsonl(run.directory / "processing.jsonl")
+
+
+def _global(config: _config.Config) -> list[dict[str, Any]]:
+    path = config.log_dir / f"{config.app_name}.jsonl"
+    return read_jsonl(path) if path.exists() else []
+
+
+class _OsProxy(ModuleType):
+    """The `os` module with a replaceable `write`, installed as the router's `os`."""
+
+    def __init__(self, write: Any) -> None:
+        super().__init__("os")
+        self.write = write
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+
+def _fail_write_of(marker: bytes) -> Any:
+    """An os.write that fails with ENOSPC for lines containing *marker*."""
+
+    def write(fd: int, data: Any) -> int:
+        if marker in bytes(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    return write
+
+
+class TestRouting:
+    def test_twenty_async_sessions_never_misroute(self, belog_config: _config.Config) -> None:
+        """Records of 20 concurrent asyncio sessions each land only in their own file."""
+
+        async def one(n: int) -> str:
+            marker = f"a{n}"
+            async with belog.session(marker, package=False) as run:
+                for i in range(25):
+                    structlog.get_logger("async").info("step", marker=marker, i=i)
+                    await asyncio.sleep(0)
+                    logging.getLogger("lib.async").info("std", extra={"marker": marker})
+                    async with run.stage(f"st{i % 3}"):
+                        await asyncio.sleep(0)
+                        structlog.get_logger().info("staged", marker=marker)
+            return run.id
+
+        async def main() -> list[str]:
+            return list(await asyncio.gather(*(one(n) for n in range(20))))
+
+        ids = asyncio.run(main())
+        expected = {sid: f"a{n}" for n, sid in enumerate(ids)}
+        wrong: list[dict[str, Any]] = []
+        counts: dict[str, int] = {}
+        for sid, marker in expected.items():
+            lines = read_jsonl(belog_config.log_dir / "sessions" / sid / "processing.jsonl")
+            counts[marker] = sum(1 for r in lines if "kind" not in r)
+            wrong += [r for r in lines if r["session_id"] != sid]
+            wrong += [r for r in lines if "kind" not in r and r["marker"] != marker]
+
+        assert 20 == len(set(ids))
+        assert {f"a{n}": 75 for n in range(20)} == counts
+        assert [] == wrong
+        assert [] == [r for r in _global(belog_config) if "kind" not in r]
+
+    def test_global_file_outside_sessions(self, belog_config: _config.Config) -> None:
+        """Records outside any session go to <log_dir>/<app_name>.jsonl with session_id null."""
+        structlog.get_logger("x").info("outside")
+
+        assert [("outside", None, "x")] == [
+            (r["event"], r["session_id"], r["logger"]) for r in _global(belog_config)
+        ]
+
+    def test_descriptor_cache_is_bounded(self, tmp_path: Path) -> None:
+        """With max_open=2, writing to 6 sessions keeps at most 2 descriptors and every line."""
+        router = SessionRouter(tmp_path, "app", max_open=2)
+        try:
+            for i in range(30):
+                router.write(f"s{i % 6}", "processing", False, b'{"i":%d}\n' % i)
+                assert len(router._fds) <= 2
+        finally:
+            router.shutdown()
+
+        assert [[i for i in range(30) if i % 6 == n] for n in range(6)] == [
+            [r["i"] for r in read_jsonl(tmp_path / "sessions" / f"s{n}" / "processing.jsonl")]
+            for n in range(6)
+        ]
+
+    def test_short_writes_are_finished(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A write that returns short is completed, so the line is whole."""
+
+        def short_write(fd: int, data: Any) -> int:
+            return os.write(fd, bytes(data)[:3])
+
+        router = SessionRouter(tmp_path, "app")
+        monkeypatch.setattr(_router, "os", _OsProxy(short_write))
+        try:
+            router.write(None, "processing", False, b'{"event":"a long enough line"}\n')
+        finally:
+            monkeypatch.undo()
+            router.shutdown()
+
+        assert [{"event": "a long enough line"}] == read_jsonl(tmp_path / "app.jsonl")
+
+    def test_bad_arguments(self, tmp_path: Path) -> None:
+        """SessionRouter rejects an unknown durability and a max_open below 2, naming them."""
+        with pytest.raises(ValueError, match="^durability"):
+            SessionRouter(tmp_path, "app", durability="maybe")
+        with pytest.raises(ValueError, match="^max_open"):
+            SessionRouter(tmp_path, "app", max_open=1)
+
+
+class TestFailures:
+    def test_dev_full_never_raises_and_is_counted(
+        self, belog_config: _config.Config, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A session file on /dev/full drops records silently, counted in session_end."""
+        run = belog.session("full", package=False)
+        folder = belog_config.log_dir / "sessions" / run.id
+        folder.mkdir(parents=True)
+        (folder / "processing.jsonl").symlink_to("/dev/full")
+        with run:
+            for i in range(5):
+                structlog.get_logger().info("lost", i=i)
+                logging.getLogger("lib").warning("lost too")
+        (end,) = [r for r in _global(belog_config) if r.get("kind") == "session_end"]
+        router = _config._STATE.pipeline.router  # type: ignore[union-attr]
+
+        # session_start and the 10 records before session_end; session_end itself after.
+        assert 11 == end["records_dropped"]
+        assert 12 == router.dropped(run.id)
+        assert 1 == capsys.readouterr().err.count(WARNING)
+
+    def test_failing_write_never_raises_and_is_counted(
+        self,
+        belog_config: _config.Config,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """os.write failing with ENOSPC for some records drops exactly those, counted."""
+        monkeypatch.setattr(_router, "os", _OsProxy(_fail_write_of(b'"doomed"')))
+        with belog.session("enospc", package=False) as run:
+            for i in range(4):
+                structlog.get_logger().info("doomed", i=i)
+                structlog.get_logger().info("kept", i=i)
+        monkeypatch.undo()
+        records = _records(run)
+
+        assert ["session_start"] + ["kept"] * 4 + ["session_end"] == [r["event"] for r in records]
+        assert 4 == records[-1]["records_dropped"]
+        assert 1 == capsys.readouterr().err.count(WARNING)
+
+    def test_closed_descriptor_never_raises(
+        self, belog_config: _config.Config, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A descriptor closed behind the router's back costs at most one counted record."""
+        with belog.session("closed", package=False) as run:
+            structlog.get_logger().info("first")
+            router = _config._STATE.pipeline.router  # type: ignore[union-attr]
+            for fd in list(router._fds.values()):
+                os.close(fd)
+            structlog.get_logger().info("second")
+            structlog.get_logger().info("third")
+        events = [r["event"] for r in _records(run)]
+        dropped = _records(run)[-1]["records_dropped"]
+
+        assert ["session_start", "first", "third", "session_end"] == [
+            e for e in events if e != "second"
+        ]
+        assert (1 if "second" not in events else 0) == dropped
+        capsys.readouterr()
+
+    def test_unserializable_value_never_raises(self, belog_config: _config.Config) -> None:
+        """A value whose repr raises is written or counted as dropped, never raised."""
+
+        class Hostile:
+            def __repr__(self) -> str:
+                raise RuntimeError("no repr")
+
+        with belog.session("hostile", package=False) as run:
+            structlog.get_logger().info("hostile", value=Hostile())
+            structlog.get_logger().info("after")
+        records = _records(run)
+        written = [r["event"] for r in records]
+
+        assert ["session_start", "after", "session_end"] == [e for e in written if e != "hostile"]
+        assert (0 if "hostile" in written else 1) == records[-1]["records_dropped"]
+
+
+class TestBuffered:
+    def test_records_land_at_session_end(self, tmp_path: Path) -> None:
+        """In buffered mode every record of 4 threads is on disk after the session, in order."""
+        belog.configure(
+            log_dir=tmp_path / "logs", console=False, handle_signals=False, durability="buffered"
+        )
+
+        def work(t: int) -> None:
+            for i in range(500):
+                structlog.get_logger().info("buffered", t=t, i=i)
+
+        with belog.session("buf", package=False) as run:
+            threads = [threading.Thread(target=belog.propagate(work), args=(t,)) for t in range(4)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+        records = [r for r in _records(run) if r["event"] == "buffered"]
+
+        assert [list(range(500))] * 4 == [[r["i"] for r in records if r["t"] == t] for t in range(4)]
+        assert "session_end" == _records(run)[-1]["event"]
+
+    def test_flush_writes_global_records(self, tmp_path: Path) -> None:
+        """In buffered mode, records outside sessions are on disk after flush()."""
+        config = belog.configure(
+            log_dir=tmp_path / "logs",
+            console=False,
+            handle_signals=False,
+            durability="buffered",
+            app_name="app",
+        )
+        for i in range(100):
+            logging.getLogger("lib").info("g%d", i)
+        _config._STATE.pipeline.router.flush()  # type: ignore[union-attr]
+
+        assert [f"g{i}" for i in range(100)] == [r["event"] for r in _global(config)]
+
+    def test_memory_cap_drops_and_counts(self, tmp_path: Path) -> None:
+        """Past buffer_bytes, buffered records are dropped and counted per session."""
+        router = SessionRouter(tmp_path, "app", durability="buffered", buffer_bytes=100)
+        try:
+            line = b'{"event":"%d-padding-padding"}\n'
+            for i in range(10):
+                router.write("s", "processing", False, line % i)
+            router.flush()
+            kept = read_jsonl(tmp_path / "sessions" / "s" / "processing.jsonl")
+        finally:
+            router.shutdown()
+
+        assert 10 == len(kept) + router.dropped("s")
+        assert len(kept) > 0
+        assert router.dropped("s") > 0
