@@ -96,12 +96,17 @@ def format_timestamp(t: float) -> str:
     the cost of a timestamp and it changes once a second.
     """
     global _ts_cache  # noqa: PLW0603 - a per-process cache of one entry
+    # Rounded to the nearest microsecond, as datetime does: truncating turned
+    # x.000001 (stored as x.00000099...) into x.000000.
     sec = int(t)
+    us = round((t - sec) * 1_000_000)
+    if us == 1_000_000:
+        sec, us = sec + 1, 0
     cached_sec, prefix = _ts_cache
     if sec != cached_sec:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
         _ts_cache = (sec, prefix)
-    return f"{prefix}.{int((t - sec) * 1_000_000):06d}Z"
+    return f"{prefix}.{us:06d}Z"
 
 
 def format_exception(exc_info: Any) -> str | None:
