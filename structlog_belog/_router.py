@@ -31,6 +31,8 @@ _WARN_INTERVAL_S: Final = 10.0
 
 # Every live router, so a fork can reset them all and exit can flush them all.
 _ROUTERS: weakref.WeakSet[SessionRouter] = weakref.WeakSet()
+# The process that registered the multiprocessing exit flush (see _start_flusher).
+_mp_finalizer_pid = 0
 
 
 def make_dirs(path: Path, mode: int = 0o700) -> None:
@@ -230,6 +232,13 @@ class SessionRouter:
         )
         self._flusher = flusher
         flusher.start()
+        # A multiprocessing child ends with os._exit, skipping atexit: flush
+        # from its exit finalizers too (registered here, after it cleared them).
+        global _mp_finalizer_pid  # noqa: PLW0603 - once per process
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None and _mp_finalizer_pid != os.getpid():
+            _mp_finalizer_pid = os.getpid()
+            mp_util.Finalize(None, _flush_all_at_exit, exitpriority=-100)
 
     def _flush_loop(self) -> None:
         while not self._closed:
