@@ -155,7 +155,9 @@ def configure(
     if app_name is not None and (
         not isinstance(app_name, str) or not app_name or _APP_NAME_RE.search(app_name)
     ):
-        msg = f"app_name must be a non-empty name of letters, digits, '.', '_', '-', got {app_name!r}"
+        msg = (
+            f"app_name must be a non-empty name of letters, digits, '.', '_', '-', got {app_name!r}"
+        )
         raise ValueError(msg)
     if prices is not None and not isinstance(prices, Mapping):
         msg = f"prices must be a mapping of model name to prices, got {prices!r}"
@@ -217,7 +219,7 @@ def _install(config: Config) -> None:
     _STATE.pipeline = pipeline
     _STATE.config = config
     structlog.configure(
-        processors=[_dispatch],
+        processors=[_dispatch],  # type: ignore[list-item]
         wrapper_class=structlog.make_filtering_bound_logger(config.level_no),
         logger_factory=_SinkLoggerFactory(),
         context_class=dict,

@@ -49,7 +49,7 @@ _STREAM_OF_KIND: Final = {"llm_call": "prompts", "belog": "belog"}
 #: Kinds also written to the global file.
 _GLOBAL_KINDS: Final = frozenset(("session_start", "session_end"))
 #: Fields kept in the one-line reference an llm_call/belog record leaves in processing.jsonl.
-_REF_KEYS: Final = (
+_REF_KEYS: Final[tuple[str, ...]] = (
     "timestamp",
     "level",
     "logger",
@@ -77,8 +77,20 @@ _REF_KEYS: Final = (
 # structlog's bound contextvars, merged into every record. Read through the
 # module's registry so we look only at structlog's variables, not at every
 # variable in the context (which `merge_contextvars` walks).
-_STRUCTLOG_VARS: Final = structlog.contextvars._CONTEXT_VARS  # noqa: SLF001
+_STRUCTLOG_VARS: Final = structlog.contextvars._CONTEXT_VARS
 _STRUCTLOG_PREFIX_LEN: Final = len(structlog.contextvars.STRUCTLOG_KEY_PREFIX)
+
+
+_pid = os.getpid()
+
+
+def _reset_pid() -> None:
+    global _pid  # noqa: PLW0603 - this process's ID, cached: getpid is a system call
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_reset_pid)
+_current = _context.current
 
 
 def normalize_level(name: str) -> str:
@@ -152,18 +164,17 @@ class Pipeline:
         self.console = console
         self.captures: tuple[Capture, ...] = ()
         self.failures = 0
+        #: ``logger`` of records from structlog loggers made without a name.
+        self.default_logger = config.app_name
 
     # structlog calls this as its only processor.
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
         level = _LEVELS.get(method_name, method_name)
-        name = getattr(logger, "name", None)
-        if name is not None and "logger" not in event_dict:
-            event_dict["logger"] = name
-        exc_info = event_dict.pop("exc_info", None)
-        if exc_info is None and method_name == "exception":
-            exc_info = True
-        if exc_info:
-            formatted = format_exception(exc_info)
+        if "logger" not in event_dict:
+            event_dict["logger"] = logger.name or self.default_logger
+        if "exc_info" in event_dict or method_name == "exception":
+            exc_info = event_dict.pop("exc_info", None)
+            formatted = format_exception(True if exc_info is None else exc_info)
             if formatted is not None:
                 event_dict["exception"] = formatted
         self.process(event_dict, level, time.time())
@@ -177,38 +188,36 @@ class Pipeline:
             self.failures += 1
             router = self.router
             if router is not None:
-                router._drop(event_dict.get("session_id"), exc, 1)  # noqa: SLF001
+                router._drop(event_dict.get("session_id"), exc, 1)
 
     def _process(self, ed: dict[str, Any], level: str, created: float) -> None:
-        ctx = _context.current()
+        ctx = _current()
         if _STRUCTLOG_VARS:
             for key, var in _STRUCTLOG_VARS.items():
                 value = var.get(Ellipsis)
                 if value is not Ellipsis:
                     ed.setdefault(key[_STRUCTLOG_PREFIX_LEN:], value)
+        if ctx.fields:
+            for key, value in ctx.fields.items():
+                ed.setdefault(key, value)
         session = ctx.session
         if session is None:
             session, attributed = fallback_session()
             if attributed:
                 ed["attributed"] = "sole_session"
-        if ctx.fields:
-            for key, value in ctx.fields.items():
-                ed.setdefault(key, value)
         ed["timestamp"] = format_timestamp(created)
         ed["level"] = level
-        ed.setdefault("logger", "structlog")
         if session is None:
             sid = None
             shard = False
         else:
             sid = session.id
-            shard = session.pid != os.getpid()
+            shard = session.pid != _pid
             if shard:
-                ed["pid"] = os.getpid()
+                ed["pid"] = _pid
         ed["session_id"] = sid
-        stage = ctx.stage
-        if stage is not None:
-            ed["stage"] = stage
+        if ctx.stage is not None:
+            ed["stage"] = ctx.stage
         task = ctx.task
         if task is not None:
             ed["task"] = task.name
@@ -217,28 +226,40 @@ class Pipeline:
         for proc in self.processors:
             ed = proc(None, level, ed)
         line = render_jsonl(None, level, ed)
-        kind = ed.get("kind")
         router = self.router
         if router is not None:
+            kind = ed.get("kind")
             if kind is None:
                 router.write(sid, "processing", shard, line)
             else:
-                stream = _STREAM_OF_KIND.get(kind, "processing")
-                router.write(sid, stream, shard, line)
-                if stream != "processing" and sid is not None:
-                    ref = {k: ed[k] for k in _REF_KEYS if k in ed}
-                    ref["ref"] = stream
-                    router.write(sid, "processing", shard, render_jsonl(None, level, ref))
-                if kind in _GLOBAL_KINDS and sid is not None:
-                    router.write(None, "processing", False, line)
+                self._route_kind(router, ed, kind, sid, shard, line, level)
         if self.captures:
             for capture in self.captures:
-                capture._add(ed)  # noqa: SLF001
+                capture._add(ed)
         if self.console is not None:
             self.console(ed)
 
+    @staticmethod
+    def _route_kind(
+        router: SessionRouter,
+        ed: dict[str, Any],
+        kind: Any,
+        sid: str | None,
+        shard: bool,
+        line: bytes,
+        level: str,
+    ) -> None:
+        stream = _STREAM_OF_KIND.get(kind, "processing")
+        router.write(sid, stream, shard, line)
+        if stream != "processing" and sid is not None:
+            ref: dict[str, Any] = {k: ed[k] for k in _REF_KEYS if k in ed}
+            ref["ref"] = stream
+            router.write(sid, "processing", shard, render_jsonl(None, level, ref))
+        if kind in _GLOBAL_KINDS and sid is not None:
+            router.write(None, "processing", False, line)
 
-_NOTHING: Final = ((), {})
+
+_NOTHING: Final[tuple[tuple[()], dict[str, Any]]] = ((), {})
 
 
 def emit(

@@ -113,10 +113,9 @@ class SessionRouter:
         self._lock = threading.Lock()
         # Serialises flushes so two batches for one file can never swap order.
         self._flush_lock = threading.Lock()
-        self._fds: OrderedDict[Path, int] = OrderedDict()
-        self._paths: dict[tuple[str | None, str, bool], Path] = {}
-        self._pending: dict[Path, bytearray] = {}
-        self._pending_owner: dict[Path, str | None] = {}
+        # Open descriptors by (session_id, stream, shard), least recently used first.
+        self._fds: OrderedDict[tuple[str | None, str, bool], int] = OrderedDict()
+        self._pending: dict[tuple[str | None, str, bool], bytearray] = {}
         self._pending_size = 0
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -126,16 +125,10 @@ class SessionRouter:
 
     def path_for(self, session_id: str | None, stream: str, shard: bool) -> Path:
         """The file a line of *stream* for *session_id* goes to from this process."""
-        key = (session_id, stream, shard)
-        path = self._paths.get(key)
-        if path is None:
-            if session_id is None:
-                path = self.global_path
-            else:
-                suffix = f".{os.getpid()}" if shard else ""
-                path = self.sessions_dir / session_id / f"{stream}{suffix}.jsonl"
-            self._paths[key] = path
-        return path
+        if session_id is None:
+            return self.global_path
+        suffix = f".{self.pid}" if shard else ""
+        return self.sessions_dir / session_id / f"{stream}{suffix}.jsonl"
 
     # -- writing -------------------------------------------------------------
 
@@ -144,47 +137,45 @@ class SessionRouter:
 
         Never raises: a failure drops the record, counts it and warns (rate-limited).
         """
+        key = (session_id, stream, shard)
+        if self.buffered:
+            self._buffer(key, line)
+            return
+        lock = self._lock
+        lock.acquire()
         try:
-            path = self.path_for(session_id, stream, shard)
-            if self.buffered:
-                self._buffer(path, session_id, line)
-            else:
-                self._write_now(path, session_id, line)
-        except Exception as exc:  # noqa: BLE001 - the log call must never raise
-            self._drop(session_id, exc, 1)
-
-    def _write_now(self, path: Path, session_id: str | None, line: bytes) -> None:
-        with self._lock:
-            if self.pid != os.getpid():  # pragma: no cover - at-fork hook normally resets
-                self._reset_after_fork()
-            fd = self._fds.get(path)
-            try:
-                if fd is None:
-                    fd = self._open(path)
-                else:
-                    self._fds.move_to_end(path)
-                _write_all(fd, line)
-            except OSError as exc:
-                self._forget(path)
-                self._drop(session_id, exc, 1)
-                return
+            fd = self._fds.get(key)
+            if fd is None:
+                fd = self._open(key)
+            n = os.write(fd, line)
+            if n != len(line):
+                _write_rest(fd, line, n)
             self.written += 1
+        except Exception as exc:  # noqa: BLE001 - the log call must never raise
+            self._forget(key)
+            self._drop(session_id, exc, 1)
+        finally:
+            lock.release()
 
-    def _open(self, path: Path) -> int:
+    def _open(self, key: tuple[str | None, str, bool]) -> int:
         """Open (creating 0600, folders 0700) and cache a descriptor. Lock held."""
+        if self.pid != os.getpid():  # pragma: no cover - the at-fork hook resets first
+            self._reset_after_fork()
+        path = self.path_for(*key)
         try:
             fd = os.open(path, _FILE_FLAGS, 0o600)
         except FileNotFoundError:
             make_dirs(path.parent)
             fd = os.open(path, _FILE_FLAGS, 0o600)
-        self._fds[path] = fd
-        while len(self._fds) > self.max_open:
-            _, old = self._fds.popitem(last=False)
+        fds = self._fds
+        fds[key] = fd
+        while len(fds) > self.max_open:
+            _, old = fds.popitem(last=False)
             _close(old)
         return fd
 
-    def _forget(self, path: Path) -> None:
-        fd = self._fds.pop(path, None)
+    def _forget(self, key: tuple[str | None, str, bool]) -> None:
+        fd = self._fds.pop(key, None)
         if fd is not None:
             _close(fd)
 
@@ -210,18 +201,17 @@ class SessionRouter:
 
     # -- buffered mode -------------------------------------------------------
 
-    def _buffer(self, path: Path, session_id: str | None, line: bytes) -> None:
+    def _buffer(self, key: tuple[str | None, str, bool], line: bytes) -> None:
         with self._lock:
             if self._pending_size + len(line) > self.buffer_bytes:
-                self._drop(session_id, MemoryError("log buffer full; sink is not keeping up"), 1)
+                self._drop(key[0], MemoryError("log buffer full; sink is not keeping up"), 1)
                 return
-            buf = self._pending.get(path)
+            buf = self._pending.get(key)
             if buf is None:
-                buf = self._pending[path] = bytearray()
-                self._pending_owner[path] = session_id
+                buf = self._pending[key] = bytearray()
             buf += line
             self._pending_size += len(line)
-            if self._flusher is None or self._flusher.ident is None:
+            if self._flusher is None:
                 self._start_flusher()
         if self._pending_size > 1024 * 1024:
             self._wake.set()
@@ -252,42 +242,37 @@ class SessionRouter:
             return
         with self._flush_lock:
             with self._lock:
-                pending, owners = self._pending, self._pending_owner
-                self._pending, self._pending_owner = {}, {}
+                pending = self._pending
+                self._pending = {}
                 self._pending_size = 0
-            self._write_batch(pending, owners)
-
-    def _write_batch(self, pending: dict[Path, bytearray], owners: dict[Path, str | None]) -> None:
-        for path, data in pending.items():
-            try:
-                with self._lock:
-                    fd = self._fds.get(path)
-                    if fd is None:
-                        fd = self._open(path)
-                _write_all(fd, bytes(data))
-                self.written += data.count(b"\n")
-            except OSError as exc:
-                with self._lock:
-                    self._forget(path)
-                self._drop(owners.get(path), exc, data.count(b"\n"))
+            for key, data in pending.items():
+                try:
+                    with self._lock:
+                        fd = self._fds.get(key)
+                        if fd is None:
+                            fd = self._open(key)
+                    n = os.write(fd, data)
+                    if n != len(data):
+                        _write_rest(fd, bytes(data), n)
+                    self.written += data.count(b"\n")
+                except OSError as exc:
+                    with self._lock:
+                        self._forget(key)
+                    self._drop(key[0], exc, data.count(b"\n"))
 
     # -- lifecycle -----------------------------------------------------------
 
     def sync_session(self, session_id: str, *, close: bool = True) -> None:
         """Flush and ``fsync`` a session's files from this process; close them."""
         self.flush()
-        prefix = self.sessions_dir / session_id
         with self._lock:
-            for path in [p for p in self._fds if p.parent == prefix]:
-                fd = self._fds[path]
+            for key in [k for k in self._fds if k[0] == session_id]:
                 try:
-                    os.fsync(fd)
+                    os.fsync(self._fds[key])
                 except OSError:
                     pass
                 if close:
-                    self._forget(path)
-            for key in [k for k in self._paths if k[0] == session_id]:
-                del self._paths[key]
+                    self._forget(key)
 
     def close(self) -> None:
         """Flush, fsync and close every descriptor. The router can still reopen."""
@@ -315,16 +300,14 @@ class SessionRouter:
         self._init_process_state()
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """One ``write`` for the whole line; finish a short write rather than tear it."""
-    n = os.write(fd, data)
-    if n != len(data):
-        view = memoryview(data)
-        while n < len(data):
-            written = os.write(fd, view[n:])
-            if written == 0:  # pragma: no cover - regular files never return 0
-                raise OSError(errno.EIO, "write returned 0 bytes")
-            n += written
+def _write_rest(fd: int, data: bytes, n: int) -> None:
+    """Finish a short write rather than leave a torn line."""
+    view = memoryview(data)
+    while n < len(data):
+        written = os.write(fd, view[n:])
+        if written == 0:  # pragma: no cover - regular files never return 0
+            raise OSError(errno.EIO, "write returned 0 bytes")
+        n += written
 
 
 def _close(fd: int) -> None:
@@ -336,7 +319,7 @@ def _close(fd: int) -> None:
 
 def _after_fork_in_child() -> None:
     for router in list(_ROUTERS):
-        router._reset_after_fork()  # noqa: SLF001
+        router._reset_after_fork()
 
 
 def _flush_all_at_exit() -> None:

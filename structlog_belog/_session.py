@@ -30,7 +30,7 @@ _LOGGER: Final = "structlog_belog.session"
 
 def new_session_id() -> str:
     """A new session ID: ``sess_YYYY-mm-dd_HH-MM-SS_<8 hex>`` (local time)."""
-    return f"sess_{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(4)}"  # noqa: DTZ005 - local time by design
+    return f"sess_{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(4)}"
 
 
 def _version() -> str:
@@ -129,7 +129,7 @@ class Run:
         run = cls(environ.get("BELOG_SESSION_TITLE") or session_id, session_id=session_id)
         run.pid = int(environ.get("BELOG_SESSION_PID") or 0)
         run.directory = config.log_dir / "sessions" / session_id
-        run._config = config  # noqa: SLF001
+        run._config = config
         return run
 
     def __repr__(self) -> str:
@@ -302,7 +302,9 @@ class Run:
         else:
             call_ids = list(produced_by)
             if not all(isinstance(c, str) for c in call_ids):
-                msg = f"produced_by must be a call ID or an iterable of call IDs, got {produced_by!r}"
+                msg = (
+                    f"produced_by must be a call ID or an iterable of call IDs, got {produced_by!r}"
+                )
                 raise TypeError(msg)
         emit(
             "output",
@@ -326,7 +328,14 @@ class Run:
             msg = f"path must exist to be added as content, got {str(p)!r}"
             raise FileNotFoundError(msg)
         name = p.name if as_name is None else as_name
-        if not isinstance(name, str) or not name or name in {".", ".."} or "/" in name or "\\" in name or "\0" in name:
+        if (
+            not isinstance(name, str)
+            or not name
+            or name in {".", ".."}
+            or "/" in name
+            or "\\" in name
+            or "\0" in name
+        ):
             msg = f"as_name must be a single path component, got {as_name!r}"
             raise ValueError(msg)
         emit("content", logger=_LOGGER, kind="content", path=str(p.absolute()), as_name=name)

@@ -45,7 +45,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     so records logged by the task belong to the submitter's session.
     """
 
-    def submit(  # type: ignore[override]
+    def submit(
         self, fn: Callable[..., R], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[R]:
         """Schedule ``fn(*args, **kwargs)`` in a copy of the current context."""

@@ -10,6 +10,7 @@ that keep their own handlers.
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import Any, Final
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -23,6 +24,10 @@ __all__ = ["JsonFormatter", "SessionHandler"]
 # python-json-logger's list of LogRecord attributes, plus the two it leaves to
 # Python >= 3.12 and the message cache; everything else on a record is `extra=`.
 _RESERVED: Final = frozenset((*RESERVED_ATTRS, "taskName", "message", "asctime"))
+# LogRecord.__init__ sets the standard attributes first, in a fixed order, and
+# makeRecord adds `extra=` keys after them: skipping that many keys finds the
+# extras without testing every attribute of every record.
+_N_STANDARD: Final = len(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None).__dict__)
 _LEVEL_OF: Final = {
     logging.DEBUG: "debug",
     logging.INFO: "info",
@@ -40,12 +45,14 @@ def record_to_event_dict(record: logging.LogRecord) -> dict[str, Any]:
         "logger": record.name,
         "event": record.getMessage(),
     }
-    extra = record.__dict__.keys() - _RESERVED
-    if extra:
-        d = record.__dict__
-        for key in extra:
-            if key[0] != "_":
-                ed[key] = d[key]
+    d = record.__dict__
+    if len(d) > _N_STANDARD:
+        # A record whose first attribute is not `name` was built unusually (a
+        # custom factory setting attributes first): look at every attribute.
+        items = islice(d.items(), _N_STANDARD, None) if next(iter(d)) == "name" else d.items()
+        for key, value in items:
+            if key not in _RESERVED and key[0] != "_":
+                ed[key] = value  # noqa: PERF403 - filtering loop, no new dict
     if record.exc_info:
         formatted = format_exception(record.exc_info)
         if formatted is not None:
@@ -74,31 +81,35 @@ class SessionHandler(logging.Handler):
         super().__init__(level)
         self.managed = managed
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         """Filter and emit *record* without the handler lock.
 
         The router is thread-safe and writes each record with one system
         call, so the per-handler lock `logging.Handler.handle` takes would
         only serialise threads for nothing.
         """
-        if self.filters:
-            rv = self.filter(record)
-            if not rv:
-                return False
-        self.emit(record)
+        if self.filters and not self.filter(record):
+            return False
+        # emit()'s body, inlined: this runs for every stdlib record.
+        try:
+            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()
+            level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
+            pipeline.process(record_to_event_dict(record), level, record.created)
+        except Exception:  # noqa: BLE001 - logging's own error path, never raising
+            self.handleError(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Convert *record* to an event dict and send it down the record path."""
         try:
-            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()  # noqa: SLF001
+            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()
             level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
             pipeline.process(record_to_event_dict(record), level, record.created)
         except Exception:  # noqa: BLE001 - logging's own error path, never raising
             self.handleError(record)
 
 
-class JsonFormatter(_PJLJsonFormatter):  # type: ignore[misc]
+class JsonFormatter(_PJLJsonFormatter):
     """python-json-logger's `JsonFormatter` that adds the session fields.
 
     For applications that keep their own handlers: every formatted record gets

@@ -45,9 +45,7 @@ def belog_config(tmp_path: Path) -> _config.Config:
 def subprocess_env() -> dict[str, str]:
     """An environment for child interpreters that imports this checkout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BELOG_")}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.pop("PYTHONUNBUFFERED", None)
     return env
 
