@@ -156,7 +156,9 @@ class TestEnvironment:
         assert tmp_path / "from_env" == config.log_dir
         assert True is (tmp_path / "from_env").is_dir()
 
-    def test_argument_beats_belog_dir(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_argument_beats_belog_dir(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """An explicit log_dir wins over BELOG_DIR."""
         monkeypatch.setenv("BELOG_DIR", str(tmp_path / "from_env"))
 
@@ -197,7 +199,11 @@ class TestArguments:
             ({"prices": [1, 2]}, TypeError, "prices"),
             ({"log_dir": 42}, TypeError, "log_dir"),
             ({"package_dir": 4.2}, TypeError, "package_dir"),
-            ({"summary_template": "/nonexistent/summary.md.j2"}, FileNotFoundError, "summary_template"),
+            (
+                {"summary_template": "/nonexistent/summary.md.j2"},
+                FileNotFoundError,
+                "summary_template",
+            ),
         ],
     )
     def test_bad_argument_names_it(

@@ -128,9 +128,7 @@ class TestBind:
 
         assert {"trace": "t"} == seen
 
-    def test_session_fields_are_not_overridden_by_bound(
-        self, belog_config: _config.Config
-    ) -> None:
+    def test_session_fields_are_not_overridden_by_bound(self, belog_config: _config.Config) -> None:
         """A bound `session_id` cannot redirect a record to another session."""
         with belog.session("guard", package=False) as run, belog.bound(session_id="forged"):
             structlog.get_logger().info("x")

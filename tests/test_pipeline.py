@@ -54,7 +54,11 @@ class TestRecordFields:
             record, key=["timestamp", "level", "logger", "event", "session_id", "rows"].index
         )
         assert ("warning", "app.mod", "something", run.id, 3) == (
-            record["level"], record["logger"], record["event"], record["session_id"], record["rows"]
+            record["level"],
+            record["logger"],
+            record["event"],
+            record["session_id"],
+            record["rows"],
         )
         assert record["timestamp"] == (
             m.group(0) if (m := TIMESTAMP_RE.fullmatch(record["timestamp"])) else None
@@ -125,10 +129,15 @@ class TestKinds:
         (ref,) = [r for r in _stream(run, "processing") if r.get("kind") == "llm_call"]
 
         assert ({"messages": [{"role": "user", "content": "hi"}]}, run.id) == (
-            full["request"], full["session_id"]
+            full["request"],
+            full["session_id"],
         )
         assert ("prompts", "call_1", "gpt-4", "ok", False) == (
-            ref["ref"], ref["call_id"], ref["model"], ref["status"], "request" in ref
+            ref["ref"],
+            ref["call_id"],
+            ref["model"],
+            ref["status"],
+            "request" in ref,
         )
 
     def test_belog_goes_to_belog_file(self, belog_config: _config.Config) -> None:
@@ -140,7 +149,10 @@ class TestKinds:
 
         assert (["a"], "t") == (full["files_changed"], full["task_name"])
         assert ("belog", "t", True, False) == (
-            ref["ref"], ref["task_name"], ref["success"], "files_changed" in ref
+            ref["ref"],
+            ref["task_name"],
+            ref["success"],
+            "files_changed" in ref,
         )
 
     def test_other_kinds_stay_in_processing(self, belog_config: _config.Config) -> None:
@@ -156,9 +168,7 @@ class TestKinds:
 
 
 class TestEmit:
-    def test_configures_on_first_use(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_configures_on_first_use(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """emit() before configure() configures with defaults (BELOG_DIR) and writes."""
         monkeypatch.setenv("BELOG_DIR", str(tmp_path / "auto"))
         emit("auto", level="warning", logger="me", n=1)

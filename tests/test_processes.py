@@ -191,7 +191,9 @@ class TestSpawn:
         start = read_jsonl(belog_config.log_dir / "sessions" / inner_id / "processing.jsonl")[0]
 
         assert (0, "session_start", outer.id) == (
-            proc.returncode, start["event"], start["parent_session_id"]
+            proc.returncode,
+            start["event"],
+            start["parent_session_id"],
         )
 
 
@@ -232,10 +234,16 @@ class TestKill:
             proc.send_signal(signal.SIGKILL)
             proc.wait(60)
             rest = pipe.read()
-        reported += [int.from_bytes(rest[i : i + 8], "little") for i in range(0, len(rest) // 8 * 8, 8)]
+        reported += [
+            int.from_bytes(rest[i : i + 8], "little") for i in range(0, len(rest) // 8 * 8, 8)
+        ]
         data = (tmp_path / "logs" / "sessions" / sid / "processing.jsonl").read_bytes()
         lines = data.split(b"\n")
-        seqs = [r["seq"] for r in read_jsonl(tmp_path / "logs" / "sessions" / sid / "processing.jsonl") if "seq" in r]
+        seqs = [
+            r["seq"]
+            for r in read_jsonl(tmp_path / "logs" / "sessions" / sid / "processing.jsonl")
+            if "seq" in r
+        ]
         last = reported[-1]
 
         assert -signal.SIGKILL == proc.returncode
@@ -275,7 +283,9 @@ class TestSignals:
 
         assert -signal.SIGTERM == proc.returncode
         assert ("session_end", False, "terminated by SIGTERM") == (
-            end["event"], end["success"], end["error"]["message"]
+            end["event"],
+            end["success"],
+            end["error"]["message"],
         )
 
 
@@ -286,7 +296,9 @@ class TestExit:
         """In buffered mode, records still in memory at a normal exit reach the file."""
         script = """
             import sys, structlog, structlog_belog as belog
-            belog.configure(log_dir=sys.argv[1], console=False, durability="buffered", app_name="app")
+            belog.configure(
+                log_dir=sys.argv[1], console=False, durability="buffered", app_name="app"
+            )
             for i in range(2000):
                 structlog.get_logger().info("late", i=i)
         """
@@ -307,7 +319,9 @@ class TestExit:
             print(run.id)
         """
         proc = _run_child(script, subprocess_env, str(tmp_path / "logs"))
-        records = read_jsonl(tmp_path / "logs" / "sessions" / proc.stdout.strip() / "processing.jsonl")
+        records = read_jsonl(
+            tmp_path / "logs" / "sessions" / proc.stdout.strip() / "processing.jsonl"
+        )
 
         assert (0, "") == (proc.returncode, proc.stderr)
         assert ("session_end", False) == (records[-1]["event"], records[-1]["success"])

@@ -131,9 +131,9 @@ class TestRouting:
 
     def test_bad_arguments(self, tmp_path: Path) -> None:
         """SessionRouter rejects an unknown durability and a max_open below 2, naming them."""
-        with pytest.raises(ValueError, match="^durability"):
+        with pytest.raises(ValueError, match=r"^durability"):
             SessionRouter(tmp_path, "app", durability="maybe")
-        with pytest.raises(ValueError, match="^max_open"):
+        with pytest.raises(ValueError, match=r"^max_open"):
             SessionRouter(tmp_path, "app", max_open=1)
 
 
@@ -233,7 +233,9 @@ class TestBuffered:
                 th.join()
         records = [r for r in _records(run) if r["event"] == "buffered"]
 
-        assert [list(range(500))] * 4 == [[r["i"] for r in records if r["t"] == t] for t in range(4)]
+        assert [list(range(500))] * 4 == [
+            [r["i"] for r in records if r["t"] == t] for t in range(4)
+        ]
         assert "session_end" == _records(run)[-1]["event"]
 
     def test_flush_writes_global_records(self, tmp_path: Path) -> None:

@@ -69,13 +69,26 @@ class TestSession:
             "parent_session_id": None,
             "owner": "ana",
             "session_id": run.id,
-        } == {k: start[k] for k in ("kind", "title", "execution_context", "blueprint_id",
-                                    "blueprint_version", "parent_session_id", "owner",
-                                    "session_id")}
+        } == {
+            k: start[k]
+            for k in (
+                "kind",
+                "title",
+                "execution_context",
+                "blueprint_id",
+                "blueprint_version",
+                "parent_session_id",
+                "owner",
+                "session_id",
+            )
+        }
         assert {"host", "python", "belog_version"} <= set(start)
         assert os.getpid() == start["pid"]
         assert (True, None, 0, "info") == (
-            end["success"], end["exception"], end["records_dropped"], end["level"]
+            end["success"],
+            end["exception"],
+            end["records_dropped"],
+            end["level"],
         )
         assert isinstance(end["duration_s"], float)
         assert run.id == work["session_id"]
@@ -91,7 +104,9 @@ class TestSession:
         (end,) = _kind(run, "session_end")
 
         assert (False, "error", {"type": "ValueError", "message": "bad input"}) == (
-            end["success"], end["level"], end["error"]
+            end["success"],
+            end["level"],
+            end["error"],
         )
         assert "ValueError: bad input" == end["exception"].splitlines()[-1]
         assert False is run.success
@@ -187,13 +202,14 @@ class TestSession:
 class TestStage:
     def test_nested_stages(self, belog_config: _config.Config) -> None:
         """Stages nest: records carry the innermost stage, stage_end names the parent."""
-        with belog.session("stages", package=False) as run:
-            with run.stage("outer"):
-                structlog.get_logger().info("a")
-                with run.stage("inner"):
-                    logging.getLogger("lib").info("b")
-                structlog.get_logger().info("c")
-        records = [r for r in _records(run) if r.get("kind") not in ("session_start", "session_end")]
+        with belog.session("stages", package=False) as run, run.stage("outer"):
+            structlog.get_logger().info("a")
+            with run.stage("inner"):
+                logging.getLogger("lib").info("b")
+            structlog.get_logger().info("c")
+        records = [
+            r for r in _records(run) if r.get("kind") not in ("session_start", "session_end")
+        ]
 
         assert [
             ("stage_start", "outer", None),
@@ -224,13 +240,15 @@ class TestStage:
         after = next(r for r in _records(run) if r["event"] == "after")
 
         assert (False, "error", {"type": "OSError", "message": "disk"}) == (
-            end["success"], end["level"], end["error"]
+            end["success"],
+            end["level"],
+            end["error"],
         )
         assert "stage" not in after
 
     def test_bad_name(self, belog_config: _config.Config) -> None:
         """An empty stage name raises ValueError naming `name`."""
-        with belog.session("s", package=False) as run, pytest.raises(ValueError, match="^name"):
+        with belog.session("s", package=False) as run, pytest.raises(ValueError, match=r"^name"):
             run.stage("")
 
 
@@ -261,7 +279,10 @@ class TestRecords:
                 nothing = run.add_output(out)
 
         assert (["call_1"], ["call_2", "call_3"], ["call_4"], []) == (
-            explicit, several, implicit, nothing
+            explicit,
+            several,
+            implicit,
+            nothing,
         )
         assert [["call_1"], ["call_2", "call_3"], ["call_4"], []] == [
             r["call_ids"] for r in _kind(run, "output")
@@ -314,9 +335,8 @@ class TestRecords:
         name: str,
     ) -> None:
         """A bad argument to add_*/set_metric raises an error naming it and writes nothing."""
-        with belog.session("bad-args", package=False) as run:
-            with pytest.raises(error) as info:
-                call(run, tmp_path)
+        with belog.session("bad-args", package=False) as run, pytest.raises(error) as info:
+            call(run, tmp_path)
 
         assert str(info.value).startswith(name)
         assert ["session_start", "session_end"] == [r["event"] for r in _records(run)]

@@ -68,7 +68,7 @@ class TestSessionHandler:
         """logger.exception() writes the formatted traceback in `exception`."""
         with belog.session("exc", package=False) as run:
             try:
-                raise KeyError("missing-key")
+                {}["missing-key"]
             except KeyError:
                 logging.getLogger("lib").exception("lookup failed")
 
@@ -124,9 +124,7 @@ class TestSessionHandler:
         with belog.session("dictconfig", package=False) as run:
             logging.getLogger("lib.dc").info("via dictConfig")
 
-        assert [("via dictConfig", run.id)] == [
-            (r["event"], r["session_id"]) for r in _plain(run)
-        ]
+        assert [("via dictConfig", run.id)] == [(r["event"], r["session_id"]) for r in _plain(run)]
 
     def test_dict_config_without_configure(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -188,9 +186,12 @@ class TestJsonFormatter:
         lib = logging.getLogger("app.own")
         lib.addHandler(handler)
         try:
-            with belog.session("jsonfmt", package=False) as run, run.stage("prep"):
-                with belog.bound(request_id="r-1"):
-                    lib.warning("formatted %s", "here", extra={"n": 1})
+            with (
+                belog.session("jsonfmt", package=False) as run,
+                run.stage("prep"),
+                belog.bound(request_id="r-1"),
+            ):
+                lib.warning("formatted %s", "here", extra={"n": 1})
         finally:
             lib.removeHandler(handler)
         (line,) = stream.getvalue().splitlines()

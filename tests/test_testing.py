@@ -75,9 +75,7 @@ class TestCaptureSession:
 
         assert ["before", "after"] == cap.events()
 
-    def test_configures_when_needed(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_configures_when_needed(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """capture_session() before configure() configures with defaults."""
         monkeypatch.setenv("BELOG_DIR", str(tmp_path / "logs"))
         with capture_session() as cap:

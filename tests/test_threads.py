@@ -67,14 +67,12 @@ class TestPropagate:
 
     def test_not_callable(self) -> None:
         """propagate() of a non-callable raises TypeError naming fn."""
-        with pytest.raises(TypeError, match="^fn"):
+        with pytest.raises(TypeError, match=r"^fn"):
             belog.propagate(3)  # type: ignore[arg-type]
 
 
 class TestThreadPoolExecutor:
-    def test_eight_threads_many_sessions_never_misroute(
-        self, belog_config: _config.Config
-    ) -> None:
+    def test_eight_threads_many_sessions_never_misroute(self, belog_config: _config.Config) -> None:
         """Records from 8 sessions each fanning out to a pool never land in another's file."""
 
         def leaf(marker: str, i: int) -> None:
@@ -101,9 +99,8 @@ class TestThreadPoolExecutor:
             lines = read_jsonl(path)
             counts[expected[sid]] = sum(1 for r in lines if r["event"] in ("leaf", "std leaf"))
             for r in lines:
-                if r["session_id"] != sid:
-                    wrong.append(r)
-                elif "kind" not in r and r["marker"] != expected[sid]:
+                misplaced = "kind" not in r and r["marker"] != expected[sid]
+                if r["session_id"] != sid or misplaced:
                     wrong.append(r)
 
         assert [] == wrong
