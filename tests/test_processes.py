@@ -325,3 +325,28 @@ class TestExit:
 
         assert (0, "") == (proc.returncode, proc.stderr)
         assert ("session_end", False) == (records[-1]["event"], records[-1]["success"])
+
+
+class TestExample:
+    def test_pipeline_example_runs(self, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        """examples/pipeline.py runs offline, logs its worker threads into its session."""
+        from tests.conftest import REPO_ROOT
+
+        proc = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "examples" / "pipeline.py")],
+            env={**subprocess_env, "BELOG_DIR": str(tmp_path / "logs")},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        folder = Path(proc.stdout.splitlines()[0].removeprefix("session logs: "))
+        records = read_jsonl(folder / "processing.jsonl")
+        counted = [r for r in records if str(r["event"]).endswith("counted")]
+
+        assert (0, "") == (proc.returncode, proc.stderr)
+        assert tmp_path / "logs" / "sessions" == folder.parent
+        assert {folder.name} == {r["session_id"] for r in records}
+        assert [("count", False)] * 8 == [(r["stage"], "attributed" in r) for r in counted]
+        assert list(range(8)) == sorted(int(r["chunk"]) for r in counted)
