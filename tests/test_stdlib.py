@@ -64,6 +64,44 @@ class TestSessionHandler:
         assert set() == {"args", "msg", "levelno", "lineno", "thread", "funcName"} & set(record)
 
     @pytest.mark.usefixtures("belog_config")
+    def test_extra_cannot_replace_message(self) -> None:
+        """An extra= named `event` does not replace the logged message."""
+        with belog.session("extra-event", package=False) as run:
+            logging.getLogger("lib").info("user logged in", extra={"event": "login", "n": 1})
+
+        assert [("user logged in", 1)] == [(r["event"], r["n"]) for r in _plain(run)]
+
+    @pytest.mark.usefixtures("belog_config")
+    def test_unformattable_message_is_kept(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A message whose %-formatting raises is written with its parts, not lost."""
+
+        class NoStr:
+            def __str__(self) -> str:
+                raise RuntimeError("no str")
+
+            def __repr__(self) -> str:
+                raise RuntimeError("no repr")
+
+        # Not through the root: pytest's own capture handler fails a test on a bad format.
+        lib = logging.getLogger("lib.badfmt")
+        handler = SessionHandler()
+        lib.addHandler(handler)
+        lib.propagate = False
+        try:
+            with belog.session("badfmt", package=False) as run:
+                lib.warning("%d items", "many")
+                lib.warning("value %s", NoStr())
+        finally:
+            lib.removeHandler(handler)
+            lib.propagate = True
+
+        assert [
+            "'%d items' % ('many',) (could not format: TypeError)",
+            "'value %s' % (<unrepresentable NoStr>,) (could not format: RuntimeError)",
+        ] == [r["event"] for r in _plain(run)]
+        assert "" == capsys.readouterr().err
+
+    @pytest.mark.usefixtures("belog_config")
     def test_exc_info_is_formatted_traceback(self) -> None:
         """logger.exception() writes the formatted traceback in `exception`."""
         with belog.session("exc", package=False) as run:
