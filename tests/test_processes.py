@@ -126,9 +126,12 @@ class TestFork:
                 proc = ctx.Process(target=_mp_child, args=(40,))
                 proc.start()
             proc.join(60)
-        shard = _files(run).get(f"processing.{proc.pid}.jsonl", [])
+        files = _files(run)
+        shard = files.get(f"processing.{proc.pid}.jsonl", [])
 
         assert (0, 80) == (proc.exitcode, len(shard))
+        # Lines the parent had buffered at the fork are written once, by the parent.
+        assert ["session_start", "session_end"] == [r["event"] for r in files["processing.jsonl"]]
 
 
 class TestSpawn:

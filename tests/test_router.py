@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +15,8 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import structlog_belog as belog
 from structlog_belog import _config, _router
@@ -135,6 +139,57 @@ class TestRouting:
             SessionRouter(tmp_path, "app", durability="maybe")
         with pytest.raises(ValueError, match=r"^max_open"):
             SessionRouter(tmp_path, "app", max_open=1)
+
+
+def _log_structlog(seq: int) -> None:
+    structlog.get_logger("prop").info("rec", seq=seq)
+
+
+def _log_stdlib(seq: int) -> None:
+    logging.getLogger("lib.prop").info("rec", extra={"seq": seq})
+
+
+class TestRoutingProperty:
+    @settings(max_examples=30, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(st.integers(0, 4), st.sampled_from([_log_structlog, _log_stdlib])),
+            max_size=60,
+        )
+    )
+    def test_no_record_misrouted(self, ops: list[tuple[int, Any]]) -> None:
+        """Any interleaving of records over 4 open sessions and none routes each to its file."""
+        with tempfile.TemporaryDirectory() as tmp:
+            config = belog.configure(
+                log_dir=Path(tmp), console=False, handle_signals=False, app_name="app"
+            )
+            try:
+                contexts = [contextvars.copy_context() for _ in range(4)]
+                runs = [
+                    ctx.run(belog.session(f"p{n}", package=False).__enter__)
+                    for n, ctx in enumerate(contexts)
+                ]
+                for seq, (target, log) in enumerate(ops):
+                    if target == 4:
+                        log(seq)
+                    else:
+                        contexts[target].run(log, seq)
+                for ctx, run in zip(contexts, runs, strict=True):
+                    ctx.run(run.__exit__, None, None, None)
+                actual = [
+                    [
+                        r["seq"]
+                        for r in read_jsonl(
+                            config.log_dir / "sessions" / run.id / "processing.jsonl"
+                        )
+                        if "seq" in r
+                    ]
+                    for run in runs
+                ] + [[r["seq"] for r in _global(config) if "seq" in r]]
+            finally:
+                _config.reset()
+
+        assert [[i for i, (t, _) in enumerate(ops) if t == n] for n in range(5)] == actual
 
 
 class TestFailures:

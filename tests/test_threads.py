@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from pathlib import Path
@@ -49,6 +50,38 @@ class TestPropagate:
             (r["event"], r["stage"]) for r in records
         ]
         assert [False, False] == ["attributed" in r for r in records]
+
+    def test_eight_threads_two_sessions(self, belog_config: _config.Config) -> None:
+        """8 propagate()d threads, half per session, each write only to their session."""
+
+        def work(marker: str) -> None:
+            for i in range(100):
+                structlog.get_logger().info("rec", marker=marker, i=i)
+                logging.getLogger("lib").info("std", extra={"marker": marker})
+
+        # Both sessions open at once, each in its own context.
+        contexts = {name: contextvars.copy_context() for name in "AB"}
+        runs = {
+            name: ctx.run(belog.session(name, package=False).__enter__)
+            for name, ctx in contexts.items()
+        }
+        threads = [
+            threading.Thread(target=contexts[name].run(belog.propagate, work), args=(name,))
+            for name in "AABBABAB"
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for name, ctx in contexts.items():
+            ctx.run(runs[name].__exit__, None, None, None)
+        a, b = runs["A"], runs["B"]
+        markers = {
+            name: [r["marker"] for r in _records(run) if "kind" not in r]
+            for name, run in (("A", a), ("B", b))
+        }
+
+        assert {"A": ["A"] * 800, "B": ["B"] * 800} == markers
 
     def test_calls_do_not_share_context(self, belog_config: _config.Config) -> None:
         """bind() inside one propagated call does not leak into the next call."""
