@@ -110,7 +110,10 @@ class SessionRouter:
 
     def _init_process_state(self) -> None:
         self.pid = os.getpid()
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler that logs, or a warning written to a
+        # stderr the app routes into logging, can write while this thread
+        # already holds the lock; a plain Lock deadlocks the app there.
+        self._lock = threading.RLock()
         # Serialises flushes so two batches for one file can never swap order.
         self._flush_lock = threading.Lock()
         # Open descriptors by (session_id, stream, shard), least recently used first.
