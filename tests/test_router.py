@@ -7,7 +7,10 @@ import contextvars
 import errno
 import logging
 import os
+import subprocess
+import sys
 import tempfile
+import textwrap
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -323,3 +326,87 @@ class TestBuffered:
         assert 10 == len(kept) + router.dropped("s")
         assert len(kept) > 0
         assert router.dropped("s") > 0
+
+
+class TestReentrancy:
+    """A write that starts while this thread is already writing must not deadlock.
+
+    Run in a child process with a timeout, so a deadlock fails the test instead
+    of hanging the suite.
+    """
+
+    def _run(
+        self, script: str, log_dir: Path, env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script), str(log_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    def test_signal_handler_logging_during_write(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """A signal handler that logs while the router is mid-write does not deadlock."""
+        script = """
+            import os, signal, sys, structlog, structlog_belog as belog
+            from structlog_belog import _router
+            belog.configure(log_dir=sys.argv[1], console=False, app_name="app")
+            signal.signal(signal.SIGUSR1, lambda *_: structlog.get_logger().info("from handler"))
+            fired = []
+
+            class Os:
+                def __getattr__(self, name):
+                    return getattr(os, name)
+
+                def write(self, fd, data):
+                    if not fired:
+                        fired.append(1)
+                        signal.raise_signal(signal.SIGUSR1)  # handler runs right here
+                    return os.write(fd, data)
+
+            _router.os = Os()
+            structlog.get_logger().info("interrupted")
+            print("finished")
+        """
+        proc = self._run(script, tmp_path / "logs", subprocess_env)
+
+        assert (0, "finished\n", "") == (proc.returncode, proc.stdout, proc.stderr)
+        assert ["from handler", "interrupted"] == [
+            r["event"] for r in read_jsonl(tmp_path / "logs" / "app.jsonl")
+        ]
+
+    def test_stderr_routed_into_logging(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """The drop warning written to a stderr that logs (as Celery does) does not deadlock."""
+        script = """
+            import logging, os, sys, structlog, structlog_belog as belog
+            belog.configure(log_dir=sys.argv[1], console=False, app_name="app")
+
+            class LoggerWriter:
+                def write(self, text):
+                    if text.strip():
+                        logging.getLogger("stderr").error(text.strip())
+
+                def flush(self):
+                    pass
+
+            run = belog.session("full", package=False)
+            folder = os.path.join(sys.argv[1], "sessions", run.id)
+            os.makedirs(folder)
+            os.symlink("/dev/full", os.path.join(folder, "processing.jsonl"))
+            sys.stderr = LoggerWriter()
+            with run:
+                structlog.get_logger().info("lost")
+            print("finished")
+        """
+        proc = self._run(script, tmp_path / "logs", subprocess_env)
+        end = read_jsonl(tmp_path / "logs" / "app.jsonl")[-1]
+
+        assert (0, "finished\n") == (proc.returncode, proc.stdout)
+        # session_start, "lost", and the warning itself, logged through stderr.
+        assert ("session_end", 3) == (end["event"], end["records_dropped"])
