@@ -63,6 +63,24 @@ class _State:
 
 _STATE = _State()
 
+#: The wrapper class of every structlog logger while configured. structlog bakes
+#: the level into the class of a logger cached on first use, so `configure()`
+#: swaps this one class's level methods in place (`_set_level`): loggers cached
+#: under an earlier level follow a new one, at no cost per call.
+_BelogBoundLogger: type[Any] = type(
+    "_BelogBoundLogger",
+    (structlog.make_filtering_bound_logger(logging.NOTSET),),
+    {"__module__": __name__},
+)
+
+
+def _set_level(level_no: int) -> None:
+    """Give `_BelogBoundLogger` the methods structlog's filtering logger has at *level_no*."""
+    source = structlog.make_filtering_bound_logger(level_no)
+    for name, value in vars(source).items():
+        if not name.startswith("__"):
+            setattr(_BelogBoundLogger, name, value)
+
 
 def get_config() -> Config | None:
     """The active `Config`, or None before `configure()`."""
@@ -218,9 +236,10 @@ def _install(config: Config) -> None:
             old.router.shutdown()
     _STATE.pipeline = pipeline
     _STATE.config = config
+    _set_level(config.level_no)
     structlog.configure(
         processors=[_dispatch],  # type: ignore[list-item]
-        wrapper_class=structlog.make_filtering_bound_logger(config.level_no),
+        wrapper_class=_BelogBoundLogger,
         logger_factory=_SinkLoggerFactory(),
         context_class=dict,
         cache_logger_on_first_use=True,

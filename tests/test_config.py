@@ -6,6 +6,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -59,6 +60,44 @@ class TestConfigure:
 
         assert ["first"] == [r["event"] for r in read_jsonl(tmp_path / "a" / "x.jsonl")]
         assert ["second"] == [r["event"] for r in read_jsonl(tmp_path / "b" / "x.jsonl")]
+
+    def test_cached_structlog_logger_follows_level(self, tmp_path: Path) -> None:
+        """A structlog logger cached under one level obeys a later configure()'s level."""
+        kwargs: dict[str, Any] = {
+            "log_dir": tmp_path / "logs",
+            "console": False,
+            "handle_signals": False,
+            "app_name": "app",
+        }
+        belog.configure(**kwargs)
+        log = structlog.get_logger("cached")
+        log.info("cached at info")
+        belog.configure(level="WARNING", **kwargs)
+        log.info("filtered at warning")
+        log.bind(x=1).info("bound, filtered at warning")
+        belog.configure(level="DEBUG", **kwargs)
+        log.debug("written at debug")
+
+        assert ["cached at info", "written at debug"] == [
+            r["event"] for r in read_jsonl(tmp_path / "logs" / "app.jsonl")
+        ]
+        assert (True, 10) == (log.is_enabled_for(logging.DEBUG), log.get_effective_level())
+
+    def test_structlog_logger_used_before_configure(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A module-level structlog logger used before configure() writes to the file after."""
+        log = structlog.get_logger("early")
+        log.info("before configure")
+        capsys.readouterr()
+        belog.configure(
+            log_dir=tmp_path / "logs", console=False, handle_signals=False, app_name="app"
+        )
+        log.info("after configure")
+
+        assert [("after configure", "early")] == [
+            (r["event"], r["logger"]) for r in read_jsonl(tmp_path / "logs" / "app.jsonl")
+        ]
 
     def test_keeps_app_handlers(self, tmp_path: Path) -> None:
         """The application's own root handler survives configure() and still gets records."""
