@@ -44,6 +44,16 @@ def _mp_child(n: int) -> None:
         logging.getLogger("lib.child").info("mp stdlib %d", i)
 
 
+def _log_until_terminated(started: Any) -> None:
+    """Log forever from a multiprocessing child; set *started* after the first record."""
+    i = 0
+    while True:
+        structlog.get_logger("child").info("looping", i=i)
+        if i == 0:
+            started.set()
+        i += 1
+
+
 def _spawn_child(n: int) -> None:
     """A spawned child: configure() joins the session named in its environment."""
     belog.configure(console=False, handle_signals=False)
@@ -290,6 +300,23 @@ class TestSignals:
             end["success"],
             end["error"]["message"],
         )
+
+    def test_terminated_fork_child_dies_by_sigterm(self, tmp_path: Path) -> None:
+        """A forked child without its own session dies by SIGTERM, its shard intact."""
+        belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=True)
+        ctx = multiprocessing.get_context("fork")
+        with belog.session("terminated", package=False) as run:
+            started = ctx.Event()
+            with _fork_allowed():
+                proc = ctx.Process(target=_log_until_terminated, args=(started,))
+                proc.start()
+            started.wait(60)
+            proc.terminate()
+            proc.join(60)
+        shard = _files(run)[f"processing.{proc.pid}.jsonl"]
+
+        assert -signal.SIGTERM == proc.exitcode
+        assert list(range(len(shard))) == [r["i"] for r in shard]
 
 
 class TestExit:
