@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import pty
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +185,48 @@ class TestConfigure:
         assert [{"answer": 42, "event": "on the console"}] == [
             {"answer": r["answer"], "event": r["event"]}
             for r in read_jsonl(tmp_path / "logs" / "app.jsonl")
+        ]
+
+    def test_console_on_by_default_on_a_tty(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """With stderr a terminal, configure() prints pretty lines there; the file stays JSONL."""
+        script = (
+            "import sys, structlog, structlog_belog as belog\n"
+            "belog.configure(log_dir=sys.argv[1], app_name='app')\n"
+            "structlog.get_logger().info('to the terminal', answer=42)\n"
+        )
+        leader, follower = pty.openpty()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", script, str(tmp_path / "logs")],
+                env=subprocess_env,
+                stderr=follower,
+                timeout=60,
+                check=False,
+            )
+            os.close(follower)
+            follower = -1
+            out = b""
+            while True:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the terminal has no writer left
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            os.close(leader)
+            if follower != -1:
+                os.close(follower)
+        text = out.decode(errors="replace")
+
+        assert 0 == proc.returncode
+        pretty = "to the terminal" in text and "answer" in text
+        assert (True, False) == (pretty, text.lstrip().startswith("{"))
+        assert [("to the terminal", 42)] == [
+            (r["event"], r["answer"]) for r in read_jsonl(tmp_path / "logs" / "app.jsonl")
         ]
 
 
