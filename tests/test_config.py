@@ -16,6 +16,7 @@ import structlog
 
 import structlog_belog as belog
 from structlog_belog import _config
+from structlog_belog._pipeline import emit
 from structlog_belog.stdlib import SessionHandler
 from tests.conftest import read_jsonl
 
@@ -341,12 +342,16 @@ class TestFileModes:
             structlog.get_logger().info("outside")
             with belog.session("modes", package=False) as run:
                 structlog.get_logger().info("inside")
+                emit("llm_call", kind="llm_call", call_id="c1")
+                emit("belog", kind="belog", task_name="t")
         finally:
             os.umask(old)
         logs = tmp_path / "logs"
         assert run.directory is not None
         folders = [logs, logs / "sessions", run.directory]
-        files = [logs / "app.jsonl", run.directory / "processing.jsonl"]
+        files = [logs / "app.jsonl"] + [
+            run.directory / f"{stream}.jsonl" for stream in ("processing", "prompts", "belog")
+        ]
 
         assert [0o700] * 3 == [stat.S_IMODE(p.stat().st_mode) for p in folders]
-        assert [0o600] * 2 == [stat.S_IMODE(p.stat().st_mode) for p in files]
+        assert [0o600] * 4 == [stat.S_IMODE(p.stat().st_mode) for p in files]
