@@ -59,6 +59,8 @@ class _State:
         self.pipeline: Pipeline | None = None
         self.handler: logging.Handler | None = None
         self.root_level: int | None = None
+        # False when an implicit configure() left the app's own structlog setup in place.
+        self.owns_structlog = False
 
 
 _STATE = _State()
@@ -237,6 +239,7 @@ def _install(config: Config) -> None:
     _STATE.pipeline = pipeline
     _STATE.config = config
     _set_level(config.level_no)
+    _STATE.owns_structlog = True
     structlog.configure(
         processors=[_dispatch],  # type: ignore[list-item]
         wrapper_class=_BelogBoundLogger,
@@ -284,14 +287,21 @@ def ensure_pipeline() -> Pipeline:
     if pipeline is None:
         with _STATE.lock:
             if _STATE.pipeline is None:
+                # Configuring implicitly (a session, a stdlib record or an audit
+                # before configure()): an app that configured structlog itself,
+                # e.g. with our processors in its own chain, keeps its chain.
+                own = structlog.get_config() if structlog.is_configured() else None
                 configure()
+                if own is not None:
+                    structlog.configure(**own)
+                    _STATE.owns_structlog = False
             pipeline = _STATE.pipeline
     assert pipeline is not None  # noqa: S101 - configure() always sets it
     return pipeline
 
 
 def reset() -> None:
-    """Undo `configure()`: remove the handler, restore structlog's defaults.
+    """Undo `configure()`: remove the handler, restore structlog's defaults if it set them.
 
     For tests and for applications that reconfigure logging from scratch.
     """
@@ -308,7 +318,9 @@ def reset() -> None:
         _STATE.pipeline = None
         _STATE.config = None
         _context.REGISTRY.joined = None
-        structlog.reset_defaults()
+        if _STATE.owns_structlog:
+            structlog.reset_defaults()
+        _STATE.owns_structlog = False
         from ._signals import uninstall_signal_handlers
 
         uninstall_signal_handlers()
