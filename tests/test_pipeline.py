@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import structlog
 from hypothesis import given
@@ -15,6 +20,7 @@ from hypothesis import strategies as st
 import structlog_belog as belog
 from structlog_belog import _config, _context
 from structlog_belog._pipeline import emit, format_timestamp, normalize_level
+from structlog_belog.processors import add_session
 from tests.conftest import read_jsonl
 
 TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
@@ -211,3 +217,76 @@ class TestHelpers:
         expected = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
         assert expected == format_timestamp(t)
+
+
+class TestAddSession:
+    @pytest.fixture
+    def chain(self) -> Iterator[io.BytesIO]:
+        """A hand-made structlog chain using add_session, writing JSON lines to memory."""
+        out = io.BytesIO()
+        structlog.configure(
+            processors=[
+                add_session,
+                structlog.processors.add_log_level,
+                structlog.processors.JSONRenderer(serializer=orjson.dumps),
+            ],
+            logger_factory=structlog.BytesLoggerFactory(out),
+        )
+        try:
+            yield out
+        finally:
+            structlog.reset_defaults()
+
+    @staticmethod
+    def _lines(out: io.BytesIO) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in out.getvalue().splitlines()]
+
+    def test_in_hand_made_chain(
+        self, chain: io.BytesIO, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """add_session adds session, stage and bound fields; session() keeps the app's chain."""
+        monkeypatch.setenv("BELOG_DIR", str(tmp_path / "logs"))
+        log = structlog.get_logger()
+        log.info("before")
+        with (
+            belog.session("hand", package=False) as run,
+            run.stage("s1"),
+            belog.bound(user="ana"),
+        ):
+            log.info("inside")
+
+        assert [
+            {"event": "before", "level": "info", "session_id": None},
+            {
+                "event": "inside",
+                "level": "info",
+                "session_id": run.id,
+                "stage": "s1",
+                "user": "ana",
+            },
+        ] == self._lines(chain)
+
+    def test_sole_session_attribution(
+        self, chain: io.BytesIO, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """add_session attributes a context-less record to the sole open session, marked."""
+        monkeypatch.setenv("BELOG_DIR", str(tmp_path / "logs"))
+        with belog.session("sole", package=False) as run:
+            t = threading.Thread(target=lambda: structlog.get_logger().info("orphan"))
+            t.start()
+            t.join()
+
+        assert [
+            {"event": "orphan", "level": "info", "session_id": run.id, "attributed": "sole_session"}
+        ] == self._lines(chain)
+
+    def test_reset_leaves_app_chain(
+        self, chain: io.BytesIO, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Undoing an implicit configure() leaves the app's structlog setup as it was."""
+        monkeypatch.setenv("BELOG_DIR", str(tmp_path / "logs"))
+        emit("configures implicitly")
+        _config.reset()
+        structlog.get_logger().info("still mine")
+
+        assert ["still mine"] == [r["event"] for r in self._lines(chain)]
