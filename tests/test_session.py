@@ -178,6 +178,33 @@ class TestSession:
         (end,) = _kind(run, "session_end")
         assert (False, "RuntimeError") == (end["success"], end["error"]["type"])
 
+    def test_packaging_failure_is_reported_not_raised(
+        self,
+        belog_config: _config.Config,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A failing finalizer leaves the session closed and says how to retry, never raising."""
+        from structlog_belog import _package
+
+        def broken(run: belog.Run) -> None:
+            raise OSError("disk gone")
+
+        monkeypatch.setattr(_package, "finalize_run", broken)
+        with belog.session("pkg-fails") as run:
+            pass
+
+        assert (True, None) == (run.success, run.package_path)
+        assert f"run `belog package {run.id}` to retry" in capsys.readouterr().err
+        assert "session_end" == _records(run)[-1]["event"]
+
+    def test_repr(self, belog_config: _config.Config) -> None:
+        """Run and Stage reprs name the session."""
+        run = belog.session("shown", package=False)
+
+        assert f"<Run {run.id!r} title='shown' success=None>" == repr(run)
+        assert f"<Stage 'st' of {run.id!r}>" == repr(run.stage("st"))
+
     @pytest.mark.parametrize(
         ("kwargs", "error", "name"),
         [
@@ -288,6 +315,22 @@ class TestRecords:
             r["call_ids"] for r in _kind(run, "output")
         ]
         assert {"gen"} == {r["stage"] for r in _kind(run, "output")[2:]}
+
+    def test_last_call_is_innermost(self, belog_config: _config.Config) -> None:
+        """last_call() is the latest call of the current stage, else of the session."""
+        with belog.session("calls", package=False) as run:
+            run.note_call({"call_id": "c1"})
+            with run.stage("a"):
+                in_stage_before = run.last_call()
+                run.note_call({"call_id": "c2"})
+                in_stage_after = run.last_call()
+            at_session = run.last_call()
+
+        assert (
+            {"call_id": "c1"},
+            {"call_id": "c2"},
+            {"call_id": "c2"},
+        ) == (in_stage_before, in_stage_after, at_session)
 
     def test_add_content(self, belog_config: _config.Config, tmp_path: Path) -> None:
         """add_content records the absolute path and the name in the package."""
