@@ -154,6 +154,15 @@ class TestConfigure:
 
         assert [] == _session_handlers()
 
+    def test_reconfigure_without_capture_removes_handler(self, tmp_path: Path) -> None:
+        """configure(capture_stdlib=False) after a capturing configure() removes its handler."""
+        belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+        belog.configure(
+            log_dir=tmp_path / "logs", console=False, handle_signals=False, capture_stdlib=False
+        )
+
+        assert [] == _session_handlers()
+
     def test_level_filters_structlog_and_stdlib(self, tmp_path: Path) -> None:
         """Records below the configured level are written by neither path."""
         belog.configure(
