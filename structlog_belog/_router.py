@@ -268,7 +268,9 @@ class SessionRouter:
     def sync_session(self, session_id: str, *, close: bool = True) -> None:
         """Flush and ``fsync`` a session's files from this process; close them."""
         self.flush()
-        with self._lock:
+        # _flush_lock: flush() returns at once when the flusher thread has taken
+        # the batch and is still writing it; wait for it rather than close under it.
+        with self._flush_lock, self._lock:
             for key in [k for k in self._fds if k[0] == session_id]:
                 try:
                     os.fsync(self._fds[key])
@@ -280,7 +282,7 @@ class SessionRouter:
     def close(self) -> None:
         """Flush, fsync and close every descriptor. The router can still reopen."""
         self.flush()
-        with self._lock:
+        with self._flush_lock, self._lock:  # see sync_session
             for fd in self._fds.values():
                 try:
                     os.fsync(fd)
