@@ -311,6 +311,35 @@ class TestBuffered:
 
         assert [f"g{i}" for i in range(100)] == [r["event"] for r in _global(config)]
 
+    def test_close_waits_for_a_batch_being_written(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """close() during the flusher's write waits for it instead of closing under it."""
+        entered, release = threading.Event(), threading.Event()
+
+        def slow_write(fd: int, data: Any) -> int:
+            entered.set()
+            release.wait(10)
+            return os.write(fd, data)
+
+        router = SessionRouter(tmp_path, "app", durability="buffered", flush_interval=60)
+        monkeypatch.setattr(_router, "os", _OsProxy(slow_write))
+        router.write(None, "processing", False, b'{"event":"in flight"}\n')
+        router._wake.set()  # the flusher takes the batch and blocks in write
+        entered.wait(10)
+        closer = threading.Thread(target=router.close)
+        closer.start()
+        closer.join(0.2)  # bounded wait: with the bug, close() is done by now
+        release.set()
+        closer.join(10)
+        router.shutdown()
+        monkeypatch.undo()
+
+        assert (0, [{"event": "in flight"}]) == (
+            router.drops.total,
+            read_jsonl(tmp_path / "app.jsonl"),
+        )
+
     def test_memory_cap_drops_and_counts(self, tmp_path: Path) -> None:
         """Past buffer_bytes, buffered records are dropped and counted per session."""
         router = SessionRouter(tmp_path, "app", durability="buffered", buffer_bytes=100)
