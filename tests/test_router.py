@@ -84,13 +84,18 @@ class TestRouting:
         expected = {sid: f"a{n}" for n, sid in enumerate(ids)}
         wrong: list[dict[str, Any]] = []
         counts: dict[str, int] = {}
-        for sid, marker in expected.items():
-            lines = read_jsonl(belog_config.log_dir / "sessions" / sid / "processing.jsonl")
+        files = sorted((belog_config.log_dir / "sessions").glob("*/*"))
+        for path in files:
+            sid, marker = path.parent.name, expected[path.parent.name]
+            lines = read_jsonl(path)
             counts[marker] = sum(1 for r in lines if "kind" not in r)
             wrong += [r for r in lines if r["session_id"] != sid]
             wrong += [r for r in lines if "kind" not in r and r["marker"] != marker]
 
         assert 20 == len(set(ids))
+        assert sorted(f"{sid}/processing.jsonl" for sid in ids) == [
+            f"{p.parent.name}/{p.name}" for p in files
+        ]
         assert {f"a{n}": 75 for n in range(20)} == counts
         assert [] == wrong
         assert [] == [r for r in _global(belog_config) if "kind" not in r]

@@ -27,7 +27,7 @@ def _global(config: _config.Config) -> list[dict[str, Any]]:
 
 
 def _session_files(config: _config.Config) -> list[Path]:
-    return sorted((config.log_dir / "sessions").glob("*/*.jsonl"))
+    return sorted((config.log_dir / "sessions").glob("*/*"))
 
 
 class TestPropagate:
@@ -138,6 +138,9 @@ class TestThreadPoolExecutor:
 
         assert [] == wrong
         assert {f"s{n}": 200 for n in range(8)} == counts
+        assert sorted(f"{sid}/processing.jsonl" for sid in ids) == [
+            f"{p.parent.name}/{p.name}" for p in _session_files(belog_config)
+        ]
         assert [] == [r for r in _global(belog_config) if "kind" not in r]
 
     def test_outside_session_stays_global(self, belog_config: _config.Config) -> None:
