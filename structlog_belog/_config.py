@@ -97,7 +97,11 @@ def _default_app_name() -> str:
 
 def _resolve_dir(value: str | os.PathLike[str] | None, env: str, default: str, arg: str) -> Path:
     if value is None:
-        value = os.environ.get(env) or default
+        if os.environ.get(env):
+            # Name the variable the bad value came from, not the argument.
+            value, arg = os.environ[env], f"{arg} (from ${env})"
+        else:
+            value = default
     if not isinstance(value, str | os.PathLike):
         msg = f"{arg} must be a path (str or os.PathLike), got {value!r}"
         raise TypeError(msg)
@@ -109,15 +113,19 @@ def _resolve_dir(value: str | os.PathLike[str] | None, env: str, default: str, a
 
 
 def _resolve_level(level: str | int | None) -> str:
+    arg = "level"
     if level is None:
-        level = os.environ.get("BELOG_LEVEL") or "INFO"
+        if os.environ.get("BELOG_LEVEL"):
+            level, arg = os.environ["BELOG_LEVEL"], "level (from $BELOG_LEVEL)"
+        else:
+            level = "INFO"
     if isinstance(level, int) and not isinstance(level, bool):
         name = logging.getLevelName(level)
         if name in _LEVEL_NAMES:
             return str(name)
     elif isinstance(level, str) and level.upper() in (*_LEVEL_NAMES, "WARN"):
         return "WARNING" if level.upper() == "WARN" else level.upper()
-    msg = f"level must be one of {', '.join(_LEVEL_NAMES)} (or its number), got {level!r}"
+    msg = f"{arg} must be one of {', '.join(_LEVEL_NAMES)} (or its number), got {level!r}"
     raise ValueError(msg)
 
 

@@ -280,6 +280,25 @@ class TestEnvironment:
 
         assert tmp_path / "pkgs" == config.package_dir
 
+    def test_bad_belog_level_names_the_variable(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A bad BELOG_LEVEL raises ValueError naming the environment variable."""
+        monkeypatch.setenv("BELOG_LEVEL", "chatty")
+
+        with pytest.raises(ValueError, match=r"^level \(from \$BELOG_LEVEL\) must be one of"):
+            belog.configure(log_dir=tmp_path / "logs", console=False)
+
+    def test_belog_dir_that_is_a_file_names_the_variable(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A BELOG_DIR that is a file raises NotADirectoryError naming the variable."""
+        (tmp_path / "afile").write_text("x")
+        monkeypatch.setenv("BELOG_DIR", str(tmp_path / "afile"))
+
+        with pytest.raises(NotADirectoryError, match=r"^log_dir \(from \$BELOG_DIR\) must be"):
+            belog.configure(console=False)
+
 
 class TestArguments:
     @pytest.mark.parametrize(
