@@ -87,7 +87,9 @@ class Context:
 
 EMPTY = Context()
 
-# Not named "structlog_…": structlog's merge_contextvars would merge it into records.
+# Not named "structlog_...": structlog treats every context variable with that
+# prefix as its own, so `clear_contextvars()` would wipe the session and
+# `merge_contextvars` would copy the whole Context into records.
 _CURRENT: ContextVar[Context] = ContextVar("belog.context", default=EMPTY)
 
 #: Read the current `Context` (bound method: one attribute lookup saved per record).

@@ -109,14 +109,18 @@ def format_timestamp(t: float) -> str:
     the cost of a timestamp and it changes once a second.
     """
     global _ts_cache  # noqa: PLW0603 - a per-process cache of one entry
-    us = int(t * 1_000_000)
-    sec = us // 1_000_000
+    # Rounded to the nearest microsecond, as datetime does: truncating turned
+    # x.000001 (stored as x.00000099...) into x.000000.
+    sec = int(t)
+    us = round((t - sec) * 1_000_000)
+    if us == 1_000_000:
+        sec, us = sec + 1, 0
     cached_sec, prefix = _ts_cache
     if sec != cached_sec:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
         _ts_cache = (sec, prefix)
     # zfill beats a width format spec by half here (measured).
-    return prefix + str(us % 1_000_000).zfill(6) + "Z"
+    return prefix + str(us).zfill(6) + "Z"
 
 
 def format_exception(exc_info: Any) -> str | None:
