@@ -228,5 +228,5 @@ def find(reference: str, log_dir: Path) -> Path:
         return path
     if len(matches) > 1:
         msg = f"{len(matches)} sessions start with {reference!r}; give more of the ID"
-        raise SessionNotFoundError(reference, log_dir / "sessions") from ValueError(msg)
+        raise SessionNotFoundError(reference, log_dir / "sessions", msg)
     raise SessionNotFoundError(reference, log_dir / "sessions")

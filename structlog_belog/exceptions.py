@@ -28,9 +28,11 @@ class PackageError(BelogError, OSError):
 class SessionNotFoundError(PackageError, FileNotFoundError):
     """No session folder matches *session_id* under the log folder."""
 
-    def __init__(self, session_id: str, path: Path | str | None = None) -> None:
+    def __init__(
+        self, session_id: str, path: Path | str | None = None, reason: str | None = None
+    ) -> None:
         where = "" if path is None else f" in {str(path)!r}"
-        super().__init__(f"no session {session_id!r}{where}", path)
+        super().__init__(reason or f"no session {session_id!r}{where}", path)
         self.session_id = session_id
 
 

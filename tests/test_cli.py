@@ -16,6 +16,7 @@ import pytest
 from rich.console import Console
 
 from structlog_belog import _catalog, cli, read_package
+from structlog_belog.exceptions import SessionNotFoundError
 
 from .session_files import SID, full_session, rec, session_dir, start, write
 
@@ -315,3 +316,79 @@ class TestOther:
         assert 1 <= meta["ai_usage"]["retries"]
         assert ["preprocessing", "generation", "validation"] == meta["execution"]["stages_executed"]
         assert "OK" in belog(tmp_path, env, "verify", str(path)).stdout
+
+
+def _main(tmp_path: Path, *args: str) -> int:
+    return cli.main(
+        ["--log-dir", str(tmp_path / "logs"), "--package-dir", str(tmp_path / "packages"), *args]
+    )
+
+
+class TestMainInProcess:
+    """The same commands through `cli.main`, in this process (for coverage and speed)."""
+
+    def test_sessions_and_show(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """sessions lists, show filters, tail prints, all from one log folder."""
+        full_session(tmp_path / "logs")
+        assert 0 == _main(tmp_path, "sessions", "--limit", "1")
+        assert SID in capsys.readouterr().out
+        assert 0 == _main(tmp_path, "show", "last", "--level", "error", "--stage", "generation")
+        out = capsys.readouterr().out
+        assert 2 == out.count("parse failed")
+        assert 0 == _main(tmp_path, "tail", "-n", "1", "-f", "--kind", "session_end")
+        assert "session_end" in capsys.readouterr().out
+
+    def test_summary_package_verify(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """summary of a session and a package, package, verify good and bad."""
+        full_session(tmp_path / "logs")
+        assert 0 == _main(tmp_path, "summary", SID[:10])
+        assert "## Issues Detected" in capsys.readouterr().out
+        assert 0 == _main(tmp_path, "summary", SID, "--json")
+        assert SID == orjson.loads(capsys.readouterr().out)["session_id"]
+        assert 0 == _main(tmp_path, "package", SID, "--zstd-level", "1")
+        assert "Packaged" in capsys.readouterr().out
+        (package,) = (tmp_path / "packages").iterdir()
+        assert 0 == _main(tmp_path, "verify", str(package), "--no-schemas")
+        assert "checksums OK" in capsys.readouterr().out
+        (package / "logs" / "stray.txt").write_text("x")
+        assert 1 == _main(tmp_path, "verify", str(package))
+        assert "stray.txt: not listed in SHA256SUMS" in capsys.readouterr().out
+
+    def test_recover_dry_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """recover lists crashed sessions (dead pid) and packages them."""
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        d = session_dir(tmp_path / "logs")
+        write(d / "processing.jsonl", [start(0, pid=dead.pid, host=os.uname().nodename)])
+        assert 0 == _main(tmp_path, "recover", "--dry-run")
+        assert f"would package {SID}" in capsys.readouterr().out
+        assert 0 == _main(tmp_path, "recover", "--no-compress")
+        assert "✓" in capsys.readouterr().out
+        assert 0 == _main(tmp_path, "recover")
+        assert "No crashed sessions" in capsys.readouterr().out
+
+    def test_errors(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Unknown sessions and ambiguous prefixes are errors with status 1."""
+        assert 1 == _main(tmp_path, "show", "last")
+        assert "no session 'last'" in capsys.readouterr().err
+        session_dir(tmp_path / "logs", "sess_a1")
+        session_dir(tmp_path / "logs", "sess_a2")
+        assert 1 == _main(tmp_path, "package", "sess_a")
+        assert "2 sessions start with 'sess_a'" in capsys.readouterr().err
+        assert 1 == _main(tmp_path, "verify", str(tmp_path))
+        assert "SHA256SUMS: cannot be read" in capsys.readouterr().out
+
+
+class TestFind:
+    def test_forms(self, tmp_path: Path) -> None:
+        """An exact ID, a unique prefix, 'last' and a folder path all resolve."""
+        a = session_dir(tmp_path, "sess_2025-01-01_a")
+        b = session_dir(tmp_path, "sess_2025-01-02_b")
+        assert a == _catalog.find("sess_2025-01-01_a", tmp_path)
+        assert b == _catalog.find("sess_2025-01-02", tmp_path)
+        assert b == _catalog.find("last", tmp_path)
+        assert a == _catalog.find(str(a), tmp_path)
+        with pytest.raises(SessionNotFoundError):
+            _catalog.find("sess_2025", tmp_path)
