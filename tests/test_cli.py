@@ -85,9 +85,7 @@ class TestSessions:
             pass
         assert 0 == child.returncode
         crashed = killed_session(tmp_path, subprocess_env)
-        rows = orjson.loads(
-            belog(tmp_path, subprocess_env, "sessions", "--json", "--idle", "0").stdout
-        )
+        rows = orjson.loads(belog(tmp_path, subprocess_env, "sessions", "--json").stdout)
         by_title = {r["title"]: r for r in rows}
         assert "ok" == by_title["Naval supertask"]["status"]
         assert (15, 2, 60) == tuple(
@@ -241,13 +239,9 @@ class TestRecover:
         """A session killed with SIGKILL is packaged by `belog recover`, once."""
         sid = killed_session(tmp_path, subprocess_env)
         full_session(tmp_path / "logs")  # a finished one, not to be recovered
-        dry = orjson.loads(
-            belog(tmp_path, subprocess_env, "recover", "--idle", "0", "--dry-run", "--json").stdout
-        )
+        dry = orjson.loads(belog(tmp_path, subprocess_env, "recover", "--dry-run", "--json").stdout)
         assert [sid] == [r["session_id"] for r in dry]
-        done = orjson.loads(
-            belog(tmp_path, subprocess_env, "recover", "--idle", "0", "--json").stdout
-        )
+        done = orjson.loads(belog(tmp_path, subprocess_env, "recover", "--json").stdout)
         assert [sid] == [r["session_id"] for r in done]
         pkg = read_package(done[0]["package"])
         assert (False, False) == (
@@ -256,7 +250,7 @@ class TestRecover:
         )
         assert ["about to die"] == [r["event"] for r in pkg.records() if r.get("logger") == "app"]
         assert "did not end" in pkg.summary
-        again = belog(tmp_path, subprocess_env, "recover", "--idle", "0").stdout
+        again = belog(tmp_path, subprocess_env, "recover").stdout
         assert "No crashed sessions" in again
 
     def test_pid_check(self, tmp_path: Path) -> None:
