@@ -9,7 +9,7 @@ counters and bounded lists, so memory stays flat however large the session.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress, groupby, repeat
@@ -284,10 +284,6 @@ class ReportBuilder:
                 ids.append(key)
                 self.call_outputs.setdefault(key, []).append(path)
 
-    def warnings(self, records: Iterable[dict[str, Any]]) -> None:
-        """Count warning-level records per stage."""
-        self.stage_warnings.update(map(dict.get, records, repeat("stage")))
-
     def error(self, rec: dict[str, Any]) -> None:
         """Fold one error-level record into its group and the burst detector."""
         ts = rec.get("timestamp")
@@ -527,6 +523,7 @@ def _scan_processing(directory: Path, builder: ReportBuilder, sink: Sink) -> Non
     """The hot loop over every record: per batch, the counting runs in C (Counter, map)."""
     by_level = builder.by_level
     by_stage = builder.by_stage
+    stage_warnings = builder.stage_warnings
     special = builder.special
     error = builder.error
     lifecycle = _LIFECYCLE
@@ -541,19 +538,29 @@ def _scan_processing(directory: Path, builder: ReportBuilder, sink: Sink) -> Non
             continue
         sink("processing", raw or b"\n".join(lines) + b"\n", len(lines))
         levels = list(map(get, records, repeat("level")))
-        by_level.update(levels)
+        batch = Counter(levels)
+        by_level.update(batch)
         # Records of a stage come in runs: count runs, not records, in Python.
-        for stage, run in groupby(map(get, records, repeat("stage"))):
-            by_stage[stage] += len(list(run))
+        runs = [
+            (stage, len(list(run))) for stage, run in groupby(map(get, records, repeat("stage")))
+        ]
+        for stage, n in runs:
+            by_stage[stage] += n
         for rec in [r for r in records if "kind" in r]:
             kind = rec["kind"]
             if kind in lifecycle:
                 special(kind, rec)
-        if "error" in levels or "critical" in levels:
+        if batch["error"] or batch["critical"]:
             for rec in compress(records, map(is_error, levels)):
                 error(rec)
-        if "warning" in levels:
-            builder.warnings(compress(records, map("warning".__eq__, levels)))
+        warnings = batch["warning"]
+        if warnings:
+            if len(runs) == 1:  # the common case: the whole batch is in one stage
+                stage_warnings[runs[0][0]] += warnings
+            else:
+                stage_warnings.update(
+                    map(get, compress(records, map("warning".__eq__, levels)), repeat("stage"))
+                )
         if first_ts is None:
             first_ts = _timestamp_of(records[0])
         newest = _timestamp_of(records[-1])  # batches are in time order
