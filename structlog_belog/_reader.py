@@ -11,8 +11,10 @@ from __future__ import annotations
 import heapq
 import os
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
@@ -265,46 +267,95 @@ def session_batches(path: Path, on_corrupt: Callable[[str, int], None]) -> Itera
             yield _parse_batch(pending + b"\n", [pending], number, name, on_corrupt)
 
 
+class _Source:
+    """One file of a k-way merge: its current batch and how far it was taken."""
+
+    __slots__ = ("batches", "lines", "pos", "records", "stamps")
+
+    def __init__(self, batches: Iterator[Batch]) -> None:
+        self.batches = batches
+        self.lines: list[bytes] = []
+        self.records: list[dict[str, Any]] = []
+        self.stamps: list[str] = []
+        self.pos = 0
+
+    def advance(self) -> bool:
+        """Load the next non-empty batch; False at the end of the file."""
+        for _, lines, records in self.batches:
+            if records:
+                self.lines, self.records, self.pos = lines, records, 0
+                self.stamps = [
+                    t if type(t) is str else "" for t in map(dict.get, records, repeat("timestamp"))
+                ]
+                return True
+        return False
+
+
+_SHORT_RUN: Final = 8
+
+
+def _interleave(sources: list[_Source], lines: list[bytes], records: list[dict[str, Any]]) -> None:
+    """Merge the sources' current batches record by record, up to the end of one of them.
+
+    Every record up to the earliest last timestamp of the batches can be placed
+    without reading further; the batch that ends there is used up.
+    """
+    limit = min(s.stamps[-1] for s in sources)
+    parts = []
+    for s in sources:
+        end = bisect_right(s.stamps, limit, s.pos)
+        parts.append(
+            zip(s.stamps[s.pos : end], s.lines[s.pos : end], s.records[s.pos : end], strict=True)
+        )
+        s.pos = end
+    for _, line, rec in heapq.merge(*parts, key=itemgetter(0)):
+        lines.append(line)
+        records.append(rec)
+
+
 def merged_batches(
     files: list[Path], on_corrupt: Callable[[str, int], None], size: int = 4096
 ) -> Iterator[Batch]:
     """Batches of several session files, k-way merged by timestamp.
 
-    Each file is in time order (one process appends it); ties keep file order.
+    Each file is in time order (one process appends it); on equal timestamps
+    the file listed first goes first. The merge moves runs,
+    not records: from the file whose next record is earliest it takes every
+    record up to the next record of any other file (a bisection), so files that
+    overlap little in time — a child process's burst — cost a few slices each.
     With one file its batches pass through untouched.
     """
     if len(files) == 1:
         yield from session_batches(files[0], on_corrupt)
         return
-    if not files:
-        return
-
-    def keyed(path: Path) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
-        for _, lines, records in session_batches(path, on_corrupt):
-            yield from zip(map(_timestamp, records), lines, records, strict=True)
-
+    sources = [_Source(session_batches(f, on_corrupt)) for f in files]
+    sources = [s for s in sources if s.advance()]
     lines: list[bytes] = []
     records: list[dict[str, Any]] = []
-    for _, line, rec in heapq.merge(*map(keyed, files), key=itemgetter(0)):
-        lines.append(line)
-        records.append(rec)
-        if len(lines) >= size:
+    while sources:
+        heads = [s.stamps[s.pos] for s in sources]
+        first = min(range(len(sources)), key=heads.__getitem__)  # ties: earlier file
+        src = sources[first]
+        # Up to the next record of another file; on equal timestamps, files
+        # listed earlier go first.
+        end = len(src.records)
+        if first:
+            end = bisect_left(src.stamps, min(heads[:first]), src.pos, end)
+        if first + 1 < len(heads):
+            end = bisect_right(src.stamps, min(heads[first + 1 :]), src.pos, end)
+        if end - src.pos >= _SHORT_RUN:
+            lines += src.lines[src.pos : end]
+            records += src.records[src.pos : end]
+            src.pos = end
+        else:  # files interleave finely: merge record by record up to a batch's end
+            _interleave(sources, lines, records)
+        for gone in [s for s in sources if s.pos == len(s.records) and not s.advance()]:
+            sources.remove(gone)
+        if len(records) >= size:
             yield None, lines, records
             lines, records = [], []
-    if lines:
+    if records:
         yield None, lines, records
-
-
-def _timestamp(record: dict[str, Any]) -> str:
-    ts = record.get("timestamp")
-    return ts if type(ts) is str else ""
-
-
-def merge_by_time(sources: list[Iterator[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
-    """k-way merge of record iterators that are each in time order."""
-    if len(sources) == 1:
-        return sources[0]
-    return heapq.merge(*sources, key=_timestamp)
 
 
 def iter_records(
@@ -341,8 +392,14 @@ def iter_records(
             yield from parse_lines(iter_lines(member), on_corrupt)
         return
     if path.is_dir():
-        files = session_files(path, stream)
-        yield from merge_by_time([parse_lines(iter_lines(f), on_corrupt) for f in files])
+
+        def damaged(name: str, number: int) -> None:
+            if not skip_corrupt:
+                msg = f"{name}: line {number} is not a JSON object"
+                raise CorruptDataError(msg, path / name)
+
+        for _, __, records in merged_batches(session_files(path, stream), damaged):
+            yield from records
         return
     msg = f"not a session folder, package or log file: {str(path)!r}"
     raise PackageError(msg, path)

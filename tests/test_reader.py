@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import orjson
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from structlog_belog import iter_records, read_package
-from structlog_belog._reader import iter_lines, parse_lines, session_files
+from structlog_belog._reader import iter_lines, merged_batches, parse_lines, session_files
 from structlog_belog.exceptions import CorruptDataError, DecompressionLimitError, PackageError
 
 from .session_files import full_session, rec, session_dir, write
@@ -127,6 +128,30 @@ class TestIterLines:
         ).stdout.split()  # fmt: skip
         assert "limit" == out[0]
         assert int(out[1]) < 400 * 1024  # KiB: far below the 1 GiB the bomb expands to
+
+
+class TestMergedBatches:
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        st.lists(st.lists(st.integers(0, 30), max_size=40), min_size=1, max_size=4),
+        st.integers(1, 7),
+    )
+    def test_stable_time_order(self, tmp_path: Path, shards: list[list[int]], size: int) -> None:
+        """Shards merge into timestamp order; equal timestamps keep file order, then line order."""
+        folder = tmp_path / uuid.uuid4().hex
+        folder.mkdir()
+        files = []
+        expected = []
+        for f, seconds in enumerate(shards):
+            path = folder / f"processing.{f}.jsonl"
+            path.write_bytes(b"".join(orjson.dumps(rec(t, f"{f}:{i}")) + b"\n"
+                                      for i, t in enumerate(sorted(seconds))))  # fmt: skip
+            files.append(path)
+            expected += [(t, f, i) for i, t in enumerate(sorted(seconds))]
+        got = [r["event"] for _, __, rs in merged_batches(files, lambda *_: None, size) for r in rs]
+        assert [f"{f}:{i}" for _, f, i in sorted(expected)] == got
 
 
 class TestIterRecords:
