@@ -27,7 +27,6 @@ import zstandard
 from ._reader import session_files
 from ._report import SessionReport, scan_session
 from ._slug import package_name, place_package, prepare_root
-from ._summary import render_summary
 from .exceptions import PackageError, SessionNotFoundError
 
 if TYPE_CHECKING:
@@ -340,6 +339,8 @@ def _build(
     }
     meta_bytes = orjson.dumps(metadata, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     digests["metadata.json"] = _write_file(logs / "metadata.json", meta_bytes)
+    from ._summary import render_summary  # jinja2: imported when a package is made
+
     summary = render_summary(report, metadata, opts.template)
     digests["execution_summary.md"] = _write_file(
         logs / "execution_summary.md", summary.encode("utf-8")
