@@ -94,11 +94,14 @@ def bare_parse(directory: Path) -> int:
     return count
 
 
+LEVEL: list[int | bool] = [True]  # set by --level
+
+
 def finalize(directory: Path, package_dir: Path) -> Path:
     """The measured operation: build the package."""
     from structlog_belog._package import build_package
 
-    return build_package(directory, package_dir)
+    return build_package(directory, package_dir, compress=LEVEL[0])
 
 
 def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, float]:
@@ -215,14 +218,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shards", type=int, default=1, help="files the session is split into")
     parser.add_argument("--pipeline-rounds", type=int, default=3)
+    parser.add_argument("--level", type=int, help="zstd level (default: the package default)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.level is not None:
+        LEVEL[0] = args.level
     results: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": platform.machine(),
         "records": args.records,
         "small": args.small,
         "shards": args.shards,
+        "zstd_level": args.level or "default (3)",
     }
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
