@@ -386,3 +386,33 @@ class TestFind:
         assert a == _catalog.find(str(a), tmp_path)
         with pytest.raises(SessionNotFoundError):
             _catalog.find("sess_2025", tmp_path)
+
+
+class TestRealSession:
+    def test_package_verify_summary(self, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        """On a session written by a real run: show, package, verify and summary agree."""
+        body = """
+            import structlog
+            with belog.session("real run", package=False) as run:
+                with run.stage("load"):
+                    logging.getLogger("app.load").info("loaded %d rows", 3)
+                with run.stage("check"):
+                    structlog.get_logger("app.check").error("row_invalid", row=2)
+                run.set_metric("rows", 3)
+            print(run.id, flush=True)
+            """
+        with run_child(tmp_path, subprocess_env, body) as child:
+            assert child.stdout is not None
+            sid = child.stdout.read().strip()
+        assert 0 == child.returncode
+        shown = belog(tmp_path, subprocess_env, "show", sid, "--level", "error", "--json").stdout
+        assert ["row_invalid"] == [orjson.loads(x)["event"] for x in shown.splitlines()]
+        out = belog(tmp_path, subprocess_env, "package", sid, "--json").stdout
+        package = orjson.loads(out)["package"]
+        assert "OK" in belog(tmp_path, subprocess_env, "verify", package).stdout
+        meta = orjson.loads(belog(tmp_path, subprocess_env, "summary", package, "--json").stdout)
+        assert ["load", "check"] == meta["execution"]["stages_executed"]
+        assert {"rows": 3} == meta["quality_metrics"]
+        assert 1 == meta["records"]["by_level"]["error"]
+        text = belog(tmp_path, subprocess_env, "summary", package).stdout
+        assert "| 2 | check | ✅ |" in text
