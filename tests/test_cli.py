@@ -416,3 +416,43 @@ class TestRealSession:
         assert 1 == meta["records"]["by_level"]["error"]
         text = belog(tmp_path, subprocess_env, "summary", package).stdout
         assert "| 2 | check | ✅ |" in text
+
+
+class TestFollowInProcess:
+    def test_follow_until_end(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """tail -f picks up lines appended to the session and its new shards, then stops."""
+        import threading
+        import time
+
+        from .session_files import end
+
+        d = session_dir(tmp_path / "logs")
+        write(d / "processing.jsonl", [start(0, pid=os.getpid(), host=os.uname().nodename)])
+
+        def writer() -> None:
+            time.sleep(0.3)
+            write(d / "processing.jsonl", [rec(1, "first")])
+            write(d / "processing.77.jsonl", [rec(2, "from shard")])
+            with open(d / "processing.jsonl", "ab") as fh:  # a line written in two parts
+                fh.write(orjson.dumps(rec(3, "split"))[:10])
+                fh.flush()
+                time.sleep(0.3)
+                fh.write(orjson.dumps(rec(3, "split"))[10:] + b"\n")
+            time.sleep(0.2)
+            write(d / "processing.jsonl", [end(4)])
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        status = _main(tmp_path, "tail", "-f", SID, "--json", "--interval", "0.05",
+                       "--timeout", "60")  # fmt: skip
+        thread.join()
+        assert 0 == status
+        events = [orjson.loads(x)["event"] for x in capsys.readouterr().out.splitlines()]
+        assert ["session_start", "first", "from shard", "split", "session_end"] == events
+
+    def test_follow_timeout(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """tail -f on a running session that never ends stops at --timeout."""
+        d = session_dir(tmp_path / "logs")
+        write(d / "processing.jsonl", [start(0, pid=os.getpid(), host=os.uname().nodename)])
+        assert 0 == _main(tmp_path, "tail", "-f", "--timeout", "0.2", "--interval", "0.05")
+        assert "session_start" in capsys.readouterr().out

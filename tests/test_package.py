@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import stat
 import subprocess
@@ -428,3 +429,38 @@ class TestSlug:
         """place_package only takes a single component as name."""
         with pytest.raises(ValueError, match="single path component"):
             place_package(tmp_path / "x", tmp_path, "../x")
+
+
+class TestPlacePackage:
+    def test_rename_race(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If the claimed name is swapped before the rename, the next name is used."""
+        from structlog_belog import _slug
+
+        real_rename = os.rename
+        calls: list[str] = []
+
+        def flaky(src: str, dst: str, **kwargs: Any) -> None:
+            calls.append(dst)
+            if len(calls) == 1:
+                raise NotADirectoryError(20, "swapped for a link")
+            real_rename(src, dst, **kwargs)
+
+        monkeypatch.setattr(_slug.os, "rename", flaky)
+        root = tmp_path / "p"
+        package = build_package(full_session(tmp_path / "logs"), root)
+        assert package.name.endswith("-2")
+        assert [package.name] == [p.name for p in root.iterdir()]
+
+    def test_no_free_name(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """When every candidate name is taken, packaging fails cleanly."""
+        from structlog_belog import _slug
+
+        monkeypatch.setattr(_slug, "_MAX_ATTEMPTS", 2)
+        root = tmp_path / "p"
+        root.mkdir()
+        name = package_name("Naval supertask", datetime.fromisoformat(ts(0)).astimezone())
+        (root / name).mkdir()
+        (root / f"{name}-2").write_text("taken")
+        with pytest.raises(PackageError, match="no free package name"):
+            build_package(full_session(tmp_path / "logs"), root)
+        assert {name, f"{name}-2"} == {p.name for p in root.iterdir()}
