@@ -10,6 +10,8 @@ from __future__ import annotations
 from ._audit import audit_llm, instrument_openai, last_call, uninstrument_openai
 from ._config import Config, configure, get_config
 from ._context import bind, bound, current_session
+from ._package import package
+from ._reader import Package, iter_records, read_package
 from ._session import Run, Stage, new_session_id, session
 from ._threads import ThreadPoolExecutor, propagate, session_env
 
@@ -17,6 +19,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "Config",
+    "Package",
     "Run",
     "Stage",
     "ThreadPoolExecutor",
@@ -28,9 +31,12 @@ __all__ = [
     "current_session",
     "get_config",
     "instrument_openai",
+    "iter_records",
     "last_call",
     "new_session_id",
+    "package",
     "propagate",
+    "read_package",
     "session",
     "session_env",
     "uninstrument_openai",
