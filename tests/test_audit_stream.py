@@ -356,3 +356,28 @@ class TestAuditedAsyncStream:
         [record] = prompts(asyncio.run(main()))
         assert [True] == closed
         assert "incomplete" == record["status"]
+
+    def test_responses_stream_helpers(self, belog_config: Config) -> None:
+        """responses.stream(...) and the async chat stream helper go through the audit."""
+        client = belog.instrument_openai(fake_openai_client())
+        with (
+            belog.session("responses-helper") as run,
+            client.responses.stream(model="gpt-4.1", input="hi") as stream,
+        ):
+            for _ in stream:
+                pass
+            final = stream.get_final_response()
+
+        async def main() -> belog.Run:
+            aclient = belog.instrument_openai(fake_openai_client(async_=True))
+            async with (
+                belog.session("async-helper") as arun,
+                aclient.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as astream,
+            ):
+                async for _ in astream:
+                    pass
+            return arun
+
+        [record] = prompts(run)
+        assert final.output_text == record["response"]["output_text"]
+        assert [["ok"]] == [[r["status"] for r in prompts(asyncio.run(main()))]]
