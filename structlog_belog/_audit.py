@@ -74,8 +74,10 @@ def _accepts_stream_options(fn: Callable[..., Any]) -> bool:
 def _is_raw_response(kwargs: Mapping[str, Any]) -> bool:
     """``with_raw_response`` calls return an HTTP response, not a result: not audited."""
     headers = kwargs.get("extra_headers")
-    return isinstance(headers, Mapping) and any(
-        str(k).lower() == "x-stainless-raw-response" for k in headers
+    return (
+        headers is not None
+        and isinstance(headers, Mapping)
+        and any(str(k).lower() == "x-stainless-raw-response" for k in headers)
     )
 
 

@@ -34,6 +34,7 @@ ACTIVE: ContextVar[Call | None] = ContextVar("structlog_belog.audit.active", def
 
 _LOGGER: Final = "structlog_belog.audit"
 _state_lock = threading.Lock()
+_finish_lock = threading.Lock()
 _failures = 0
 _last_outside: Mapping[str, Any] | None = None
 
@@ -147,9 +148,10 @@ class Call:
         error: BaseException | None = None,
     ) -> dict[str, Any] | None:
         """Write the call's one record (first call only); return it. Never raises."""
-        if self.done:
-            return None
-        self.done = True
+        with _finish_lock:  # a stream may be closed and collected from two threads at once
+            if self.done:
+                return None
+            self.done = True
         try:
             record = self._record(status, response, usage, error)
             self._publish(record, "warning" if status == "error" else "info")

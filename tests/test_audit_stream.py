@@ -8,6 +8,8 @@ from typing import Any
 
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import structlog_belog as belog
 from structlog_belog._config import Config
@@ -381,3 +383,52 @@ class TestAuditedAsyncStream:
         [record] = prompts(run)
         assert final.output_text == record["response"]["output_text"]
         assert [["ok"]] == [[r["status"] for r in prompts(asyncio.run(main()))]]
+
+
+class TestStreamProperties:
+    @settings(max_examples=15, deadline=None)
+    @given(
+        output_tokens=st.integers(1, 60),
+        include_usage=st.sampled_from([None, True, False]),
+        break_after=st.one_of(st.none(), st.integers(0, 70)),
+    )
+    def test_caller_view_and_usage(
+        self,
+        tmp_path_factory: pytest.TempPathFactory,
+        output_tokens: int,
+        include_usage: bool | None,
+        break_after: int | None,
+    ) -> None:
+        """For any stream length, usage choice and break point: same chunks, one honest record."""
+        log_dir = tmp_path_factory.mktemp("logs")
+        belog.configure(log_dir=log_dir, console=False, handle_signals=False)
+        extra = (
+            {} if include_usage is None else {"stream_options": {"include_usage": include_usage}}
+        )
+
+        def read(client: Any) -> list[Any]:
+            seen = []
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True, **extra
+            )
+            for i, chunk in enumerate(stream):
+                seen.append(chunk)
+                if break_after is not None and i >= break_after:
+                    break
+            stream.close()
+            return seen
+
+        bare = read(fake_openai_client(output_tokens=output_tokens))
+        client = belog.instrument_openai(fake_openai_client(output_tokens=output_tokens))
+        with belog.session("property", package=False) as run:
+            audited = read(client)
+        assert dumps(bare) == dumps(audited)
+        [record] = prompts(run)
+        # Visible chunks: the role chunk, one per token, the finish chunk.
+        whole = break_after is None or break_after >= output_tokens + 1
+        assert ("ok" if whole else "incomplete") == record["status"]
+        if whole and include_usage is not False:
+            assert output_tokens == record["usage"]["output_tokens"]
+        assert "".join(c.choices[0].delta.content or "" for c in audited if c.choices) == (
+            record["response"]["output_text"] or ""
+        )
