@@ -1,0 +1,346 @@
+"""Tests for the BELog store: one suite for SQLite and ChromaDB, then SQLite specifics."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
+
+from structlog_belog._store import (
+    _MIGRATIONS,
+    DEFAULT_FILENAME,
+    SCHEMA_VERSION,
+    BELogStore,
+    SQLiteStore,
+    open_store,
+    read_belog_files,
+    version_key,
+)
+from structlog_belog.exceptions import StoreError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def record(task: str, second: int, **fields: Any) -> dict[str, Any]:
+    """A BELog record of *task* logged at 00:00:<second> on 2025-01-18."""
+    base: dict[str, Any] = {
+        "timestamp": f"2025-01-18T17:30:{second:02d}.000000Z",
+        "blueprint_id": "bp_003",
+        "blueprint_version": "v1.2",
+        "execution_context": "Generate supertasks from Naval content",
+        "task_name": task,
+        "expected_outcome": "valid supertask JSON",
+        "execution_time": 1.0,
+        "files_changed": [],
+        "dependencies_affected": [],
+        "pipeline_connections": [],
+        "errors_encountered": [],
+        "success": True,
+        "efficiency_score": 100.0,
+        "potential_breakage_risk": {"level": "none", "reasons": []},
+        "cross_check_required": [],
+        "execution_trace_id": f"belog_20250118T1730{second:02d}Z_{task[:3]}{second:09x}",
+        "previous_attempts": [],
+        "improvement_suggestions": [],
+        "session_id": "sess_a",
+    }
+    base.update(fields)
+    return base
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]], *, kind: bool = True) -> None:
+    """Write *records* as the record path would (kind belog, one per line)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        for r in records:
+            fh.write(orjson.dumps({"kind": "belog", "event": "belog", **r} if kind else r) + b"\n")
+
+
+@pytest.fixture(params=["sqlite", "chroma"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BELogStore]:
+    """Each backend, in a fresh folder."""
+    if request.param == "sqlite":
+        opened = open_store(tmp_path / DEFAULT_FILENAME)
+    else:
+        opened = open_store(f"chroma:{tmp_path / 'chroma'}")
+    yield opened
+    opened.close()
+
+
+class TestBELogStore:
+    """The behaviour every backend shares (parametrized: SQLite and ChromaDB)."""
+
+    def test_past_attempts_newest_first_and_limited(self, store: BELogStore) -> None:
+        """get_past_attempts returns one task's records, newest first, at most `limit`."""
+        store.add_many([record("parse", s) for s in (3, 1, 2, 5, 4)] + [record("other", 9)])
+
+        found = store.get_past_attempts("parse", limit=3)
+
+        assert [5, 4, 3] == [int(r["timestamp"][17:19]) for r in found]
+        assert {"parse"} == {r["task_name"] for r in found}
+
+    def test_record_round_trip(self, store: BELogStore) -> None:
+        """A stored record comes back equal to what was added."""
+        original = record("parse", 1, errors_encountered=["ValueError: bad"], success=False)
+        store.add(original)
+
+        assert [original] == store.get_past_attempts("parse")
+
+    def test_duplicate_trace_id_is_kept_once(self, store: BELogStore) -> None:
+        """Adding the same record twice indexes it once."""
+        store.add(record("parse", 1))
+
+        assert 0 == store.add_many([record("parse", 1)])
+        assert 1 == store.count()
+
+    def test_unknown_task_has_no_attempts(self, store: BELogStore) -> None:
+        """A task never run has no past attempts."""
+        store.add(record("parse", 1))
+
+        assert [] == store.get_past_attempts("never")
+
+    def test_last_execution(self, store: BELogStore) -> None:
+        """last_execution is the newest record, overall or of one blueprint."""
+        store.add_many(
+            [
+                record("a", 1, blueprint_id="bp_1"),
+                record("b", 3, blueprint_id="bp_2"),
+                record("c", 2, blueprint_id="bp_1"),
+            ]
+        )
+
+        assert "b" == store.last_execution()["task_name"]  # type: ignore[index]
+        assert "c" == store.last_execution("bp_1")["task_name"]  # type: ignore[index]
+        assert store.last_execution("bp_none") is None
+
+    def test_empty_store_has_no_last_execution(self, store: BELogStore) -> None:
+        """An empty store answers None, not an error."""
+        assert store.last_execution() is None
+
+    def test_latest_version_orders_numerically(self, store: BELogStore) -> None:
+        """v1.10 is later than v1.9 whatever the insertion order."""
+        for second, version in enumerate(["v1.10", "v1.9", "v1.2", "v1.9.1"]):
+            store.add(record("t", second, blueprint_version=version))
+
+        assert "v1.10" == store.get_latest_blueprint_version("bp_003")
+        assert store.get_latest_blueprint_version("bp_none") is None
+
+    def test_blueprint_records_oldest_first(self, store: BELogStore) -> None:
+        """get_blueprint_records returns one blueprint's records in time order."""
+        store.add_many([record("t", 3), record("t", 1), record("u", 2, blueprint_id="x")])
+
+        assert [1, 3] == [
+            int(r["timestamp"][17:19]) for r in store.get_blueprint_records("bp_003")
+        ]
+
+    def test_similar_ranks_shared_words_first(self, store: BELogStore) -> None:
+        """similar puts the record sharing the query's words first."""
+        store.add_many(
+            [
+                record("Write report", 1, execution_context="render markdown summary"),
+                record("Parse input", 2, errors_encountered=["JSONDecodeError: invalid json"]),
+                record("Upload package", 3, improvement_suggestions=["retry the upload"]),
+            ]
+        )
+
+        found = store.similar("invalid json while parsing input", k=2)
+
+        assert "Parse input" == found[0]["task_name"]
+        assert 2 >= len(found)
+        assert [] == store.similar("", k=3)
+
+    def test_add_rejects_record_without_trace_id(self, store: BELogStore) -> None:
+        """A record without execution_trace_id is refused, naming the field."""
+        bad = record("t", 1)
+        del bad["execution_trace_id"]
+
+        with pytest.raises(ValueError, match="execution_trace_id"):
+            store.add(bad)
+
+    def test_reindex_rebuilds_from_jsonl(self, store: BELogStore, tmp_path: Path) -> None:
+        """reindex replaces the index with the records of the JSONL files and shards."""
+        logs = tmp_path / "logs"
+        write_jsonl(logs / "sessions" / "s1" / "belog.jsonl", [record("a", 1), record("a", 2)])
+        write_jsonl(logs / "sessions" / "s1" / "belog.4242.jsonl", [record("a", 3)])
+        store.add(record("stale", 9))
+
+        count = store.reindex(logs)
+
+        assert 3 == count
+        assert 3 == store.count()
+        assert [] == store.get_past_attempts("stale")
+
+    def test_clear(self, store: BELogStore) -> None:
+        """clear empties the store."""
+        store.add(record("a", 1))
+        store.clear()
+
+        assert 0 == store.count()
+
+
+class TestReadBelogFiles:
+    """read_belog_files finds whole BELog records in plain and compressed files."""
+
+    def test_skips_torn_lines_and_other_kinds(self, tmp_path: Path) -> None:
+        """A torn last line and non-belog records are skipped."""
+        path = tmp_path / "belog.jsonl"
+        write_jsonl(path, [record("a", 1)])
+        with path.open("ab") as fh:
+            fh.write(orjson.dumps({"kind": "llm_call", "event": "x"}) + b"\n")
+            fh.write(b'{"kind": "belog", "task_na')
+
+        assert ["a"] == [r["task_name"] for r in read_belog_files(tmp_path)]
+
+    def test_reads_zstd_packages(self, tmp_path: Path) -> None:
+        """belog.jsonl.zst inside a package is read too."""
+        raw = b"".join(orjson.dumps(record("z", s)) + b"\n" for s in range(3))
+        target = tmp_path / "pkg" / "logs" / "belog.jsonl.zst"
+        target.parent.mkdir(parents=True)
+        target.write_bytes(zstandard.ZstdCompressor().compress(raw))
+
+        assert 3 == len(list(read_belog_files(tmp_path)))
+
+    def test_ignores_other_files(self, tmp_path: Path) -> None:
+        """processing.jsonl and prompts.jsonl are not BELog files."""
+        write_jsonl(tmp_path / "processing.jsonl", [record("a", 1)])
+        write_jsonl(tmp_path / "belog_backup.jsonl", [record("a", 2)])
+
+        assert [] == list(read_belog_files(tmp_path))
+
+
+class TestVersionKey:
+    """version_key orders versions as people read them."""
+
+    def test_examples(self) -> None:
+        """Numbers compare as numbers, longer versions after their prefix."""
+        versions = ["v1.10", "v1.2", "v1.9", "v2", "v1.9.1", "v1.0"]
+
+        assert ["v1.0", "v1.2", "v1.9", "v1.9.1", "v1.10", "v2"] == sorted(
+            versions, key=version_key
+        )
+
+    @given(st.lists(st.integers(0, 10_000), min_size=1, max_size=4), st.lists(st.integers(0, 10_000), min_size=1, max_size=4))
+    def test_matches_integer_tuples(self, a: list[int], b: list[int]) -> None:
+        """Dotted numeric versions order like their integer tuples."""
+        va, vb = "v" + ".".join(map(str, a)), "v" + ".".join(map(str, b))
+
+        assert (tuple(a) < tuple(b)) == (version_key(va) < version_key(vb))
+
+
+class TestSQLiteStore:
+    """What only the SQLite backend promises."""
+
+    def test_wal_schema_and_indexes(self, tmp_path: Path) -> None:
+        """The file is in WAL mode, at the current schema, with the lookup indexes."""
+        store = open_store(tmp_path / "index.sqlite3")
+        store.add(record("a", 1))
+        conn = sqlite3.connect(tmp_path / "index.sqlite3")
+
+        assert "wal" == conn.execute("PRAGMA journal_mode").fetchone()[0]
+        assert SCHEMA_VERSION == conn.execute("PRAGMA user_version").fetchone()[0]
+        names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert {"belog_task_time", "belog_blueprint_time", "belog_time"} <= names
+        conn.close()
+
+    def test_file_is_private(self, tmp_path: Path) -> None:
+        """The index file is created 0600: it holds what the logs hold."""
+        open_store(tmp_path / "index.sqlite3")
+
+        assert 0o600 == (tmp_path / "index.sqlite3").stat().st_mode & 0o777
+
+    def test_migrates_from_version_1(self, tmp_path: Path) -> None:
+        """A version-1 file gains the full-text index, backfilled from its records."""
+        path = tmp_path / "old.sqlite3"
+        conn = sqlite3.connect(path)
+        for statement in _MIGRATIONS[0]:
+            conn.execute(statement)
+        old = record("Parse input", 1, errors_encountered=["invalid json"])
+        conn.execute(
+            "INSERT INTO belog (trace_id, task_name, timestamp, record) VALUES (?, ?, ?, ?)",
+            (old["execution_trace_id"], old["task_name"], old["timestamp"], orjson.dumps(old)),
+        )
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+        conn.close()
+
+        store = SQLiteStore(path)
+
+        assert SCHEMA_VERSION == store.schema_version()
+        assert [old] == store.similar("json")
+
+    def test_newer_schema_is_refused(self, tmp_path: Path) -> None:
+        """A file written by a newer version is refused with a clear error."""
+        path = tmp_path / "new.sqlite3"
+        conn = sqlite3.connect(path)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        conn.close()
+
+        with pytest.raises(StoreError, match="newer than this structlog-belog"):
+            open_store(path)
+
+    def test_corrupted_file_error_and_reindex_recovery(self, tmp_path: Path) -> None:
+        """A corrupted index gives a clear error; reindex rebuilds it from the JSONL."""
+        logs = tmp_path / "logs"
+        write_jsonl(logs / "sessions" / "s1" / "belog.jsonl", [record("a", 1), record("a", 2)])
+        path = logs / DEFAULT_FILENAME
+        path.write_bytes(b"this is not a database" * 100)
+
+        with pytest.raises(StoreError, match="belog reindex") as info:
+            open_store(path)
+        assert str(path) == info.value.location
+
+        recovered = open_store(path, reindex_from=logs)
+
+        assert 2 == recovered.count()
+        assert 2 == open_store(path).count()
+
+    def test_folder_location_is_refused(self, tmp_path: Path) -> None:
+        """open_store names the argument when given a folder."""
+        with pytest.raises(ValueError, match="location must be a SQLite file"):
+            open_store(tmp_path)
+
+    def test_four_processes_lose_nothing(self, tmp_path: Path) -> None:
+        """Four processes adding records at once to one file lose none of them."""
+        path = tmp_path / "index.sqlite3"
+        script = (
+            "import sys\n"
+            "from structlog_belog._store import SQLiteStore\n"
+            "store = SQLiteStore(sys.argv[1])\n"
+            "for i in range(200):\n"
+            "    store.add({'execution_trace_id': f'{sys.argv[2]}-{i}', 'task_name': 't',"
+            " 'timestamp': f'2025-01-01T00:00:{i % 60:02d}.000000Z', 'success': True})\n"
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        procs = [
+            subprocess.Popen([sys.executable, "-c", script, str(path), f"p{n}"], env=env)
+            for n in range(4)
+        ]
+
+        assert [0, 0, 0, 0] == [p.wait(timeout=120) for p in procs]
+        assert 800 == SQLiteStore(path).count()
+
+    def test_forked_child_reopens(self, tmp_path: Path) -> None:
+        """A forked child does not reuse its parent's connection."""
+        store = SQLiteStore(tmp_path / "index.sqlite3")
+        store.add(record("a", 1))
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                store.add(record("a", 2))
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+
+        assert 0 == os.waitstatus_to_exitcode(status)
+        assert 2 == store.count()
