@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EMPTY",
+    "REGISTRY",
     "Context",
+    "Registry",
     "TaskObserver",
     "bind",
     "bound",
@@ -55,7 +57,7 @@ class Context:
     session: Run | None = None
     stage: str | None = None
     task: TaskObserver | None = None
-    fields: Mapping[str, Any] = field(default=_NO_FIELDS)
+    fields: Mapping[str, Any] = field(default_factory=lambda: _NO_FIELDS)
 
     @property
     def session_id(self) -> str | None:
@@ -117,3 +119,39 @@ def bound(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _CURRENT.reset(token)
+
+
+class Registry:
+    """The sessions open in this process, for records logged with no session.
+
+    ``sole`` is the one open session when exactly one is open (else None), kept
+    up to date on open/close so the record path reads it in O(1). ``joined`` is
+    the session a child process joined through `session_env()`.
+    """
+
+    __slots__ = ("_open", "joined", "sole")
+
+    def __init__(self) -> None:
+        self._open: dict[str, Run] = {}
+        self.joined: Run | None = None
+        self.sole: Run | None = None
+
+    def add(self, run: Run) -> None:
+        """Register *run* as open."""
+        self._open[run.id] = run
+        self._update()
+
+    def remove(self, run: Run) -> None:
+        """Register *run* as closed."""
+        self._open.pop(run.id, None)
+        self._update()
+
+    def open_sessions(self) -> list[Run]:
+        """The sessions open in this process, oldest first."""
+        return list(self._open.values())
+
+    def _update(self) -> None:
+        self.sole = next(iter(self._open.values())) if len(self._open) == 1 else None
+
+
+REGISTRY = Registry()

@@ -1,11 +1,15 @@
-"""Exceptions raised by structlog-belog."""
+"""Exceptions raised by structlog-belog's public API."""
 
 from __future__ import annotations
 
-__all__ = ["StoreError"]
+__all__ = ["BelogError", "StoreError"]
 
 
-class StoreError(OSError):
+class BelogError(Exception):
+    """Base class of structlog-belog's own errors."""
+
+
+class StoreError(BelogError, OSError):
     """The BELog store cannot be read or written (for example a corrupted index file).
 
     The store is only an index over the JSONL logs: rebuild it with

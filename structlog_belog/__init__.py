@@ -1,0 +1,32 @@
+"""structlog-belog: session-scoped structured logging for pipeline runs.
+
+One line, ``structlog_belog.configure()``, makes every record — structlog's
+and the standard ``logging`` module's — carry the current session's ID and
+land in that session's JSONL files.
+"""
+
+from __future__ import annotations
+
+from ._config import Config, configure, get_config
+from ._context import bind, bound, current_session
+from ._session import Run, Stage, new_session_id, session
+from ._threads import ThreadPoolExecutor, propagate, session_env
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Config",
+    "Run",
+    "Stage",
+    "ThreadPoolExecutor",
+    "__version__",
+    "bind",
+    "bound",
+    "configure",
+    "current_session",
+    "get_config",
+    "new_session_id",
+    "propagate",
+    "session",
+    "session_env",
+]

@@ -1,0 +1,323 @@
+"""`configure()`: one line that wires structlog and stdlib logging to the router."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+
+from . import _context
+from ._pipeline import Pipeline, Processor
+from ._redact import SecretRedactor
+from ._router import SessionRouter, make_dirs
+from ._truncate import ValueTruncator
+
+__all__ = ["Config", "configure", "ensure_pipeline", "get_config", "reset"]
+
+_LEVEL_NAMES: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_DURABILITIES: Final = ("record", "buffered")
+_APP_NAME_RE: Final = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The active configuration, as returned by `configure()`."""
+
+    log_dir: Path
+    level: str
+    console: bool
+    redact: bool
+    capture_stdlib: bool
+    app_name: str
+    durability: str
+    package_dir: Path
+    compress: bool
+    prices: Mapping[str, Any] | None
+    summary_template: Path | None
+    handle_signals: bool
+
+    @property
+    def level_no(self) -> int:
+        """The stdlib number of `level`."""
+        return logging.getLevelName(self.level)  # type: ignore[no-any-return]
+
+
+class _State:
+    """Everything `configure()` installs, so it can be replaced or undone."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.config: Config | None = None
+        self.pipeline: Pipeline | None = None
+        self.handler: logging.Handler | None = None
+        self.root_level: int | None = None
+
+
+_STATE = _State()
+
+
+def get_config() -> Config | None:
+    """The active `Config`, or None before `configure()`."""
+    return _STATE.config
+
+
+def _default_app_name() -> str:
+    stem = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+    name = _APP_NAME_RE.sub("_", stem).strip("._")
+    return name if name and name not in {"-c", "__main__", "pytest"} else "app"
+
+
+def _resolve_dir(value: str | os.PathLike[str] | None, env: str, default: str, arg: str) -> Path:
+    if value is None:
+        value = os.environ.get(env) or default
+    if not isinstance(value, str | os.PathLike):
+        msg = f"{arg} must be a path (str or os.PathLike), got {value!r}"
+        raise TypeError(msg)
+    path = Path(value).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        msg = f"{arg} must be a directory, got {str(path)!r} (a file)"
+        raise NotADirectoryError(msg)
+    return path
+
+
+def _resolve_level(level: str | int | None) -> str:
+    if level is None:
+        level = os.environ.get("BELOG_LEVEL") or "INFO"
+    if isinstance(level, int) and not isinstance(level, bool):
+        name = logging.getLevelName(level)
+        if name in _LEVEL_NAMES:
+            return str(name)
+    elif isinstance(level, str) and level.upper() in (*_LEVEL_NAMES, "WARN"):
+        return "WARNING" if level.upper() == "WARN" else level.upper()
+    msg = f"level must be one of {', '.join(_LEVEL_NAMES)} (or its number), got {level!r}"
+    raise ValueError(msg)
+
+
+def configure(
+    log_dir: str | os.PathLike[str] | None = None,
+    level: str | int | None = None,
+    *,
+    console: bool | None = None,
+    redact: bool = True,
+    capture_stdlib: bool = True,
+    app_name: str | None = None,
+    durability: str = "record",
+    package_dir: str | os.PathLike[str] | None = None,
+    compress: bool = True,
+    prices: Mapping[str, Any] | None = None,
+    summary_template: str | os.PathLike[str] | None = None,
+    handle_signals: bool = True,
+) -> Config:
+    """Set up structlog-belog; safe to call again (it reconfigures).
+
+    Configures structlog so its loggers write straight to the session router,
+    and installs one `SessionHandler` on the stdlib root logger so records of
+    ``logging.getLogger(...)`` loggers — the application's and its libraries' —
+    take the same path. The application's own handlers are never removed.
+
+    Args:
+        log_dir: Root folder of the logs. Default: ``$BELOG_DIR`` or ``logs``.
+        level: Lowest level written. Default: ``$BELOG_LEVEL`` or ``INFO``.
+        console: Also print records to stderr with structlog's console
+            renderer. ``None``: when stderr is a terminal.
+        redact: Scrub secrets from every record (`SecretRedactor`).
+        capture_stdlib: Install the `SessionHandler` on the root logger.
+        app_name: Stem of the global file ``<log_dir>/<app_name>.jsonl``.
+            Default: the main script's name, else ``app``.
+        durability: ``"record"`` (each record one write; nothing lost on a
+            crash) or ``"buffered"`` (background writes, for throughput).
+        package_dir: Where run packages go. Default: ``$BELOG_PACKAGE_DIR`` or
+            ``packages``.
+        compress: zstd-compress the logs in packages.
+        prices: Model prices overriding the built-in table (see the audit docs).
+        summary_template: A Jinja2 template replacing the packaged
+            ``execution_summary.md`` template.
+        handle_signals: Finalize open sessions on SIGTERM when the application
+            has not installed its own handler.
+
+    Returns:
+        The active `Config`.
+
+    Raises:
+        ValueError, TypeError, NotADirectoryError: for a bad argument, naming it.
+    """
+    if durability not in _DURABILITIES:
+        msg = f"durability must be 'record' or 'buffered', got {durability!r}"
+        raise ValueError(msg)
+    if app_name is not None and (
+        not isinstance(app_name, str) or not app_name or _APP_NAME_RE.search(app_name)
+    ):
+        msg = (
+            f"app_name must be a non-empty name of letters, digits, '.', '_', '-', got {app_name!r}"
+        )
+        raise ValueError(msg)
+    if prices is not None and not isinstance(prices, Mapping):
+        msg = f"prices must be a mapping of model name to prices, got {prices!r}"
+        raise TypeError(msg)
+    template: Path | None = None
+    if summary_template is not None:
+        template = Path(summary_template)
+        if not template.is_file():
+            msg = f"summary_template must be an existing file, got {str(template)!r}"
+            raise FileNotFoundError(msg)
+    config = Config(
+        log_dir=_resolve_dir(log_dir, "BELOG_DIR", "logs", "log_dir"),
+        level=_resolve_level(level),
+        console=sys.stderr.isatty() if console is None else bool(console),
+        redact=bool(redact),
+        capture_stdlib=bool(capture_stdlib),
+        app_name=app_name or _default_app_name(),
+        durability=durability,
+        package_dir=_resolve_dir(package_dir, "BELOG_PACKAGE_DIR", "packages", "package_dir"),
+        compress=bool(compress),
+        prices=prices,
+        summary_template=template,
+        handle_signals=bool(handle_signals),
+    )
+    with _STATE.lock:
+        _install(config)
+    return config
+
+
+def _build_pipeline(config: Config, router: SessionRouter | None) -> Pipeline:
+    processors: list[Processor] = []
+    if config.redact:
+        processors.append(SecretRedactor())
+    processors.append(ValueTruncator())
+    console = _console_writer() if config.console else None
+    return Pipeline(config, router, tuple(processors), console)
+
+
+def _console_writer() -> Any:
+    renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+    def write(event_dict: dict[str, Any]) -> None:
+        sys.stderr.write(renderer(None, event_dict["level"], dict(event_dict)) + "\n")
+
+    return write
+
+
+def _install(config: Config) -> None:
+    from .stdlib import SessionHandler
+
+    make_dirs(config.log_dir)
+    old = _STATE.pipeline
+    router = SessionRouter(config.log_dir, config.app_name, durability=config.durability)
+    pipeline = _build_pipeline(config, router)
+    if old is not None:
+        pipeline.captures = old.captures
+        if old.router is not None:
+            old.router.shutdown()
+    _STATE.pipeline = pipeline
+    _STATE.config = config
+    structlog.configure(
+        processors=[_dispatch],  # type: ignore[list-item]
+        wrapper_class=structlog.make_filtering_bound_logger(config.level_no),
+        logger_factory=_SinkLoggerFactory(),
+        context_class=dict,
+        cache_logger_on_first_use=True,
+    )
+    root = logging.getLogger()
+    if _STATE.handler is not None:
+        root.removeHandler(_STATE.handler)
+        _STATE.handler = None
+    for h in [h for h in root.handlers if isinstance(h, SessionHandler) and h.managed]:
+        root.removeHandler(h)
+    if config.capture_stdlib:
+        handler = SessionHandler(level=config.level_no, managed=True)
+        root.addHandler(handler)
+        _STATE.handler = handler
+        if _STATE.root_level is None:
+            _STATE.root_level = root.level
+        if root.level == logging.NOTSET or root.level > config.level_no:
+            root.setLevel(config.level_no)
+    _join_from_environment(config)
+    if config.handle_signals:
+        from ._signals import install_signal_handlers
+
+        install_signal_handlers()
+
+
+def _join_from_environment(config: Config) -> None:
+    """In a child process started with `session_env()`, join the parent's session."""
+    sid = os.environ.get("BELOG_SESSION_ID")
+    if not sid or _context.REGISTRY.joined is not None:
+        return
+    from ._session import Run
+
+    _context.REGISTRY.joined = Run.joined(sid, os.environ, config)
+
+
+def ensure_pipeline() -> Pipeline:
+    """The active pipeline, configuring with defaults on first use."""
+    pipeline = _STATE.pipeline
+    if pipeline is None:
+        with _STATE.lock:
+            if _STATE.pipeline is None:
+                configure()
+            pipeline = _STATE.pipeline
+    assert pipeline is not None  # noqa: S101 - configure() always sets it
+    return pipeline
+
+
+def reset() -> None:
+    """Undo `configure()`: remove the handler, restore structlog's defaults.
+
+    For tests and for applications that reconfigure logging from scratch.
+    """
+    with _STATE.lock:
+        root = logging.getLogger()
+        if _STATE.handler is not None:
+            root.removeHandler(_STATE.handler)
+        if _STATE.root_level is not None:
+            root.setLevel(_STATE.root_level)
+        if _STATE.pipeline is not None and _STATE.pipeline.router is not None:
+            _STATE.pipeline.router.shutdown()
+        _STATE.handler = None
+        _STATE.root_level = None
+        _STATE.pipeline = None
+        _STATE.config = None
+        _context.REGISTRY.joined = None
+        structlog.reset_defaults()
+        from ._signals import uninstall_signal_handlers
+
+        uninstall_signal_handlers()
+
+
+def _dispatch(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
+    """structlog's only processor: hand the record to the active pipeline.
+
+    Looked up per call so loggers cached before a reconfiguration follow it.
+    """
+    pipeline = _STATE.pipeline
+    if pipeline is None:
+        raise structlog.DropEvent
+    return pipeline(logger, method_name, event_dict)
+
+
+class _Sink:
+    """The structlog "logger": the pipeline already wrote the record."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+
+    def _nothing(self, *_: Any, **__: Any) -> None:
+        return None
+
+    debug = info = warning = warn = error = critical = exception = fatal = msg = log = _nothing
+
+
+class _SinkLoggerFactory:
+    def __call__(self, *args: Any) -> _Sink:
+        name = args[0] if args and isinstance(args[0], str) else None
+        return _Sink(name)

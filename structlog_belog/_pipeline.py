@@ -1,0 +1,279 @@
+"""The record path: one chain for structlog, stdlib, audit and BELog records.
+
+``add_session → level/timestamp → SecretRedactor → ValueTruncator →
+render_jsonl → SessionRouter``, run in the caller's thread. structlog loggers
+reach it directly (it is their only processor); stdlib records reach it through
+`structlog_belog.stdlib.SessionHandler`; the audit and BELog code through
+`emit`. Nothing here raises into the application.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog.contextvars
+
+from . import _context
+from ._render import render_jsonl
+
+if TYPE_CHECKING:
+    from ._config import Config
+    from ._router import SessionRouter
+    from .testing import Capture
+
+__all__ = ["Pipeline", "emit", "format_timestamp", "normalize_level"]
+
+Processor = Callable[[Any, str, dict[str, Any]], Any]
+
+_LEVELS: Final = {
+    "debug": "debug",
+    "info": "info",
+    "msg": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "error": "error",
+    "exception": "error",
+    "critical": "critical",
+    "fatal": "critical",
+    "notset": "notset",
+}
+_ERROR_LEVELS: Final = frozenset(("error", "critical"))
+
+#: Which file a record of a given ``kind`` goes to (default: processing).
+_STREAM_OF_KIND: Final = {"llm_call": "prompts", "belog": "belog"}
+#: Kinds also written to the global file.
+_GLOBAL_KINDS: Final = frozenset(("session_start", "session_end"))
+#: Fields kept in the one-line reference an llm_call/belog record leaves in processing.jsonl.
+_REF_KEYS: Final[tuple[str, ...]] = (
+    "timestamp",
+    "level",
+    "logger",
+    "event",
+    "session_id",
+    "stage",
+    "task",
+    "pid",
+    "kind",
+    "call_id",
+    "api",
+    "model",
+    "status",
+    "latency_ms",
+    "usage",
+    "cost_usd",
+    "error",
+    "execution_trace_id",
+    "task_name",
+    "success",
+    "efficiency_score",
+    "execution_time",
+)
+
+# structlog's bound contextvars, merged into every record. Read through the
+# module's registry so we look only at structlog's variables, not at every
+# variable in the context (which `merge_contextvars` walks).
+_STRUCTLOG_VARS: Final = structlog.contextvars._CONTEXT_VARS
+_STRUCTLOG_PREFIX_LEN: Final = len(structlog.contextvars.STRUCTLOG_KEY_PREFIX)
+
+
+_pid = os.getpid()
+
+
+def _reset_pid() -> None:
+    global _pid  # noqa: PLW0603 - this process's ID, cached: getpid is a system call
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_reset_pid)
+_current = _context.current
+
+
+def normalize_level(name: str) -> str:
+    """Map a structlog method name or a stdlib level name to a record level."""
+    return _LEVELS.get(name.lower(), name.lower())
+
+
+_ts_cache: tuple[int, str] = (-1, "")
+
+
+def format_timestamp(t: float) -> str:
+    """ISO 8601 UTC with microseconds and ``Z`` for epoch seconds *t*.
+
+    The date-and-seconds prefix is cached per second: formatting it is most of
+    the cost of a timestamp and it changes once a second.
+    """
+    global _ts_cache  # noqa: PLW0603 - a per-process cache of one entry
+    sec = int(t)
+    cached_sec, prefix = _ts_cache
+    if sec != cached_sec:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _ts_cache = (sec, prefix)
+    return f"{prefix}.{int((t - sec) * 1_000_000):06d}Z"
+
+
+def format_exception(exc_info: Any) -> str | None:
+    """A formatted traceback for structlog's/stdlib's ``exc_info`` conventions."""
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if not isinstance(exc_info, tuple) or len(exc_info) != 3 or exc_info[0] is None:
+        return None
+    return "".join(traceback.format_exception(*exc_info)).rstrip("\n")
+
+
+def fallback_session() -> tuple[Any, bool]:
+    """The session for a record logged with none in its context.
+
+    A child process that joined a session through `session_env()` logs to it;
+    otherwise, with exactly one session open in the process, the record is
+    attributed to it (and marked so). Returns ``(run or None, attributed)``.
+    """
+    reg = _context.REGISTRY
+    if reg.joined is not None:
+        return reg.joined, False
+    sole = reg.sole
+    if sole is not None:
+        return sole, True
+    return None, False
+
+
+class Pipeline:
+    """The configured chain. Built once by `configure()`; called per record."""
+
+    def __init__(
+        self,
+        config: Config,
+        router: SessionRouter | None,
+        processors: tuple[Processor, ...],
+        console: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.processors = processors
+        self.console = console
+        self.captures: tuple[Capture, ...] = ()
+        self.failures = 0
+        #: ``logger`` of records from structlog loggers made without a name.
+        self.default_logger = config.app_name
+
+    # structlog calls this as its only processor.
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
+        level = _LEVELS.get(method_name, method_name)
+        if "logger" not in event_dict:
+            event_dict["logger"] = logger.name or self.default_logger
+        if "exc_info" in event_dict or method_name == "exception":
+            exc_info = event_dict.pop("exc_info", None)
+            formatted = format_exception(True if exc_info is None else exc_info)
+            if formatted is not None:
+                event_dict["exception"] = formatted
+        self.process(event_dict, level, time.time())
+        return _NOTHING
+
+    def process(self, event_dict: dict[str, Any], level: str, created: float) -> None:
+        """Run *event_dict* through the chain and write it. Never raises."""
+        try:
+            self._process(event_dict, level, created)
+        except Exception as exc:  # noqa: BLE001 - a log call never raises
+            self.failures += 1
+            router = self.router
+            if router is not None:
+                router._drop(event_dict.get("session_id"), exc, 1)
+
+    def _process(self, ed: dict[str, Any], level: str, created: float) -> None:
+        ctx = _current()
+        if _STRUCTLOG_VARS:
+            for key, var in _STRUCTLOG_VARS.items():
+                value = var.get(Ellipsis)
+                if value is not Ellipsis:
+                    ed.setdefault(key[_STRUCTLOG_PREFIX_LEN:], value)
+        if ctx.fields:
+            for key, value in ctx.fields.items():
+                ed.setdefault(key, value)
+        session = ctx.session
+        if session is None:
+            session, attributed = fallback_session()
+            if attributed:
+                ed["attributed"] = "sole_session"
+        ed["timestamp"] = format_timestamp(created)
+        ed["level"] = level
+        if session is None:
+            sid = None
+            shard = False
+        else:
+            sid = session.id
+            shard = session.pid != _pid
+            if shard:
+                ed["pid"] = _pid
+        ed["session_id"] = sid
+        if ctx.stage is not None:
+            ed["stage"] = ctx.stage
+        task = ctx.task
+        if task is not None:
+            ed["task"] = task.name
+            if level in _ERROR_LEVELS:
+                task.note_error(ed)
+        for proc in self.processors:
+            ed = proc(None, level, ed)
+        line = render_jsonl(None, level, ed)
+        router = self.router
+        if router is not None:
+            kind = ed.get("kind")
+            if kind is None:
+                router.write(sid, "processing", shard, line)
+            else:
+                self._route_kind(router, ed, kind, sid, shard, line, level)
+        if self.captures:
+            for capture in self.captures:
+                capture._add(ed)
+        if self.console is not None:
+            self.console(ed)
+
+    @staticmethod
+    def _route_kind(
+        router: SessionRouter,
+        ed: dict[str, Any],
+        kind: Any,
+        sid: str | None,
+        shard: bool,
+        line: bytes,
+        level: str,
+    ) -> None:
+        stream = _STREAM_OF_KIND.get(kind, "processing")
+        router.write(sid, stream, shard, line)
+        if stream != "processing" and sid is not None:
+            ref: dict[str, Any] = {k: ed[k] for k in _REF_KEYS if k in ed}
+            ref["ref"] = stream
+            router.write(sid, "processing", shard, render_jsonl(None, level, ref))
+        if kind in _GLOBAL_KINDS and sid is not None:
+            router.write(None, "processing", False, line)
+
+
+_NOTHING: Final[tuple[tuple[()], dict[str, Any]]] = ((), {})
+
+
+def emit(
+    event: str,
+    *,
+    level: str = "info",
+    logger: str = "structlog_belog",
+    **fields: Any,
+) -> None:
+    """Send one record through the configured chain (configuring if needed).
+
+    Used by the session lifecycle, the LLM audit and BELog tasks. Never raises.
+    """
+    try:
+        from ._config import ensure_pipeline
+
+        pipeline = ensure_pipeline()
+        # Built in reading order: these keys first, then the record's fields.
+        ed = {"timestamp": None, "level": None, "logger": logger, "event": event, **fields}
+        pipeline.process(ed, _LEVELS.get(level, level), time.time())
+    except Exception:  # noqa: BLE001 - never raise into the application
+        sys.stderr.write("structlog-belog: could not emit a record\n")

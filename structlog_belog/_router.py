@@ -1,0 +1,322 @@
+"""SessionRouter: rendered lines to per-session JSONL files, never raising.
+
+One writer per (session, stream) and process. In ``durability="record"`` mode
+every record is one ``os.write`` of a whole line to an ``O_APPEND`` descriptor,
+so a killed process loses no record whose log call returned and leaves no torn
+line. In ``"buffered"`` mode lines collect in memory and a background thread
+writes them, so a slow or blocked disk never holds the application up; past a
+memory cap records are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import os
+import sys
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from pathlib import Path
+from typing import Final
+
+__all__ = ["STREAMS", "SessionRouter", "make_dirs"]
+
+#: The per-session streams and their file stems.
+STREAMS: Final = ("processing", "prompts", "belog")
+
+_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+_WARN_INTERVAL_S: Final = 10.0
+
+# Every live router, so a fork can reset them all and exit can flush them all.
+_ROUTERS: weakref.WeakSet[SessionRouter] = weakref.WeakSet()
+
+
+def make_dirs(path: Path, mode: int = 0o700) -> None:
+    """Create *path* and missing parents with *mode* at creation (not chmod-ed after).
+
+    Existing folders are left as they are: they belong to whoever made them.
+    """
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            # mkdir applies the umask; a umask can only remove bits, so 0700 stays
+            # 0700 or less, never more.
+            os.mkdir(d, mode)
+        except FileExistsError:
+            pass
+
+
+class _Drops:
+    """Counts of records that could not be written, by session (``None`` = global)."""
+
+    __slots__ = ("by_session", "last_warning", "total")
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_session: dict[str | None, int] = {}
+        self.last_warning = -_WARN_INTERVAL_S
+
+
+class SessionRouter:
+    """Write rendered JSONL lines to the right file; count what cannot be written.
+
+    Args:
+        log_dir: The root log folder (``logs/``).
+        app_name: Stem of the global file for records outside any session.
+        durability: ``"record"`` (one write per record) or ``"buffered"``.
+        max_open: Most descriptors kept open at once (least recently used closed).
+        buffer_bytes: In buffered mode, the most bytes held in memory before
+            records are dropped (and counted).
+        flush_interval: In buffered mode, seconds between background flushes.
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        app_name: str,
+        *,
+        durability: str = "record",
+        max_open: int = 128,
+        buffer_bytes: int = 64 * 1024 * 1024,
+        flush_interval: float = 0.2,
+    ) -> None:
+        if durability not in ("record", "buffered"):
+            msg = f"durability must be 'record' or 'buffered', got {durability!r}"
+            raise ValueError(msg)
+        if max_open < 2:
+            msg = f"max_open must be at least 2, got {max_open!r}"
+            raise ValueError(msg)
+        self.log_dir = log_dir
+        self.sessions_dir = log_dir / "sessions"
+        self.global_path = log_dir / f"{app_name}.jsonl"
+        self.buffered = durability == "buffered"
+        self.max_open = max_open
+        self.buffer_bytes = buffer_bytes
+        self.flush_interval = flush_interval
+        self.drops = _Drops()
+        self.written = 0
+        self._init_process_state()
+        _ROUTERS.add(self)
+
+    def _init_process_state(self) -> None:
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        # Serialises flushes so two batches for one file can never swap order.
+        self._flush_lock = threading.Lock()
+        # Open descriptors by (session_id, stream, shard), least recently used first.
+        self._fds: OrderedDict[tuple[str | None, str, bool], int] = OrderedDict()
+        self._pending: dict[tuple[str | None, str, bool], bytearray] = {}
+        self._pending_size = 0
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._closed = False
+
+    # -- paths ---------------------------------------------------------------
+
+    def path_for(self, session_id: str | None, stream: str, shard: bool) -> Path:
+        """The file a line of *stream* for *session_id* goes to from this process."""
+        if session_id is None:
+            return self.global_path
+        suffix = f".{self.pid}" if shard else ""
+        return self.sessions_dir / session_id / f"{stream}{suffix}.jsonl"
+
+    # -- writing -------------------------------------------------------------
+
+    def write(self, session_id: str | None, stream: str, shard: bool, line: bytes) -> None:
+        """Append *line* (one whole JSON line) to the file for *session_id*/*stream*.
+
+        Never raises: a failure drops the record, counts it and warns (rate-limited).
+        """
+        key = (session_id, stream, shard)
+        if self.buffered:
+            self._buffer(key, line)
+            return
+        lock = self._lock
+        lock.acquire()
+        try:
+            fd = self._fds.get(key)
+            if fd is None:
+                fd = self._open(key)
+            n = os.write(fd, line)
+            if n != len(line):
+                _write_rest(fd, line, n)
+            self.written += 1
+        except Exception as exc:  # noqa: BLE001 - the log call must never raise
+            self._forget(key)
+            self._drop(session_id, exc, 1)
+        finally:
+            lock.release()
+
+    def _open(self, key: tuple[str | None, str, bool]) -> int:
+        """Open (creating 0600, folders 0700) and cache a descriptor. Lock held."""
+        if self.pid != os.getpid():  # pragma: no cover - the at-fork hook resets first
+            self._reset_after_fork()
+        path = self.path_for(*key)
+        try:
+            fd = os.open(path, _FILE_FLAGS, 0o600)
+        except FileNotFoundError:
+            make_dirs(path.parent)
+            fd = os.open(path, _FILE_FLAGS, 0o600)
+        fds = self._fds
+        fds[key] = fd
+        while len(fds) > self.max_open:
+            _, old = fds.popitem(last=False)
+            _close(old)
+        return fd
+
+    def _forget(self, key: tuple[str | None, str, bool]) -> None:
+        fd = self._fds.pop(key, None)
+        if fd is not None:
+            _close(fd)
+
+    def _drop(self, session_id: str | None, exc: BaseException, count: int) -> None:
+        drops = self.drops
+        drops.total += count
+        drops.by_session[session_id] = drops.by_session.get(session_id, 0) + count
+        now = time.monotonic()
+        if now - drops.last_warning >= _WARN_INTERVAL_S:
+            drops.last_warning = now
+            try:
+                sys.stderr.write(
+                    f"structlog-belog: could not write a log record ({exc!r}); "
+                    f"{drops.total} record(s) dropped so far in this process. "
+                    "Logging resumes when the fault clears.\n"
+                )
+            except Exception:  # noqa: BLE001, S110 - stderr itself may be gone
+                pass
+
+    def dropped(self, session_id: str | None) -> int:
+        """Records dropped so far for *session_id* in this process."""
+        return self.drops.by_session.get(session_id, 0)
+
+    # -- buffered mode -------------------------------------------------------
+
+    def _buffer(self, key: tuple[str | None, str, bool], line: bytes) -> None:
+        with self._lock:
+            if self._pending_size + len(line) > self.buffer_bytes:
+                self._drop(key[0], MemoryError("log buffer full; sink is not keeping up"), 1)
+                return
+            buf = self._pending.get(key)
+            if buf is None:
+                buf = self._pending[key] = bytearray()
+            buf += line
+            self._pending_size += len(line)
+            if self._flusher is None:
+                self._start_flusher()
+        if self._pending_size > 1024 * 1024:
+            self._wake.set()
+
+    def _start_flusher(self) -> None:
+        flusher = threading.Thread(
+            target=self._flush_loop, name="structlog-belog-flusher", daemon=True
+        )
+        self._flusher = flusher
+        flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Write out everything buffered (buffered mode); no-op in record mode."""
+        if not self._pending:
+            return
+        with self._flush_lock:
+            with self._lock:
+                pending = self._pending
+                self._pending = {}
+                self._pending_size = 0
+            for key, data in pending.items():
+                try:
+                    with self._lock:
+                        fd = self._fds.get(key)
+                        if fd is None:
+                            fd = self._open(key)
+                    n = os.write(fd, data)
+                    if n != len(data):
+                        _write_rest(fd, bytes(data), n)
+                    self.written += data.count(b"\n")
+                except OSError as exc:
+                    with self._lock:
+                        self._forget(key)
+                    self._drop(key[0], exc, data.count(b"\n"))
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def sync_session(self, session_id: str, *, close: bool = True) -> None:
+        """Flush and ``fsync`` a session's files from this process; close them."""
+        self.flush()
+        with self._lock:
+            for key in [k for k in self._fds if k[0] == session_id]:
+                try:
+                    os.fsync(self._fds[key])
+                except OSError:
+                    pass
+                if close:
+                    self._forget(key)
+
+    def close(self) -> None:
+        """Flush, fsync and close every descriptor. The router can still reopen."""
+        self.flush()
+        with self._lock:
+            for fd in self._fds.values():
+                try:
+                    os.fsync(fd)
+                except OSError:
+                    pass
+                _close(fd)
+            self._fds.clear()
+
+    def shutdown(self) -> None:
+        """Close for good: stop the flusher thread after a last flush."""
+        self._closed = True
+        self._wake.set()
+        self.close()
+
+    def _reset_after_fork(self) -> None:
+        # Descriptors were inherited: close our copies (the parent keeps its own)
+        # so this process opens its own shard files, never sharing a file offset.
+        for fd in self._fds.values():
+            _close(fd)
+        self._init_process_state()
+
+
+def _write_rest(fd: int, data: bytes, n: int) -> None:
+    """Finish a short write rather than leave a torn line."""
+    view = memoryview(data)
+    while n < len(data):
+        written = os.write(fd, view[n:])
+        if written == 0:  # pragma: no cover - regular files never return 0
+            raise OSError(errno.EIO, "write returned 0 bytes")
+        n += written
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _after_fork_in_child() -> None:
+    for router in list(_ROUTERS):
+        router._reset_after_fork()
+
+
+def _flush_all_at_exit() -> None:
+    for router in list(_ROUTERS):
+        router.close()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_flush_all_at_exit)

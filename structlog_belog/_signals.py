@@ -1,0 +1,87 @@
+"""Finalize open sessions on SIGTERM, then let the signal do what it would have.
+
+Only where the application has not installed a handler of its own. The
+handler raises `SystemExit` in the main thread, so ``with session(...)``
+blocks unwind and finalize as on any exit; sessions still open at exit (in
+other threads) are closed as failed, and the process then dies by the same
+signal, so its parent sees the usual exit status.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from . import _context
+
+__all__ = ["close_open_sessions", "install_signal_handlers", "uninstall_signal_handlers"]
+
+_installed: dict[int, Any] = {}
+_received: list[int] = []
+
+
+class SessionInterrupted(SystemExit):
+    """Raised in the main thread when a signal ends the process mid-session."""
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    if not _received:
+        _received.append(signum)
+    name = signal.Signals(signum).name
+    raise SessionInterrupted(f"terminated by {name}")
+
+
+def install_signal_handlers() -> None:
+    """Install the SIGTERM handler if SIGTERM still has its default action."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM,):
+        if signum in _installed:
+            continue
+        previous = signal.getsignal(signum)
+        if previous is not signal.SIG_DFL:
+            continue
+        signal.signal(signum, _on_signal)
+        _installed[signum] = previous
+
+
+def uninstall_signal_handlers() -> None:
+    """Restore the handlers `install_signal_handlers` replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, previous in list(_installed.items()):
+        if signal.getsignal(signum) is _on_signal:
+            signal.signal(signum, previous)
+        del _installed[signum]
+
+
+def close_open_sessions(reason: BaseException) -> None:
+    """End (and package) every session still open in this process, as failed."""
+    for run in _context.REGISTRY.open_sessions():
+        if run.pid != os.getpid():
+            continue
+        try:
+            run._end(reason)
+        except Exception:  # noqa: BLE001, S110 - exiting: do what can be done
+            pass
+
+
+def _at_exit() -> None:
+    if _context.REGISTRY.open_sessions():
+        reason: BaseException = (
+            SessionInterrupted(f"terminated by {signal.Signals(_received[0]).name}")
+            if _received
+            else SystemExit("process exited with the session still open")
+        )
+        close_open_sessions(reason)
+    if _received:
+        signum = _received[0]
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+atexit.register(_at_exit)

@@ -1,0 +1,134 @@
+"""Bridges to the standard `logging` module.
+
+`SessionHandler` turns a `logging.LogRecord` into the same event dict a
+structlog logger makes, in the caller's thread, and sends it down the record
+path; `configure()` installs one on the root logger. `JsonFormatter` is a
+python-json-logger formatter that adds the session fields, for applications
+that keep their own handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as _PJLJsonFormatter
+
+from . import _config, _context
+from ._pipeline import fallback_session, format_exception, format_timestamp, normalize_level
+
+__all__ = ["JsonFormatter", "SessionHandler"]
+
+# python-json-logger's list of LogRecord attributes, plus the two it leaves to
+# Python >= 3.12 and the message cache; everything else on a record is `extra=`.
+_RESERVED: Final = frozenset((*RESERVED_ATTRS, "taskName", "message", "asctime"))
+_LEVEL_OF: Final = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
+
+
+def record_to_event_dict(record: logging.LogRecord) -> dict[str, Any]:
+    """The event dict for a stdlib *record*: message with args applied, extras."""
+    ed: dict[str, Any] = {
+        "timestamp": None,
+        "level": None,
+        "logger": record.name,
+        "event": record.getMessage(),
+    }
+    extra = record.__dict__.keys() - _RESERVED
+    if extra:
+        d = record.__dict__
+        for key in extra:
+            if key[0] != "_":
+                ed[key] = d[key]
+    if record.exc_info:
+        formatted = format_exception(record.exc_info)
+        if formatted is not None:
+            ed["exception"] = formatted
+    elif record.exc_text:
+        ed["exception"] = record.exc_text
+    if record.stack_info:
+        ed["stack"] = record.stack_info
+    return ed
+
+
+class SessionHandler(logging.Handler):
+    """A `logging.Handler` that writes records to the session's JSONL files.
+
+    Usable from `logging.config.dictConfig`
+    (``{"class": "structlog_belog.stdlib.SessionHandler"}``); it uses the
+    pipeline set up by `configure()` (configuring with defaults if needed).
+
+    Args:
+        level: The handler's level, as for any `logging.Handler`.
+        managed: Set by `configure()` on the handler it installs, so a later
+            `configure()` replaces it instead of adding a second one.
+    """
+
+    def __init__(self, level: int | str = logging.NOTSET, *, managed: bool = False) -> None:
+        super().__init__(level)
+        self.managed = managed
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filter and emit *record* without the handler lock.
+
+        The router is thread-safe and writes each record with one system
+        call, so the per-handler lock `logging.Handler.handle` takes would
+        only serialise threads for nothing.
+        """
+        if self.filters and not self.filter(record):
+            return False
+        # emit()'s body, inlined: this runs for every stdlib record.
+        try:
+            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()
+            level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
+            pipeline.process(record_to_event_dict(record), level, record.created)
+        except Exception:  # noqa: BLE001 - logging's own error path, never raising
+            self.handleError(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Convert *record* to an event dict and send it down the record path."""
+        try:
+            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()
+            level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
+            pipeline.process(record_to_event_dict(record), level, record.created)
+        except Exception:  # noqa: BLE001 - logging's own error path, never raising
+            self.handleError(record)
+
+
+class JsonFormatter(_PJLJsonFormatter):
+    """python-json-logger's `JsonFormatter` that adds the session fields.
+
+    For applications that keep their own handlers: every formatted record gets
+    ``session_id`` (and ``stage``/``task`` and bound fields when set) from the
+    current context, and a UTC ISO 8601 ``timestamp``.
+    """
+
+    def add_fields(
+        self,
+        log_data: dict[str, Any],
+        record: logging.LogRecord,
+        message_dict: dict[str, Any],
+    ) -> None:
+        """Add python-json-logger's fields, then the session's."""
+        super().add_fields(log_data, record, message_dict)
+        ctx = _context.current()
+        session = ctx.session
+        if session is None:
+            session, attributed = fallback_session()
+            if attributed:
+                log_data["attributed"] = "sole_session"
+        log_data.setdefault("timestamp", format_timestamp(record.created))
+        log_data["session_id"] = None if session is None else session.id
+        if ctx.stage is not None:
+            log_data["stage"] = ctx.stage
+        if ctx.task is not None:
+            log_data["task"] = ctx.task.name
+        for key, value in ctx.fields.items():
+            log_data.setdefault(key, value)
