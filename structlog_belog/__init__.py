@@ -7,9 +7,12 @@ land in that session's JSONL files.
 
 from __future__ import annotations
 
+from ._belog import task
 from ._config import Config, configure, get_config
 from ._context import bind, bound, current_session
+from ._revision import generate_blueprint_revision, reflect
 from ._session import Run, Stage, new_session_id, session
+from ._store import open_store
 from ._threads import ThreadPoolExecutor, propagate, session_env
 
 __version__ = "0.1.0.dev0"
@@ -24,9 +27,13 @@ __all__ = [
     "bound",
     "configure",
     "current_session",
+    "generate_blueprint_revision",
     "get_config",
     "new_session_id",
+    "open_store",
     "propagate",
+    "reflect",
     "session",
     "session_env",
+    "task",
 ]

@@ -27,8 +27,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from . import _context
+from ._pipeline import format_timestamp
 
 if TYPE_CHECKING:
+    from ._session import Run
     from ._store import BELogStore
 
 __all__ = [
@@ -51,8 +53,14 @@ RISK_LEVELS = ("none", "low", "medium", "high")
 #: are the task's earlier BELog records, newest first, failed ones included.
 Scorer = Callable[[float, bool, Sequence[Mapping[str, Any]]], float]
 
+#: The ``logger`` of BELog records.
+LOGGER = "structlog_belog.belog"
+
 #: How many past attempts a new attempt is scored against.
 HISTORY = 50
+
+#: The clock execution times are measured with (tests replace it).
+_clock = time.perf_counter
 
 _FAILURES = {"index": 0, "history": 0, "scorer": 0, "files": 0, "record": 0}
 _WARNED: set[str] = set()
@@ -90,7 +98,7 @@ def new_trace_id(now: datetime | None = None) -> str:
 def percentile_score(
     execution_time: float, success: bool, past_attempts: Sequence[Mapping[str, Any]]
 ) -> float:
-    """The default efficiency score, 0–100 (DESIGN §5).
+    """The default efficiency score, 0 to 100 (DESIGN §5).
 
     A failed attempt scores 0 and the first successful attempt 100; otherwise
     the score is the percentile of *execution_time* among the execution times
@@ -183,8 +191,24 @@ _FIELDS = frozenset(
         "scorer",
         "store",
         "history",
+        "_run",  # set by Run.task: the run the task belongs to
     }
 )
+
+
+def _score(
+    scorer: Scorer, elapsed: float, success: bool, past: Sequence[Mapping[str, Any]]
+) -> float:
+    """*scorer*'s score, or the default one (counted) when it fails or leaves 0..100."""
+    try:
+        score = float(scorer(elapsed, success, past))
+    except Exception as exc:  # noqa: BLE001 - a user scorer must not break the task
+        _count_failure("scorer", exc)
+        return percentile_score(elapsed, success, past)
+    if not 0.0 <= score <= 100.0:
+        _count_failure("scorer", ValueError(f"scorer must return 0..100, got {score!r}"))
+        return percentile_score(elapsed, success, past)
+    return score
 
 
 def _str_list(name: str, value: Any) -> list[str]:
@@ -259,7 +283,8 @@ class Task:
         self._suggestions = _str_list(
             "improvement_suggestions", fields.get("improvement_suggestions")
         )
-        self._created_in = _context.current_session()
+        self._run: Run | None = fields.get("_run")
+        self._created_in = self._run or _context.current_session()
         self._fields = fields
         self._lock = threading.Lock()
         self._running = False
@@ -349,16 +374,21 @@ class Task:
                 raise RuntimeError(msg)
             self._running = True
         self._reset_state()
-        session = _context.current_session() or self._created_in
-        self._session = session
-        self._wall_start = datetime.now(UTC)
-        self.trace_id = new_trace_id(self._wall_start)
+        self._session = self._run or _context.current_session()
+        if self._session is None:
+            from ._pipeline import fallback_session
+
+            self._session = fallback_session()[0] or self._created_in
+        self.trace_id = new_trace_id()
         self._before = self._snapshot()
-        self._token = _context.push(task=self)
-        self._t0 = time.perf_counter()
+        if self._run is not None:
+            self._token = _context.push(session=self._run, task=self)
+        else:
+            self._token = _context.push(task=self)
+        self._t0 = _clock()
 
     def _finish(self, exc: BaseException | None) -> None:
-        elapsed = time.perf_counter() - self._t0
+        elapsed = _clock() - self._t0
         try:
             if exc is not None:
                 self._errors[f"{type(exc).__name__}: {exc}".rstrip(": ")] = None
@@ -400,16 +430,9 @@ class Task:
             return None if session is None else getattr(session, key, None)
 
         past = _past_attempts(self.name, self._history, self._store)
-        try:
-            score = float(self._scorer(elapsed, success, past))
-            if not 0.0 <= score <= 100.0:
-                msg = f"scorer must return a number in 0..100, got {score!r}"
-                raise ValueError(msg)
-        except Exception as exc:  # noqa: BLE001 - a user scorer must not break the task
-            _count_failure("scorer", exc)
-            score = percentile_score(elapsed, success, past)
+        score = _score(self._scorer, elapsed, success, past)
         return {
-            "timestamp": _iso(datetime.now(UTC)),
+            "timestamp": format_timestamp(time.time()),
             "blueprint_id": inherited("blueprint_id"),
             "blueprint_version": inherited("blueprint_version"),
             "execution_context": inherited("execution_context"),
@@ -485,10 +508,6 @@ class Task:
         return wrapper
 
 
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 # --- the store side ------------------------------------------------------------------
 
 _DEFAULT_STORE: tuple[tuple[int, str], BELogStore] | None = None
@@ -496,7 +515,7 @@ _STORE_LOCK = threading.Lock()
 
 
 def _resolve_store(store: BELogStore | str | None) -> BELogStore:
-    from ._store import BELogStore, default_log_dir, open_store  # noqa: PLC0415
+    from ._store import BELogStore, default_log_dir, open_store
 
     if isinstance(store, BELogStore):
         return store
@@ -526,13 +545,22 @@ def _past_attempts(
 
 
 def _write(record: dict[str, Any], store: BELogStore | str | None) -> None:
-    """Write *record* through the record path (the truth), then index it."""
-    from ._pipeline import emit  # noqa: PLC0415 - the pipeline imports this module's users
+    """Write *record* through the record path (the truth), then index it.
+
+    The indexed copy goes through the same processors as the written line
+    (secret redaction, truncation), so the index never holds what the log
+    file does not.
+    """
+    from ._config import ensure_pipeline
+    from ._pipeline import emit
 
     level = "info" if record["success"] else "warning"
-    emit("belog", level=level, kind="belog", **record)
+    emit("belog", level=level, logger=LOGGER, kind="belog", **record)
     try:
-        _resolve_store(store).add(record)
+        indexed = dict(record)
+        for processor in ensure_pipeline().processors:
+            indexed = processor(None, level, indexed)
+        _resolve_store(store).add(indexed)
     except Exception as exc:  # noqa: BLE001 - the JSONL is the truth; count and go on
         _count_failure("index", exc)
 

@@ -27,7 +27,7 @@ import orjson
 from ._store import BELogStore, latest_version, search_text
 from .exceptions import StoreError
 
-__all__ = ["COLLECTION", "ChromaStore", "hashing_embedding_function", "hashed_vector"]
+__all__ = ["COLLECTION", "ChromaStore", "hashed_vector", "hashing_embedding_function"]
 
 #: Name of the collection holding the BELog records.
 COLLECTION = "belog_records"
@@ -37,7 +37,7 @@ _DIMENSIONS = 384
 
 def _import_chromadb() -> Any:
     try:
-        import chromadb  # noqa: PLC0415 - optional extra, imported on first use
+        import chromadb
     except ModuleNotFoundError as exc:
         if exc.name != "chromadb":
             raise
@@ -73,17 +73,17 @@ def hashing_embedding_function(dimensions: int = _DIMENSIONS) -> Any:
     global _EMBEDDING_CLASS  # noqa: PLW0603 - one class per process, built lazily
     if _EMBEDDING_CLASS is None:
         _import_chromadb()
-        import numpy as np  # noqa: PLC0415 - a chromadb dependency
-        from chromadb.api.types import EmbeddingFunction  # noqa: PLC0415
-        from chromadb.utils.embedding_functions import (  # noqa: PLC0415
+        import numpy as np
+        from chromadb.api.types import EmbeddingFunction
+        from chromadb.utils.embedding_functions import (
             register_embedding_function,
         )
 
-        class _Hashing(EmbeddingFunction):  # type: ignore[misc,type-arg]
+        class _Hashing(EmbeddingFunction):  # type: ignore[type-arg]
             def __init__(self, dimensions: int = _DIMENSIONS) -> None:
                 self.dimensions = dimensions
 
-            def __call__(self, input: list[str]) -> list[Any]:  # noqa: A002 - chromadb's name
+            def __call__(self, input: list[str]) -> list[Any]:
                 return [np.asarray(hashed_vector(t, self.dimensions), np.float32) for t in input]
 
             @staticmethod
@@ -97,7 +97,7 @@ def hashing_embedding_function(dimensions: int = _DIMENSIONS) -> Any:
             def build_from_config(config: dict[str, Any]) -> Any:
                 return _Hashing(int(config.get("dimensions", _DIMENSIONS)))
 
-            def default_space(self) -> str:
+            def default_space(self) -> Any:
                 return "cosine"
 
             def __repr__(self) -> str:
@@ -105,7 +105,7 @@ def hashing_embedding_function(dimensions: int = _DIMENSIONS) -> Any:
 
         _Hashing.__qualname__ = _Hashing.__name__ = "HashingEmbeddingFunction"
         try:
-            register_embedding_function(_Hashing)
+            register_embedding_function(_Hashing)  # type: ignore[no-untyped-call]
         except ValueError:
             pass  # already registered (module reloaded in tests)
         _EMBEDDING_CLASS = _Hashing
@@ -146,7 +146,7 @@ class ChromaStore(BELogStore):
 
     def __init__(self, path: str | os.PathLike[str], *, embedding_function: Any = None) -> None:
         chromadb = _import_chromadb()
-        from chromadb.config import Settings  # noqa: PLC0415
+        from chromadb.config import Settings
 
         self.path = Path(path)
         self.location = f"chroma:{self.path}"
@@ -173,7 +173,7 @@ class ChromaStore(BELogStore):
 
     def add_many(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Index *records* in batches ChromaDB accepts; return how many were new."""
-        from ._store import _check_record  # noqa: PLC0415
+        from ._store import _check_record
 
         batch: dict[str, Mapping[str, Any]] = {}
         added = 0

@@ -325,10 +325,11 @@ def _flags(records: Sequence[Mapping[str, Any]]) -> list[RevisionItem]:
             )
         )
         levels = {r["potential_breakage_risk"]["level"] for r in members}
+        level = "high" if "high" in levels else "medium"
         items.append(
             RevisionItem(
                 "breakage_risk",
-                f"Guard {name!r} against breakage ({'high' if 'high' in levels else 'medium'} risk)",
+                f"Guard {name!r} against breakage ({level} risk)",
                 "; ".join(reasons),
                 name,
                 tuple(_trace(r) for r in members),
@@ -406,7 +407,7 @@ def generate_blueprint_revision(
             items += [_from_proposer(v) for v in proposer(records, tuple(items))]
         except Exception as exc:  # noqa: BLE001 - the measured proposals stand on their own
             notes.append(f"proposer failed: {type(exc).__name__}: {exc}")
-    from ._store import latest_version  # noqa: PLC0415
+    from ._store import latest_version
 
     version = latest_version(r.get("blueprint_version") for r in records)
     order = list(KINDS)
@@ -447,7 +448,7 @@ def _write(revision: BlueprintRevision, folder: Path) -> BlueprintRevision:
 def reflect(
     task_name: str, store: BELogStore | str | os.PathLike[str] | None = None, *, limit: int = 5
 ) -> str:
-    """Steps 1–3 of the execution loop for *task_name*, as text for a prompt.
+    """Steps 1 to 3 of the execution loop for *task_name*, as text for a prompt.
 
     What was done last, how it went (outcome, time, efficiency), and the
     problems and suggestions recorded by the last *limit* attempts.
@@ -461,9 +462,7 @@ def reflect(
     last = attempts[0]
     succeeded = sum(1 for a in attempts if a.get("success") is True)
     outcome = "succeeded" if last.get("success") is True else "failed"
-    blueprint = " ".join(
-        str(last[k]) for k in ("blueprint_id", "blueprint_version") if last.get(k)
-    )
+    blueprint = " ".join(str(last[k]) for k in ("blueprint_id", "blueprint_version") if last.get(k))
     lines = [
         f"Task {task_name!r}: {succeeded} of the last {len(attempts)} attempts succeeded.",
         f"Last attempt ({last.get('execution_trace_id')}, {last.get('timestamp')}"

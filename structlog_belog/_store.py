@@ -65,7 +65,7 @@ def latest_version(versions: Iterable[str | None]) -> str | None:
 
 def default_log_dir() -> Path:
     """The configured ``log_dir``, else ``$BELOG_DIR``, else ``./logs``."""
-    from ._config import get_config  # noqa: PLC0415 - the config imports the record path
+    from ._config import get_config
 
     config = get_config()
     if config is not None:
@@ -77,34 +77,47 @@ def read_belog_files(*dirs: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Yield every BELog record found in the JSONL files under *dirs*.
 
     Reads ``belog.jsonl`` and its per-process shards ``belog.<pid>.jsonl``,
-    plain or zstd-compressed (``belog.jsonl.zst`` inside packages). Lines that
-    are not whole JSON objects of kind ``belog`` (a torn last line, another
-    record kind) are skipped: the files are the truth, but only whole records
-    count.
+    plain or zstd-compressed (``belog.jsonl.zst`` inside packages), anywhere
+    under each folder, and the ``belog`` records of the global files
+    (``<app_name>.jsonl``, records written outside any session) directly in
+    it. Lines that are not whole BELog records (a torn last line, another
+    record kind, the short reference lines in ``processing.jsonl``) are
+    skipped: the files are the truth, but only whole records count.
     """
     for root in dirs:
         base = Path(root)
-        paths = [base] if base.is_file() else sorted(base.rglob("belog*.jsonl*"))
-        for path in paths:
+        if base.is_file():
+            yield from _records_in(base, global_file=not _BELOG_FILE.match(base.name))
+            continue
+        for path in sorted(base.rglob("belog*.jsonl*")):
+            if _BELOG_FILE.match(path.name):
+                yield from _records_in(path, global_file=False)
+        for path in sorted(base.glob("*.jsonl")):
             if not _BELOG_FILE.match(path.name):
-                continue
-            for line in _read_lines(path):
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if (
-                    isinstance(record, dict)
-                    and record.get("kind", "belog") == "belog"
-                    and isinstance(record.get("execution_trace_id"), str)
-                    and isinstance(record.get("task_name"), str)
-                ):
-                    yield record
+                yield from _records_in(path, global_file=True)
+
+
+def _records_in(path: Path, *, global_file: bool) -> Iterator[dict[str, Any]]:
+    for line in _read_lines(path):
+        if global_file and b'"belog"' not in line:
+            continue  # most of a global file is other records: skip them unparsed
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if (
+            isinstance(record, dict)
+            and record.get("kind", None if global_file else "belog") == "belog"
+            and "ref" not in record
+            and isinstance(record.get("execution_trace_id"), str)
+            and isinstance(record.get("task_name"), str)
+        ):
+            yield record
 
 
 def _read_lines(path: Path) -> Iterator[bytes]:
     if path.suffix == ".zst":
-        import zstandard  # noqa: PLC0415 - only packages are compressed
+        import zstandard
 
         with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as reader:
             buffered = _BufferedLines(reader)
@@ -148,7 +161,9 @@ def search_text(record: Mapping[str, Any]) -> tuple[str, str, str, str]:
     return (
         str(record.get("task_name") or ""),
         " ".join(
-            joined(record.get(k)) for k in ("execution_context", "expected_outcome") if record.get(k)
+            joined(record.get(k))
+            for k in ("execution_context", "expected_outcome")
+            if record.get(k)
         ),
         joined(record.get("errors_encountered")),
         joined(record.get("improvement_suggestions")),
@@ -495,8 +510,7 @@ class SQLiteStore(BELogStore):
     def get_past_attempts(self, task_name: str, limit: int = 10) -> list[dict[str, Any]]:
         """The *limit* most recent attempts of *task_name*, newest first."""
         return self._records(
-            "SELECT record FROM belog WHERE task_name = ?"
-            " ORDER BY timestamp DESC, id DESC LIMIT ?",
+            "SELECT record FROM belog WHERE task_name = ? ORDER BY timestamp DESC, id DESC LIMIT ?",
             (task_name, int(limit)),
         )
 
@@ -563,7 +577,7 @@ def open_store(
     """
     store: BELogStore
     if isinstance(location, str) and location.startswith("chroma:"):
-        from ._chroma import ChromaStore  # noqa: PLC0415 - chromadb is an optional extra
+        from ._chroma import ChromaStore
 
         path = location.removeprefix("chroma:")
         if not path:

@@ -15,7 +15,6 @@ import pytest
 import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
-
 from structlog_belog._store import (
     _MIGRATIONS,
     DEFAULT_FILENAME,
@@ -139,9 +138,7 @@ class TestBELogStore:
         """get_blueprint_records returns one blueprint's records in time order."""
         store.add_many([record("t", 3), record("t", 1), record("u", 2, blueprint_id="x")])
 
-        assert [1, 3] == [
-            int(r["timestamp"][17:19]) for r in store.get_blueprint_records("bp_003")
-        ]
+        assert [1, 3] == [int(r["timestamp"][17:19]) for r in store.get_blueprint_records("bp_003")]
 
     def test_similar_ranks_shared_words_first(self, store: BELogStore) -> None:
         """similar puts the record sharing the query's words first."""
@@ -229,7 +226,10 @@ class TestVersionKey:
             versions, key=version_key
         )
 
-    @given(st.lists(st.integers(0, 10_000), min_size=1, max_size=4), st.lists(st.integers(0, 10_000), min_size=1, max_size=4))
+    @given(
+        st.lists(st.integers(0, 10_000), min_size=1, max_size=4),
+        st.lists(st.integers(0, 10_000), min_size=1, max_size=4),
+    )
     def test_matches_integer_tuples(self, a: list[int], b: list[int]) -> None:
         """Dotted numeric versions order like their integer tuples."""
         va, vb = "v" + ".".join(map(str, a)), "v" + ".".join(map(str, b))
