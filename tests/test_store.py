@@ -207,12 +207,24 @@ class TestReadBelogFiles:
 
         assert 3 == len(list(read_belog_files(tmp_path)))
 
-    def test_ignores_other_files(self, tmp_path: Path) -> None:
-        """processing.jsonl and prompts.jsonl are not BELog files."""
-        write_jsonl(tmp_path / "processing.jsonl", [record("a", 1)])
-        write_jsonl(tmp_path / "belog_backup.jsonl", [record("a", 2)])
+    def test_ignores_session_files_of_other_streams(self, tmp_path: Path) -> None:
+        """processing.jsonl and prompts.jsonl inside a session are not read."""
+        write_jsonl(tmp_path / "sessions" / "s1" / "processing.jsonl", [record("a", 1)])
+        write_jsonl(tmp_path / "sessions" / "s1" / "prompts.jsonl", [record("a", 2)])
 
         assert [] == list(read_belog_files(tmp_path))
+
+    def test_reads_belog_records_of_global_files(self, tmp_path: Path) -> None:
+        """Records written outside any session (the global file) are read; others skipped."""
+        app = tmp_path / "app.jsonl"
+        write_jsonl(app, [record("global", 1)])
+        with app.open("ab") as fh:
+            fh.write(orjson.dumps({"event": "hello", "task_name": "x"}) + b"\n")
+            reference = {"kind": "belog", "ref": "belog", **record("ref", 2)}
+            fh.write(orjson.dumps(reference) + b"\n")
+
+        assert ["global"] == [r["task_name"] for r in read_belog_files(tmp_path)]
+        assert ["global"] == [r["task_name"] for r in read_belog_files(app)]
 
 
 class TestVersionKey:
