@@ -532,6 +532,15 @@ def _resolve_store(store: BELogStore | str | None) -> BELogStore:
         return opened
 
 
+def close_store() -> None:
+    """Close the store tasks index into (it reopens on the next task)."""
+    global _DEFAULT_STORE  # noqa: PLW0603
+    with _STORE_LOCK:
+        if _DEFAULT_STORE is not None:
+            _DEFAULT_STORE[1].close()
+        _DEFAULT_STORE = None
+
+
 def _past_attempts(
     name: str, limit: int, store: BELogStore | str | None
 ) -> list[Mapping[str, Any]]:

@@ -321,7 +321,9 @@ class TestSQLiteStore:
         with pytest.raises(ValueError, match="location must be a SQLite file"):
             open_store(tmp_path)
 
-    def test_four_processes_lose_nothing(self, tmp_path: Path) -> None:
+    def test_four_processes_lose_nothing(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
         """Four processes adding records at once to one file lose none of them."""
         path = tmp_path / "index.sqlite3"
         script = (
@@ -332,7 +334,7 @@ class TestSQLiteStore:
             "    store.add({'execution_trace_id': f'{sys.argv[2]}-{i}', 'task_name': 't',"
             " 'timestamp': f'2025-01-01T00:00:{i % 60:02d}.000000Z', 'success': True})\n"
         )
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = subprocess_env
         procs = [
             subprocess.Popen([sys.executable, "-c", script, str(path), f"p{n}"], env=env)
             for n in range(4)
@@ -356,3 +358,73 @@ class TestSQLiteStore:
 
         assert 0 == os.waitstatus_to_exitcode(status)
         assert 2 == store.count()
+
+
+class TestChromaStore:
+    """What only the ChromaDB backend promises."""
+
+    def test_missing_chromadb_says_how_to_install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without chromadb, open_store('chroma:...') names the extra to install."""
+        monkeypatch.setitem(sys.modules, "chromadb", None)
+
+        with pytest.raises(ModuleNotFoundError, match=r"structlog-belog\[chroma\]") as info:
+            open_store("chroma:/nonexistent")
+        assert "chromadb" == info.value.name
+
+    def test_empty_path_is_refused(self) -> None:
+        """'chroma:' needs a folder."""
+        with pytest.raises(ValueError, match="chroma:PATH"):
+            open_store("chroma:")
+
+    def test_reopened_in_another_process(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """A persisted collection answers filters and similarity in a new process, offline."""
+        location = f"chroma:{tmp_path / 'chroma'}"
+        with open_store(location) as store:
+            store.add_many(
+                [record("Parse input", 1, errors_encountered=["invalid json"]), record("b", 2)]
+            )
+        script = (
+            "import sys\n"
+            "from structlog_belog import open_store\n"
+            "store = open_store(sys.argv[1])\n"
+            "print(store.count(), store.similar('json', k=1)[0]['task_name'],"
+            " len(store.get_past_attempts('b')))\n"
+        )
+        env = {**subprocess_env, "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path / "home")}
+
+        out = subprocess.run(
+            [sys.executable, "-c", script, location],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+
+        assert "2 Parse input 1" == out.strip()
+        assert not (tmp_path / "home" / ".cache" / "chroma").exists()
+
+
+class TestHashedVector:
+    """The offline embedding: deterministic, unit length, words decide the direction."""
+
+    @given(st.text(max_size=200))
+    def test_unit_length_and_deterministic(self, text: str) -> None:
+        """Every text embeds to the same unit vector twice."""
+        from structlog_belog._chroma import hashed_vector
+
+        vector = hashed_vector(text)
+
+        assert vector == hashed_vector(text)
+        assert 1.0 == pytest.approx(sum(x * x for x in vector))
+
+    def test_shared_words_are_closer(self) -> None:
+        """Texts sharing words have a higher cosine than texts sharing none."""
+        from structlog_belog._chroma import hashed_vector
+
+        def cos(a: str, b: str) -> float:
+            return sum(x * y for x, y in zip(hashed_vector(a), hashed_vector(b), strict=True))
+
+        assert cos("invalid json input", "json input error") > cos("invalid json", "upload file")
