@@ -267,15 +267,27 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX belog_task_time ON belog (task_name, timestamp DESC, id DESC)",
         "CREATE INDEX belog_blueprint_time ON belog (blueprint_id, timestamp, id)",
         "CREATE INDEX belog_time ON belog (timestamp DESC, id DESC)",
+        # Versions seen per blueprint: the latest is picked from a handful of rows.
+        """CREATE TABLE belog_versions (
+            blueprint_id TEXT NOT NULL,
+            blueprint_version TEXT NOT NULL,
+            PRIMARY KEY (blueprint_id, blueprint_version)
+        ) WITHOUT ROWID""",
     ),
-    # 2: full-text search for `similar`, backfilled from the records.
+    # 2: full-text search for `similar`, backfilled from the records. Contentless:
+    # the texts live in `belog.record`; the index keeps only what ranking needs.
     (
         """CREATE VIRTUAL TABLE belog_fts USING fts5(
-            task_name, context, errors, suggestions, tokenize = 'unicode61'
+            task_name, context, errors, suggestions, content = '', tokenize = 'unicode61'
         )""",
+        # Per-term document counts, to drop words too common to tell records apart.
+        "CREATE VIRTUAL TABLE belog_vocab USING fts5vocab(belog_fts, 'row')",
         "__backfill_fts__",
     ),
 )
+
+#: `SQLiteStore.similar` ranks at most about this many matching records (the newest).
+SIMILAR_WINDOW = 20_000
 
 #: The schema version this code writes.
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -428,7 +440,8 @@ class SQLiteStore(BELogStore):
             try:
                 if replace:
                     conn.execute("DELETE FROM belog")
-                    conn.execute("DELETE FROM belog_fts")
+                    conn.execute("DELETE FROM belog_versions")
+                    conn.execute("INSERT INTO belog_fts (belog_fts) VALUES ('delete-all')")
                 for record in records:
                     added += self._insert(conn, record)
                 conn.execute("COMMIT")
@@ -462,6 +475,11 @@ class SQLiteStore(BELogStore):
         )
         if cursor.rowcount != 1:
             return 0
+        if record.get("blueprint_id") is not None and record.get("blueprint_version") is not None:
+            conn.execute(
+                "INSERT OR IGNORE INTO belog_versions VALUES (?, ?)",
+                (str(record["blueprint_id"]), str(record["blueprint_version"])),
+            )
         conn.execute(
             "INSERT INTO belog_fts (rowid, task_name, context, errors, suggestions)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -518,7 +536,7 @@ class SQLiteStore(BELogStore):
         """The greatest version of *blueprint_id* by `version_key` (``v1.10`` > ``v1.9``)."""
         rows = self._run(
             lambda conn: conn.execute(
-                "SELECT DISTINCT blueprint_version FROM belog WHERE blueprint_id = ?",
+                "SELECT blueprint_version FROM belog_versions WHERE blueprint_id = ?",
                 (blueprint_id,),
             ).fetchall()
         )
@@ -532,16 +550,43 @@ class SQLiteStore(BELogStore):
         )
 
     def similar(self, text: str, k: int = 5) -> list[dict[str, Any]]:
-        """The *k* best FTS5 (bm25) matches of *text*'s words, best first."""
-        words = _WORD.findall(text)
+        """The *k* best FTS5 (bm25) matches of *text*'s words, best first.
+
+        Words found in more than half the records are left out (they tell
+        nothing apart, and ranking every record is what makes a search slow);
+        when the remaining words still match more than `SIMILAR_WINDOW`
+        records, the most recent ones that many are ranked.
+        """
+        words = list(dict.fromkeys(w.casefold() for w in _WORD.findall(text)))
         if not words or k <= 0:
             return []
-        query = " OR ".join('"{}"'.format(w.replace('"', "")) for w in words)
-        return self._records(
-            "SELECT b.record FROM belog_fts JOIN belog AS b ON b.id = belog_fts.rowid"
-            " WHERE belog_fts MATCH ? ORDER BY bm25(belog_fts), b.timestamp DESC LIMIT ?",
-            (query, int(k)),
-        )
+
+        def search(conn: sqlite3.Connection) -> list[Any]:
+            top = conn.execute("SELECT max(id) FROM belog").fetchone()[0] or 0
+            marks = ",".join("?" * len(words))
+            counts = dict(
+                conn.execute(
+                    f"SELECT term, doc FROM belog_vocab WHERE term IN ({marks})",  # noqa: S608 - placeholders only
+                    words,
+                ).fetchall()
+            )
+            if not counts:
+                return []
+            rare = {w: n for w, n in counts.items() if n <= top / 2} or counts
+            matches = sum(rare.values())
+            floor = 0
+            if matches > SIMILAR_WINDOW:
+                floor = top - int(top * SIMILAR_WINDOW / matches)
+            query = " OR ".join('"{}"'.format(w.replace('"', "")) for w in rare)
+            return conn.execute(
+                "SELECT b.record FROM ("
+                "  SELECT rowid, rank FROM belog_fts WHERE belog_fts MATCH ? AND rowid > ?"
+                "  ORDER BY rank LIMIT ?"
+                ") AS hit JOIN belog AS b ON b.id = hit.rowid ORDER BY hit.rank",
+                (query, floor, int(k)),
+            ).fetchall()
+
+        return [orjson.loads(raw) for (raw,) in self._run(search)]
 
     def count(self) -> int:
         """How many records the index holds."""

@@ -27,8 +27,6 @@ from structlog_belog._store import (
 )
 from structlog_belog.exceptions import StoreError
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def record(task: str, second: int, **fields: Any) -> dict[str, Any]:
     """A BELog record of *task* logged at 00:00:<second> on 2025-01-18."""
@@ -428,3 +426,29 @@ class TestHashedVector:
             return sum(x * y for x, y in zip(hashed_vector(a), hashed_vector(b), strict=True))
 
         assert cos("invalid json input", "json input error") > cos("invalid json", "upload file")
+
+
+class TestSQLiteSimilar:
+    """How the SQLite `similar` keeps large indexes fast without losing the point."""
+
+    def test_common_words_do_not_drown_rare_ones(self, tmp_path: Path) -> None:
+        """A word in every record is ignored; the rare word decides."""
+        store = SQLiteStore(tmp_path / "index.sqlite3")
+        store.add_many([record(f"t{i}", i, execution_context="common pipeline") for i in range(9)])
+        store.add(record("quota", 30, errors_encountered=["quota exceeded"]))
+
+        assert "quota" == store.similar("common pipeline quota", k=1)[0]["task_name"]
+
+    def test_window_ranks_the_newest_matches(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """When only common words match, the newest records in the window are ranked."""
+        import structlog_belog._store as store_module
+
+        monkeypatch.setattr(store_module, "SIMILAR_WINDOW", 3)
+        store = SQLiteStore(tmp_path / "index.sqlite3")
+        store.add_many([record(f"t{i:02d}", i, execution_context="common") for i in range(12)])
+
+        found = {r["task_name"] for r in store.similar("common", k=12)}
+
+        assert {"t09", "t10", "t11"} == found
