@@ -7,6 +7,7 @@ land in that session's JSONL files.
 
 from __future__ import annotations
 
+from ._audit import audit_llm, instrument_openai, last_call, uninstrument_openai
 from ._belog import task
 from ._config import Config, configure, get_config
 from ._context import bind, bound, current_session
@@ -23,12 +24,15 @@ __all__ = [
     "Stage",
     "ThreadPoolExecutor",
     "__version__",
+    "audit_llm",
     "bind",
     "bound",
     "configure",
     "current_session",
     "generate_blueprint_revision",
     "get_config",
+    "instrument_openai",
+    "last_call",
     "new_session_id",
     "open_store",
     "propagate",
@@ -36,4 +40,5 @@ __all__ = [
     "session",
     "session_env",
     "task",
+    "uninstrument_openai",
 ]
