@@ -165,6 +165,10 @@ class BlueprintRevision:
 # --- analysis ---------------------------------------------------------------------
 
 
+def _count(n: int, noun: str, before: str) -> str:
+    return f"{before} {n} {noun}{'' if n == 1 else 's'}"
+
+
 def _run_of(record: Mapping[str, Any]) -> str:
     return str(record.get("session_id") or record.get("execution_trace_id"))
 
@@ -217,7 +221,7 @@ def _errors(records: Sequence[Mapping[str, Any]]) -> list[RevisionItem]:
             RevisionItem(
                 "recurring_error",
                 f"Handle the recurring error: {text}",
-                f"seen in {len(members)} attempts across {runs} runs",
+                _count(len(members), "attempt", "seen in") + _count(runs, "run", " across"),
                 task,
                 tuple(_trace(r) for r in members),
             )
@@ -288,7 +292,7 @@ def _suggestions(records: Sequence[Mapping[str, Any]]) -> list[RevisionItem]:
             RevisionItem(
                 "repeated_suggestion",
                 text,
-                f"suggested in {runs} runs",
+                _count(runs, "run", "suggested in"),
                 task,
                 tuple(_trace(r) for r in members),
             )
@@ -310,7 +314,7 @@ def _flags(records: Sequence[Mapping[str, Any]]) -> list[RevisionItem]:
         RevisionItem(
             "cross_check",
             f"Cross-check: {text}",
-            f"requested by {len(members)} attempts",
+            _count(len(members), "attempt", "requested by"),
             name,
             tuple(_trace(r) for r in members),
         )
