@@ -568,8 +568,11 @@ class TestFilesChanged:
             (repo / "tracked.txt").write_text("v2")
             (repo / "sub").mkdir()
             (repo / "sub" / "new.txt").write_text("x")
+            git("mv", "dirty_before.txt", "renamed.txt")
 
-        assert ["sub/new.txt", "tracked.txt"] == t.record["files_changed"]  # type: ignore[index]
+        assert ["dirty_before.txt", "renamed.txt", "sub/new.txt", "tracked.txt"] == t.record[  # type: ignore[index]
+            "files_changed"
+        ]
 
     def test_git_outside_a_repository_is_counted(
         self,
@@ -661,3 +664,100 @@ class TestNewTraceId:
 
         assert 1000 == len(ids)
         assert all(re.fullmatch(r"belog_\d{8}T\d{6}Z_[0-9a-f]{12}", i) for i in ids)
+
+
+class TestIndexedCopy:
+    """The index holds what the log file holds, after the record processors."""
+
+    def test_processors_apply_to_the_indexed_copy(
+        self, belog_config: Config, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A processor of the chain (as SecretRedactor is) changes the file and the index alike."""
+        from structlog_belog._config import ensure_pipeline
+
+        def mask(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+            return {
+                k: v.replace("hunter2", "[MASKED]") if isinstance(v, str) else v
+                for k, v in event_dict.items()
+            }
+
+        pipeline = ensure_pipeline()
+        monkeypatch.setattr(pipeline, "processors", (mask, *pipeline.processors))
+        with belog.session("s", package=False) as run, run.task("t", expected_outcome="hunter2"):
+            pass
+
+        assert "[MASKED]" == belog_lines(run)[0]["expected_outcome"]
+        assert "[MASKED]" == open_store().get_past_attempts("t")[0]["expected_outcome"]
+
+    def test_audited_call_adds_its_model(self, belog_config: Config) -> None:
+        """A real audited OpenAI call (offline fake model) inside a task lists its model."""
+        from structlog_belog._fake_llm import fake_openai_client
+
+        client = belog.instrument_openai(fake_openai_client())
+        with belog.session("s", package=False), belog.task("t") as t:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+
+        assert ["openai:gpt-4o-mini"] == t.record["dependencies_affected"]  # type: ignore[index]
+
+
+class TestTaskEdges:
+    """Less travelled paths of a task: they must still record, and never raise into the app."""
+
+    def test_late_notes_and_repr(self, belog_config: Config) -> None:
+        """Notes after the task ended are ignored; repr names the task and its trace."""
+        with belog.task("t") as t:
+            structlog.get_logger().error("plain", error="text detail")
+        t.note_error({"event": "late"})
+        t.note_call({"model": "late-model"})
+
+        assert ["plain: text detail"] == t.record["errors_encountered"]  # type: ignore[index]
+        assert [] == t.record["dependencies_affected"]  # type: ignore[index]
+        assert f"Task('t', trace_id={t.trace_id!r})" == repr(t)
+
+    def test_type_checks(self) -> None:
+        """List fields must be lists; history a non-negative int."""
+        with pytest.raises(TypeError, match="pipeline_connections must be a list of strings"):
+            belog.task("t", pipeline_connections="a -> b")
+        with pytest.raises(ValueError, match="history must be a non-negative int"):
+            belog.task("t", history=-1)
+
+    def test_history_zero_reads_nothing(self, belog_config: Config) -> None:
+        """history=0 scores as a first attempt without reading the store."""
+        with belog.task("t"):
+            pass
+        with belog.task("t", history=0) as t:
+            pass
+
+        assert ([], 100.0) == (t.record["previous_attempts"], t.record["efficiency_score"])  # type: ignore[index]
+
+    def test_record_failure_is_counted(
+        self,
+        belog_config: Config,
+        monkeypatch: pytest.MonkeyPatch,
+        failures: dict[str, int],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """If writing the record itself fails, the app's block is unaffected and it is counted."""
+
+        def broken(*_: Any) -> None:
+            raise OSError("disk gone")
+
+        monkeypatch.setattr(_belog, "_write", broken)
+        with belog.task("t"):
+            pass
+
+        assert failures["record"] + 1 == _belog.failure_counts()["record"]
+        assert "BELog record failed (OSError: disk gone)" in capsys.readouterr().err
+
+    def test_digest_of_a_folder(self, tmp_path: Path) -> None:
+        """A folder in a snapshot has a marker digest, not an error."""
+        assert "<dir>" == _belog._file_digest(tmp_path)
+        assert "<missing>" == _belog._file_digest(tmp_path / "nope")
+
+    def test_close_store_twice(self) -> None:
+        """close_store is idempotent."""
+        _belog.close_store()
+        _belog.close_store()
+        assert _belog._DEFAULT_STORE is None

@@ -452,3 +452,91 @@ class TestSQLiteSimilar:
         found = {r["task_name"] for r in store.similar("common", k=12)}
 
         assert {"t09", "t10", "t11"} == found
+
+
+class TestStoreEdges:
+    """Paths off the main road: defaults, locks, atomicity, odd inputs."""
+
+    def test_default_location_without_configure(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without configure(), the store lives in $BELOG_DIR."""
+        monkeypatch.setenv("BELOG_DIR", str(tmp_path / "envlogs"))
+
+        store = open_store()
+
+        assert f"SQLiteStore({str(tmp_path / 'envlogs' / DEFAULT_FILENAME)!r})" == repr(store)
+
+    def test_locked_beyond_timeout_is_a_store_error(self, tmp_path: Path) -> None:
+        """A writer that cannot get the lock within its timeout gets a StoreError."""
+        path = tmp_path / "index.sqlite3"
+        SQLiteStore(path).add(record("a", 1))
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(StoreError, match="locked"):
+                SQLiteStore(path, timeout=0.2).add(record("a", 2))
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+
+    def test_add_many_is_atomic(self, tmp_path: Path) -> None:
+        """A bad record in a batch leaves the store as it was."""
+        store = SQLiteStore(tmp_path / "index.sqlite3")
+
+        with pytest.raises(ValueError, match="task_name"):
+            store.add_many([record("a", 1), {"execution_trace_id": "x", "task_name": ""}])
+        assert 0 == store.count()
+
+    def test_similar_with_unknown_words(self, tmp_path: Path) -> None:
+        """Words no record contains find nothing."""
+        store = SQLiteStore(tmp_path / "index.sqlite3")
+        store.add(record("a", 1))
+
+        assert [] == store.similar("zyxwvut")
+
+    def test_zst_without_final_newline(self, tmp_path: Path) -> None:
+        """The last line of a compressed file is read even without a newline."""
+        raw = orjson.dumps(record("z", 1)) + b"\n" + orjson.dumps(record("z", 2))
+        (tmp_path / "belog.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
+        (tmp_path / "sub").mkdir()
+        write_jsonl(tmp_path / "sub" / "belog_old.jsonl", [record("ignored", 3)])
+
+        assert ["z", "z"] == [r["task_name"] for r in read_belog_files(tmp_path)]
+
+
+class TestChromaEdges:
+    """ChromaDB backend details."""
+
+    def test_unusable_folder_is_a_store_error(self, tmp_path: Path) -> None:
+        """A file where the folder should be gives a StoreError naming the location."""
+        (tmp_path / "file").write_text("x")
+
+        with pytest.raises(StoreError, match="cannot be opened") as info:
+            open_store(f"chroma:{tmp_path / 'file'}")
+        assert f"chroma:{tmp_path / 'file'}" == info.value.location
+
+    def test_batches_and_sparse_records(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Records are added in ChromaDB-sized batches; missing optional fields are fine."""
+        store = open_store(f"chroma:{tmp_path / 'c'}")
+        monkeypatch.setattr(store._client, "get_max_batch_size", lambda: 2)  # type: ignore[attr-defined]
+        sparse = [
+            {"execution_trace_id": f"s{i}", "task_name": "t", "timestamp": str(i)} for i in range(5)
+        ]
+
+        assert 5 == store.add_many(sparse)
+        assert ["s4", "s3"] == [r["execution_trace_id"] for r in store.get_past_attempts("t", 2)]
+
+    def test_embedding_function_describes_itself(self) -> None:
+        """The embedding function names its space and dimensions."""
+        from structlog_belog._chroma import hashing_embedding_function
+
+        ef = hashing_embedding_function(16)
+
+        assert ("cosine", "HashingEmbeddingFunction(dimensions=16)") == (
+            ef.default_space(),
+            repr(ef),
+        )
+        assert 16 == len(ef(["hello world"])[0])
