@@ -1,17 +1,24 @@
 """µs per record: belog's structlog and stdlib paths against their baselines.
 
-Run: python benchmarks/bench_records.py [--records N] [--repeat R]
+Run from the repository root (after ``pip install -e '.[dev]'``)::
 
-Every configuration writes N records of the same shape to a real file in a
-temporary folder, in this one process; each is timed R times and the best run
-is kept (the least disturbed by the rest of the machine). Ratios compare
-configurations measured in the same run:
+    python benchmarks/bench_records.py [--records N] [--rounds R] [--json]
 
-- structlog's fastest documented configuration (orjson + BytesLogger)
-- belog's structlog path (inside a session)
-- stdlib logging + python-json-logger JsonFormatter on a FileHandler
-- belog's stdlib path (inside a session)
-- loguru with serialize=True
+Every configuration writes records of the same shape (an event and five
+fields) to a real file in a temporary folder, all in this one process. The
+configurations are timed in interleaved rounds (A B C D E, A B C D E, ...) and
+the fastest round of each is kept, so a burst of load on a shared machine
+disturbs all of them alike rather than one. Ratios compare configurations
+measured in the same run:
+
+- ``structlog_fastest``: structlog's fastest documented configuration
+  (filtering bound logger, orjson `JSONRenderer`, `BytesLogger`) to a file
+- ``belog_structlog``: a structlog logger after ``belog.configure()``, inside
+  a session (session injection, secret redaction, truncation, routing)
+- ``stdlib_pjl``: stdlib logging, python-json-logger's `JsonFormatter` on a
+  `FileHandler`
+- ``belog_stdlib``: a stdlib logger after ``belog.configure()``, inside a session
+- ``loguru``: loguru with ``serialize=True`` to a file
 """
 
 from __future__ import annotations
@@ -29,25 +36,20 @@ from pathlib import Path
 
 import orjson
 import structlog
+from loguru import logger as loguru_logger
+from pythonjsonlogger.json import JsonFormatter
+
+import structlog_belog as belog
+from structlog_belog import _config
 
 FIELDS = {"user": "alice", "items": 3, "ratio": 0.5, "ok": True}
+Runner = Callable[[int], None]
 
 
-def _time(fn: Callable[[int], None], n: int, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn(n)
-        best = min(best, time.perf_counter() - t0)
-    return best / n * 1e6
-
-
-def bench_structlog_fastest(tmp: Path, n: int, repeat: int) -> float:
-    structlog.reset_defaults()
+def structlog_fastest(tmp: Path) -> Runner:
     f = (tmp / "structlog.jsonl").open("wb")
-    structlog.configure(
-        cache_logger_on_first_use=True,
+    log = structlog.wrap_logger(
+        structlog.BytesLogger(f),
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -56,39 +58,26 @@ def bench_structlog_fastest(tmp: Path, n: int, repeat: int) -> float:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ],
-        logger_factory=structlog.BytesLoggerFactory(file=f),
     )
-    log = structlog.get_logger()
 
     def run(k: int) -> None:
         for i in range(k):
             log.info("request handled", i=i, **FIELDS)
 
-    us = _time(run, n, repeat)
-    f.close()
-    structlog.reset_defaults()
-    return us
+    return run
 
 
-def bench_belog_structlog(tmp: Path, n: int, repeat: int) -> float:
-    import structlog_belog as belog
-
-    belog.configure(log_dir=tmp / "belog_sl", console=False, handle_signals=False)
+def belog_structlog(_: Path) -> Runner:
     log = structlog.get_logger("bench")
-    with belog.session("bench", package=False):
 
-        def run(k: int) -> None:
-            for i in range(k):
-                log.info("request handled", i=i, **FIELDS)
+    def run(k: int) -> None:
+        for i in range(k):
+            log.info("request handled", i=i, **FIELDS)
 
-        us = _time(run, n, repeat)
-    _reset_belog()
-    return us
+    return run
 
 
-def bench_stdlib_pjl(tmp: Path, n: int, repeat: int) -> float:
-    from pythonjsonlogger.json import JsonFormatter
-
+def stdlib_pjl(tmp: Path) -> Runner:
     logger = logging.getLogger("bench.pjl")
     logger.propagate = False
     logger.setLevel(logging.INFO)
@@ -100,75 +89,82 @@ def bench_stdlib_pjl(tmp: Path, n: int, repeat: int) -> float:
         for i in range(k):
             logger.info("request handled", extra={"i": i, **FIELDS})
 
-    us = _time(run, n, repeat)
-    logger.removeHandler(handler)
-    handler.close()
-    return us
+    return run
 
 
-def bench_belog_stdlib(tmp: Path, n: int, repeat: int) -> float:
-    import structlog_belog as belog
-
-    belog.configure(log_dir=tmp / "belog_std", console=False, handle_signals=False)
+def belog_stdlib(_: Path) -> Runner:
     logger = logging.getLogger("bench.belog")
-    with belog.session("bench", package=False):
-
-        def run(k: int) -> None:
-            for i in range(k):
-                logger.info("request handled", extra={"i": i, **FIELDS})
-
-        us = _time(run, n, repeat)
-    _reset_belog()
-    return us
-
-
-def bench_loguru(tmp: Path, n: int, repeat: int) -> float:
-    from loguru import logger
-
-    logger.remove()
-    sink_id = logger.add(tmp / "loguru.jsonl", serialize=True, level="INFO")
 
     def run(k: int) -> None:
         for i in range(k):
-            logger.bind(i=i, **FIELDS).info("request handled")
+            logger.info("request handled", extra={"i": i, **FIELDS})
 
-    us = _time(run, n, repeat)
-    logger.remove(sink_id)
-    return us
+    return run
 
 
-def _reset_belog() -> None:
-    from structlog_belog import _config
+def loguru(tmp: Path) -> Runner:
+    loguru_logger.remove()
+    loguru_logger.add(tmp / "loguru.jsonl", serialize=True, level="INFO")
 
-    _config.reset()
+    def run(k: int) -> None:
+        for i in range(k):
+            loguru_logger.bind(i=i, **FIELDS).info("request handled")
+
+    return run
+
+
+CONFIGURATIONS = {
+    "structlog_fastest": structlog_fastest,
+    "belog_structlog": belog_structlog,
+    "stdlib_pjl": stdlib_pjl,
+    "belog_stdlib": belog_stdlib,
+    "loguru": loguru,
+}
+
+
+def measure(records: int, rounds: int) -> dict[str, float]:
+    """Best µs per record of each configuration over interleaved rounds."""
+    best = dict.fromkeys(CONFIGURATIONS, float("inf"))
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        belog.configure(log_dir=tmp / "belog", console=False, handle_signals=False)
+        runners = {name: make(tmp) for name, make in CONFIGURATIONS.items()}
+        with belog.session("bench", package=False):
+            for run in runners.values():
+                run(1000)  # warm up: open files, fill caches
+            for _ in range(rounds):
+                for name, run in runners.items():
+                    gc.collect()
+                    t0 = time.perf_counter()
+                    run(records)
+                    best[name] = min(best[name], time.perf_counter() - t0)
+        loguru_logger.remove()
+        _config.reset()
+    return {name: seconds / records * 1e6 for name, seconds in best.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=50_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--records", type=int, default=20_000, help="records per round")
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        r = {
-            "structlog_fastest": bench_structlog_fastest(tmp, args.records, args.repeat),
-            "belog_structlog": bench_belog_structlog(tmp, args.records, args.repeat),
-            "stdlib_pjl": bench_stdlib_pjl(tmp, args.records, args.repeat),
-            "belog_stdlib": bench_belog_stdlib(tmp, args.records, args.repeat),
-            "loguru": bench_loguru(tmp, args.records, args.repeat),
-        }
+    us = measure(args.records, args.rounds)
     ratios = {
-        "belog_structlog / structlog_fastest": r["belog_structlog"] / r["structlog_fastest"],
-        "belog_stdlib / stdlib_pjl": r["belog_stdlib"] / r["stdlib_pjl"],
-        "belog_structlog / loguru": r["belog_structlog"] / r["loguru"],
+        "belog_structlog / structlog_fastest": us["belog_structlog"] / us["structlog_fastest"],
+        "belog_stdlib / stdlib_pjl": us["belog_stdlib"] / us["stdlib_pjl"],
+        "belog_structlog / loguru": us["belog_structlog"] / us["loguru"],
+        "belog_stdlib / loguru": us["belog_stdlib"] / us["loguru"],
     }
     if args.json:
-        print(json.dumps({"us_per_record": r, "ratios": ratios}, indent=2))
+        print(json.dumps({"us_per_record": us, "ratios": ratios}, indent=2))
         return 0
-    print(f"python {platform.python_version()}, {args.records} records x best of {args.repeat}")
-    for name, us in r.items():
-        print(f"  {name:<20} {us:8.2f} µs/record")
+    print(
+        f"Python {platform.python_version()}, {args.records} records per round, "
+        f"best of {args.rounds} interleaved rounds"
+    )
+    for name, value in us.items():
+        print(f"  {name:<20} {value:8.2f} µs/record")
     for name, ratio in ratios.items():
         print(f"  {name:<38} {ratio:6.2f}")
     return 0

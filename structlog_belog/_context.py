@@ -74,7 +74,8 @@ class Context:
 
 EMPTY = Context()
 
-_CURRENT: ContextVar[Context] = ContextVar("structlog_belog.context", default=EMPTY)
+# Not named "structlog_…": structlog's merge_contextvars would merge it into records.
+_CURRENT: ContextVar[Context] = ContextVar("belog.context", default=EMPTY)
 
 #: Read the current `Context` (bound method: one attribute lookup saved per record).
 current = _CURRENT.get

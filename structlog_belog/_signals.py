@@ -29,6 +29,12 @@ class SessionInterrupted(SystemExit):
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    if not any(run.pid == os.getpid() for run in _context.REGISTRY.open_sessions()):
+        # Nothing to finalize: take the default action at once, as if we were
+        # never installed.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     if not _received:
         _received.append(signum)
     name = signal.Signals(signum).name

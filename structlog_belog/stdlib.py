@@ -10,6 +10,7 @@ that keep their own handlers.
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import Any, Final
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -23,6 +24,10 @@ __all__ = ["JsonFormatter", "SessionHandler"]
 # python-json-logger's list of LogRecord attributes, plus the two it leaves to
 # Python >= 3.12 and the message cache; everything else on a record is `extra=`.
 _RESERVED: Final = frozenset((*RESERVED_ATTRS, "taskName", "message", "asctime"))
+# LogRecord.__init__ sets the standard attributes first, in a fixed order, and
+# makeRecord adds `extra=` keys after them: skipping that many keys finds the
+# extras without testing every attribute of every record.
+_N_STANDARD: Final = len(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None).__dict__)
 _LEVEL_OF: Final = {
     logging.DEBUG: "debug",
     logging.INFO: "info",
@@ -40,12 +45,14 @@ def record_to_event_dict(record: logging.LogRecord) -> dict[str, Any]:
         "logger": record.name,
         "event": record.getMessage(),
     }
-    extra = record.__dict__.keys() - _RESERVED
-    if extra:
-        d = record.__dict__
-        for key in extra:
-            if key[0] != "_":
-                ed[key] = d[key]
+    d = record.__dict__
+    if len(d) > _N_STANDARD:
+        # A record whose first attribute is not `name` was built unusually (a
+        # custom factory setting attributes first): look at every attribute.
+        items = islice(d.items(), _N_STANDARD, None) if next(iter(d)) == "name" else d.items()
+        for key, value in items:
+            if key not in _RESERVED and key[0] != "_":
+                ed[key] = value  # noqa: PERF403 - filtering loop, no new dict
     if record.exc_info:
         formatted = format_exception(record.exc_info)
         if formatted is not None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 import structlog_belog as belog
 from structlog_belog import _config, _context
 
