@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+
 import structlog_belog as belog
 from structlog_belog._fake_llm import FakeLLM, fake_openai_client
 

@@ -27,14 +27,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _log_dir(args: argparse.Namespace) -> Path:
-    from ._store import default_log_dir  # noqa: PLC0415 - keep `belog --help` fast
+    from ._store import default_log_dir
 
     given = getattr(args, "log_dir", None)
     return Path(given) if given else default_log_dir()
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from ._store import DEFAULT_FILENAME, open_store  # noqa: PLC0415
+    from ._store import DEFAULT_FILENAME, open_store
 
     location = getattr(args, "store", None)
     return open_store(location or _log_dir(args) / DEFAULT_FILENAME)
@@ -45,7 +45,7 @@ def _dump(data: Any) -> None:
 
 
 def _last(args: argparse.Namespace) -> int:
-    from ._revision import reflect  # noqa: PLC0415
+    from ._revision import reflect
 
     store = _open(args)
     record = store.last_execution(args.blueprint)
@@ -84,7 +84,7 @@ def _attempts(args: argparse.Namespace) -> int:
 
 
 def _revise(args: argparse.Namespace) -> int:
-    from ._revision import generate_blueprint_revision  # noqa: PLC0415
+    from ._revision import generate_blueprint_revision
 
     revision = generate_blueprint_revision(
         args.blueprint,
@@ -105,7 +105,7 @@ def _revise(args: argparse.Namespace) -> int:
 
 
 def _reindex(args: argparse.Namespace) -> int:
-    from ._store import DEFAULT_FILENAME, SQLiteStore, open_store  # noqa: PLC0415
+    from ._store import DEFAULT_FILENAME, SQLiteStore, open_store
 
     sources = args.sources or [_log_dir(args)]
     location = getattr(args, "store", None)
@@ -124,7 +124,7 @@ def _reindex(args: argparse.Namespace) -> int:
 
 def _run(handler: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
-        from .exceptions import StoreError  # noqa: PLC0415
+        from .exceptions import StoreError
 
         try:
             return int(handler(args))

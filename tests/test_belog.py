@@ -14,13 +14,13 @@ from typing import Any
 import jsonschema
 import pytest
 import structlog
-import structlog_belog as belog
 from hypothesis import given
 from hypothesis import strategies as st
+
+import structlog_belog as belog
 from structlog_belog import _belog
 from structlog_belog._config import Config
 from structlog_belog._store import DEFAULT_FILENAME, open_store
-
 from tests.conftest import read_jsonl
 
 TEMPLATE_FIELDS = (

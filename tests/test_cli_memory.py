@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 import structlog_belog as belog
 from structlog_belog import _belog, _cli_memory
 from structlog_belog._config import Config

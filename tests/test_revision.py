@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 import structlog_belog as belog
 from structlog_belog._config import Config
 from structlog_belog._revision import KINDS, BlueprintRevision, RevisionItem
 from structlog_belog._store import BELogStore, open_store
-
 from tests.test_store import record
 
 

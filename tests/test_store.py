@@ -15,6 +15,7 @@ import pytest
 import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
+
 from structlog_belog._store import (
     _MIGRATIONS,
     DEFAULT_FILENAME,
