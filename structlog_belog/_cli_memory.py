@@ -35,9 +35,20 @@ def _log_dir(args: argparse.Namespace) -> Path:
 
 def _open(args: argparse.Namespace) -> Any:
     from ._store import DEFAULT_FILENAME, open_store
+    from .exceptions import StoreError
 
     location = getattr(args, "store", None)
-    return open_store(location or _log_dir(args) / DEFAULT_FILENAME)
+    if location:
+        return open_store(location)
+    log_dir = _log_dir(args)
+    path = log_dir / DEFAULT_FILENAME
+    if path.exists():
+        return open_store(path)
+    if not log_dir.is_dir():
+        msg = f"no log folder {str(log_dir)!r}: pass --log-dir or set BELOG_DIR"
+        raise StoreError(str(path), msg)
+    # No index yet (or it was deleted): it is disposable, build it from the logs.
+    return open_store(path, reindex_from=log_dir)
 
 
 def _dump(data: Any) -> None:

@@ -126,3 +126,25 @@ class TestReindex:
 
         assert 3 == open_store(location).count()
         assert location in capsys.readouterr().out
+
+
+class TestIndexDiscovery:
+    """The read commands find or build the index."""
+
+    def test_missing_index_is_built_from_the_logs(
+        self, logs: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A deleted index is rebuilt from the JSONL on first use."""
+        _belog.close_store()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{logs / DEFAULT_FILENAME}{suffix}").unlink(missing_ok=True)
+
+        assert 0 == run_cli("--log-dir", str(logs), "attempts", "Parse", "--json")
+        assert 3 == len(json.loads(capsys.readouterr().out))
+
+    def test_missing_log_folder(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A log folder that does not exist is reported, not created."""
+        assert 2 == run_cli("--log-dir", str(tmp_path / "nope"), "last")
+
+        assert "no log folder" in capsys.readouterr().err
+        assert not (tmp_path / "nope").exists()
