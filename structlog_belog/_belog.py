@@ -272,7 +272,7 @@ class Task:
             msg = f"history must be a non-negative int, got {history!r}"
             raise ValueError(msg)
         self._history = history
-        self._store: BELogStore | str | None = fields.get("store")
+        self._store: BELogStore | str | os.PathLike[str] | None = fields.get("store")
         self._given: dict[str, Any] = {
             k: fields.get(k) for k in ("blueprint_id", "blueprint_version", "execution_context")
         }
@@ -514,20 +514,26 @@ _DEFAULT_STORE: tuple[tuple[int, str], BELogStore] | None = None
 _STORE_LOCK = threading.Lock()
 
 
-def _resolve_store(store: BELogStore | str | None) -> BELogStore:
-    from ._store import BELogStore, default_log_dir, open_store
+def _resolve_store(store: BELogStore | str | os.PathLike[str] | None) -> BELogStore:
+    from ._store import DEFAULT_FILENAME, BELogStore, open_store
 
     if isinstance(store, BELogStore):
         return store
     global _DEFAULT_STORE  # noqa: PLW0603 - one cached store per process and location
-    location = store if store is not None else str(default_log_dir())
+    if store is None:
+        from ._config import ensure_pipeline
+
+        # Configure first if needed, so the index sits next to the log it indexes.
+        location = str(ensure_pipeline().config.log_dir / DEFAULT_FILENAME)
+    else:
+        location = os.fspath(store)
     key = (os.getpid(), location)
     with _STORE_LOCK:
         if _DEFAULT_STORE is not None and _DEFAULT_STORE[0] == key:
             return _DEFAULT_STORE[1]
         if _DEFAULT_STORE is not None and _DEFAULT_STORE[0][0] == key[0]:
             _DEFAULT_STORE[1].close()
-        opened = open_store(store)
+        opened = open_store(location)
         _DEFAULT_STORE = (key, opened)
         return opened
 
@@ -542,7 +548,7 @@ def close_store() -> None:
 
 
 def _past_attempts(
-    name: str, limit: int, store: BELogStore | str | None
+    name: str, limit: int, store: BELogStore | str | os.PathLike[str] | None
 ) -> list[Mapping[str, Any]]:
     if limit == 0:
         return []
@@ -553,7 +559,7 @@ def _past_attempts(
         return []
 
 
-def _write(record: dict[str, Any], store: BELogStore | str | None) -> None:
+def _write(record: dict[str, Any], store: BELogStore | str | os.PathLike[str] | None) -> None:
     """Write *record* through the record path (the truth), then index it.
 
     The indexed copy goes through the same processors as the written line
