@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -541,3 +542,47 @@ class TestChromaEdges:
             repr(ef),
         )
         assert 16 == len(ef(["hello world"])[0])
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+_UNIQUE = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteStore]:
+    """One SQLite store for every example of a property test."""
+    store = SQLiteStore(tmp_path_factory.mktemp("roundtrip") / "index.sqlite3")
+    yield store
+    store.close()
+
+
+class TestRoundTrip:
+    """Whatever a record holds comes back unchanged."""
+
+    @given(
+        st.dictionaries(st.text(min_size=1, max_size=12), _JSON, max_size=6),
+        st.text(min_size=1),
+    )
+    def test_add_then_read(
+        self, shared_store: SQLiteStore, extra: dict[str, Any], task: str
+    ) -> None:
+        """add → get_past_attempts returns an equal record."""
+        unique = next(_UNIQUE)
+        original = {
+            **extra,
+            **record("x", 1),
+            "task_name": f"{task}-{unique}",
+            "execution_trace_id": str(unique),
+        }
+
+        shared_store.add(original)
+
+        assert [original] == shared_store.get_past_attempts(original["task_name"])
