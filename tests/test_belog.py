@@ -761,3 +761,14 @@ class TestTaskEdges:
         _belog.close_store()
         _belog.close_store()
         assert _belog._DEFAULT_STORE is None
+
+    def test_secrets_are_redacted_in_file_and_index(self, belog_config: Config) -> None:
+        """An API key in a task's fields reaches neither belog.jsonl nor the index file."""
+        key = "sk-" + "proj-" + "A" * 40
+        with belog.session("s", package=False) as run, run.task("t", expected_outcome=key) as t:
+            t.suggest(f"rotate {key}")
+        _belog.close_store()  # checkpoint the WAL so the file holds everything
+
+        assert key not in (run.directory / "belog.jsonl").read_text()  # type: ignore[operator]
+        assert key not in str(open_store().get_past_attempts("t"))
+        assert key.encode() not in (belog_config.log_dir / DEFAULT_FILENAME).read_bytes()
