@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import structlog_belog as belog
 from pydantic import BaseModel
+
+import structlog_belog as belog
 from structlog_belog import _audit_call, _audit_record
 from structlog_belog._config import Config
 from structlog_belog._fake_llm import FakeLLM, fake_openai_client

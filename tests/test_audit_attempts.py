@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import openai
 import pytest
+
 import structlog_belog as belog
 from structlog_belog._config import Config
 from structlog_belog._fake_llm import FakeLLM, fake_openai_client

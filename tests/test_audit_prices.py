@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import structlog_belog as belog
 from hypothesis import given
 from hypothesis import strategies as st
+
+import structlog_belog as belog
 from structlog_belog._config import Config
 from structlog_belog._fake_llm import fake_openai_client
 from structlog_belog._prices import (

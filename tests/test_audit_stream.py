@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 import pytest
+
 import structlog_belog as belog
 from structlog_belog._config import Config
 from structlog_belog._fake_llm import fake_openai_client

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+
 from structlog_belog._fake_llm import FAKE_BASE_URL, FakeLLM, fake_openai_client
 
 MESSAGES = [{"role": "user", "content": "Write a supertask about patience."}]
