@@ -260,8 +260,20 @@ class Task:
         self._files = [] if files == "git" else _str_list("files_changed", files)
         self._watch = [Path(p) for p in _str_list("watch", fields.get("watch"))]
         risk = fields.get("potential_breakage_risk") or "none"
+        if not isinstance(risk, str | Mapping):
+            msg = (
+                "potential_breakage_risk must be a level or {'level': ..., 'reasons': [...]}, "
+                f"got {risk!r}"
+            )
+            raise TypeError(msg)
         self._risk = _check_risk(risk if isinstance(risk, str) else risk.get("level", "none"))
-        self._risk_reasons = [] if isinstance(risk, str) else _str_list("reasons", risk["reasons"])
+        self._risk_reasons = (
+            [] if isinstance(risk, str) else _str_list("reasons", risk.get("reasons"))
+        )
+        for key in ("blueprint_id", "blueprint_version", "execution_context", "expected_outcome"):
+            if fields.get(key) is not None and not isinstance(fields[key], str):
+                msg = f"{key} must be a string or None, got {fields[key]!r}"
+                raise TypeError(msg)
         scorer = fields.get("scorer")
         if scorer is not None and not callable(scorer):
             msg = f"scorer must be callable(execution_time, success, past_attempts), got {scorer!r}"

@@ -722,6 +722,19 @@ class TestTaskEdges:
             belog.task("t", pipeline_connections="a -> b")
         with pytest.raises(ValueError, match="history must be a non-negative int"):
             belog.task("t", history=-1)
+        with pytest.raises(TypeError, match="blueprint_version must be a string or None"):
+            belog.task("t", blueprint_version=1.2)
+        with pytest.raises(TypeError, match="potential_breakage_risk must be a level"):
+            belog.task("t", potential_breakage_risk=3)
+
+    def test_risk_given_as_mapping(self, belog_config: Config) -> None:
+        """A risk mapping gives the starting level and reasons; task.risk can raise it."""
+        with belog.task("t", potential_breakage_risk={"level": "low"}) as t:
+            t.risk("medium", "new parser")
+
+        assert {"level": "medium", "reasons": ["new parser"]} == t.record[  # type: ignore[index]
+            "potential_breakage_risk"
+        ]
 
     def test_history_zero_reads_nothing(self, belog_config: Config) -> None:
         """history=0 scores as a first attempt without reading the store."""
