@@ -36,6 +36,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from structlog_belog._revision import generate_blueprint_revision
 from structlog_belog._store import SQLiteStore
 
 ERRORS = [
@@ -139,6 +140,9 @@ def measure(n: int, n_tasks: int, n_queries: int, n_scans: int) -> dict[str, flo
             "last": median_seconds(store.last_execution, 50),
             "version": median_seconds(lambda: store.get_latest_blueprint_version("bp_002"), 20),
             "similar": median_seconds(lambda: store.similar("json decode error", 5), 20),
+            "revision": median_seconds(
+                lambda: generate_blueprint_revision("bp_002", store, write=False), 1
+            ),
             "bulk_rate": n / bulk_s,
             "write_rate": n / write_s,
         }
@@ -187,6 +191,7 @@ def main() -> int:
     print(f"| `last_execution()` ÷ scan | {r['last'] / scan:.2e} |")
     print(f"| `get_latest_blueprint_version()` ÷ scan | {r['version'] / scan:.2e} |")
     print(f"| `similar(text, 5)` ÷ scan | {r['similar'] / scan:.2e} |")
+    print(f"| `generate_blueprint_revision` over {n // 5:,} records | {r['revision']:,.2f} s |")
     bulk = f"{r['bulk_rate']:,.0f} records/s"
     print(f"| bulk load `add_many`, {n:,} records, one transaction | {bulk} |")
     print(f"| `add_many` of 1,000 more into the full store | {r['more_rate']:,.0f} records/s |")

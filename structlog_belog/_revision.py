@@ -413,7 +413,7 @@ def generate_blueprint_revision(
             notes.append(f"proposer failed: {type(exc).__name__}: {exc}")
     from ._store import latest_version
 
-    version = latest_version(r.get("blueprint_version") for r in records)
+    version = latest_version({r.get("blueprint_version") for r in records})
     order = list(KINDS)
     revision = BlueprintRevision(
         blueprint_id=blueprint_id,
