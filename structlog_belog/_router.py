@@ -31,6 +31,8 @@ _WARN_INTERVAL_S: Final = 10.0
 
 # Every live router, so a fork can reset them all and exit can flush them all.
 _ROUTERS: weakref.WeakSet[SessionRouter] = weakref.WeakSet()
+# The process that registered the multiprocessing exit flush (see _start_flusher).
+_mp_finalizer_pid = 0
 
 
 def make_dirs(path: Path, mode: int = 0o700) -> None:
@@ -102,13 +104,16 @@ class SessionRouter:
         self.buffer_bytes = buffer_bytes
         self.flush_interval = flush_interval
         self.drops = _Drops()
-        self.written = 0
+
         self._init_process_state()
         _ROUTERS.add(self)
 
     def _init_process_state(self) -> None:
         self.pid = os.getpid()
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler that logs, or a warning written to a
+        # stderr the app routes into logging, can write while this thread
+        # already holds the lock; a plain Lock deadlocks the app there.
+        self._lock = threading.RLock()
         # Serialises flushes so two batches for one file can never swap order.
         self._flush_lock = threading.Lock()
         # Open descriptors by (session_id, stream, shard), least recently used first.
@@ -148,7 +153,6 @@ class SessionRouter:
             n = os.write(fd, line)
             if n != len(line):
                 _write_rest(fd, line, n)
-            self.written += 1
         except Exception as exc:  # noqa: BLE001 - the log call must never raise
             self._forget(key)
             self._drop(session_id, exc, 1)
@@ -220,6 +224,13 @@ class SessionRouter:
         )
         self._flusher = flusher
         flusher.start()
+        # A multiprocessing child ends with os._exit, skipping atexit: flush
+        # from its exit finalizers too (registered here, after it cleared them).
+        global _mp_finalizer_pid  # noqa: PLW0603 - once per process
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None and _mp_finalizer_pid != os.getpid():
+            _mp_finalizer_pid = os.getpid()
+            mp_util.Finalize(None, _flush_all_at_exit, exitpriority=-100)
 
     def _flush_loop(self) -> None:
         while not self._closed:
@@ -245,7 +256,7 @@ class SessionRouter:
                     n = os.write(fd, data)
                     if n != len(data):
                         _write_rest(fd, bytes(data), n)
-                    self.written += data.count(b"\n")
+
                 except OSError as exc:
                     with self._lock:
                         self._forget(key)
@@ -256,7 +267,9 @@ class SessionRouter:
     def sync_session(self, session_id: str, *, close: bool = True) -> None:
         """Flush and ``fsync`` a session's files from this process; close them."""
         self.flush()
-        with self._lock:
+        # _flush_lock: flush() returns at once when the flusher thread has taken
+        # the batch and is still writing it; wait for it rather than close under it.
+        with self._flush_lock, self._lock:
             for key in [k for k in self._fds if k[0] == session_id]:
                 try:
                     os.fsync(self._fds[key])
@@ -268,7 +281,7 @@ class SessionRouter:
     def close(self) -> None:
         """Flush, fsync and close every descriptor. The router can still reopen."""
         self.flush()
-        with self._lock:
+        with self._flush_lock, self._lock:  # see sync_session
             for fd in self._fds.values():
                 try:
                     os.fsync(fd)

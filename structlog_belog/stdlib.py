@@ -23,7 +23,11 @@ __all__ = ["JsonFormatter", "SessionHandler"]
 
 # python-json-logger's list of LogRecord attributes, plus the two it leaves to
 # Python >= 3.12 and the message cache; everything else on a record is `extra=`.
-_RESERVED: Final = frozenset((*RESERVED_ATTRS, "taskName", "message", "asctime"))
+# An `extra=` named like a field the record path owns would replace the message
+# (`event`) or be overwritten anyway (`timestamp`, `level`): those are skipped.
+_RESERVED: Final = frozenset(
+    (*RESERVED_ATTRS, "taskName", "message", "asctime", "event", "timestamp", "level")
+)
 # LogRecord.__init__ sets the standard attributes first, in a fixed order, and
 # makeRecord adds `extra=` keys after them: skipping that many keys finds the
 # extras without testing every attribute of every record.
@@ -39,12 +43,11 @@ _LEVEL_OF: Final = {
 
 def record_to_event_dict(record: logging.LogRecord) -> dict[str, Any]:
     """The event dict for a stdlib *record*: message with args applied, extras."""
-    ed: dict[str, Any] = {
-        "timestamp": None,
-        "level": None,
-        "logger": record.name,
-        "event": record.getMessage(),
-    }
+    try:
+        message = record.getMessage()
+    except Exception as exc:  # noqa: BLE001 - a bad format or __str__ is the caller's; keep the record
+        message = _unformattable(record, exc)
+    ed: dict[str, Any] = {"logger": record.name, "event": message}
     d = record.__dict__
     if len(d) > _N_STANDARD:
         # A record whose first attribute is not `name` was built unusually (a
@@ -62,6 +65,23 @@ def record_to_event_dict(record: logging.LogRecord) -> dict[str, Any]:
     if record.stack_info:
         ed["stack"] = record.stack_info
     return ed
+
+
+def _safe_repr(obj: object) -> str:
+    try:
+        return repr(obj)
+    except Exception:  # noqa: BLE001 - even repr may raise
+        if isinstance(obj, tuple):
+            return f"({', '.join(map(_safe_repr, obj))}{',' if len(obj) == 1 else ''})"
+        return f"<unrepresentable {type(obj).__name__}>"
+
+
+def _unformattable(record: logging.LogRecord, exc: Exception) -> str:
+    """The message of a record whose ``msg % args`` raised: both, and why."""
+    return (
+        f"{_safe_repr(record.msg)} % {_safe_repr(record.args)} "
+        f"(could not format: {type(exc).__qualname__})"
+    )
 
 
 class SessionHandler(logging.Handler):
@@ -92,9 +112,11 @@ class SessionHandler(logging.Handler):
             return False
         # emit()'s body, inlined: this runs for every stdlib record.
         try:
-            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()
-            level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
-            pipeline.process(record_to_event_dict(record), level, record.created)
+            (_config._STATE.pipeline or _config.ensure_pipeline()).process(
+                record_to_event_dict(record),
+                _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname),
+                record.created,
+            )
         except Exception:  # noqa: BLE001 - logging's own error path, never raising
             self.handleError(record)
         return True
@@ -102,9 +124,11 @@ class SessionHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Convert *record* to an event dict and send it down the record path."""
         try:
-            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()
-            level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
-            pipeline.process(record_to_event_dict(record), level, record.created)
+            (_config._STATE.pipeline or _config.ensure_pipeline()).process(
+                record_to_event_dict(record),
+                _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname),
+                record.created,
+            )
         except Exception:  # noqa: BLE001 - logging's own error path, never raising
             self.handleError(record)
 
