@@ -11,6 +11,8 @@ from ._audit import audit_llm, instrument_openai, last_call, uninstrument_openai
 from ._belog import task
 from ._config import Config, configure, get_config
 from ._context import bind, bound, current_session
+from ._package import package
+from ._reader import Package, iter_records, read_package
 from ._revision import generate_blueprint_revision, reflect
 from ._session import Run, Stage, new_session_id, session
 from ._store import open_store
@@ -20,6 +22,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "Config",
+    "Package",
     "Run",
     "Stage",
     "ThreadPoolExecutor",
@@ -32,10 +35,13 @@ __all__ = [
     "generate_blueprint_revision",
     "get_config",
     "instrument_openai",
+    "iter_records",
     "last_call",
     "new_session_id",
     "open_store",
+    "package",
     "propagate",
+    "read_package",
     "reflect",
     "session",
     "session_env",
