@@ -165,16 +165,13 @@ class TestTask:
         }
 
     def test_matches_shipped_schema(self, belog_config: Config) -> None:
-        """A record validates against structlog_belog/schemas/belog.schema.json when shipped."""
+        """A record validates against the shipped structlog_belog/schemas/belog.schema.json."""
         from importlib import resources
 
         schemas = resources.files("structlog_belog") / "schemas"
         with belog.session("s", package=False) as run, run.task("t"):
             pass
         line = belog_lines(run)[0]
-        if not (schemas / "belog.schema.json").is_file():
-            jsonschema.validate(line, BELOG_SCHEMA)
-            return
         import json
 
         from referencing import Registry, Resource

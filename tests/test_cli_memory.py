@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,17 @@ class TestReindex:
         assert 3 == open_store(location).count()
         assert location in capsys.readouterr().out
 
+    def test_reindex_from_packages(
+        self, logs: Path, belog_config: Config, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The packages' belog.jsonl.zst are enough to rebuild the index."""
+        packaged = sorted(belog_config.package_dir.glob("*/logs/belog.jsonl*"))
+        assert 2 == len(packaged)
+
+        assert 0 == run_cli("--log-dir", str(logs), "reindex", str(belog_config.package_dir))
+
+        assert "indexed 3 BELog records" in capsys.readouterr().out
+
 
 class TestIndexDiscovery:
     """The read commands find or build the index."""
@@ -148,3 +160,30 @@ class TestIndexDiscovery:
 
         assert "no log folder" in capsys.readouterr().err
         assert not (tmp_path / "nope").exists()
+
+
+class TestEntryPoint:
+    """The commands through the real `belog` entry point, in a subprocess."""
+
+    def test_belog_commands(self, logs: Path, python: str, subprocess_env: dict[str, str]) -> None:
+        """`belog attempts`, `revise`, `reindex` and `last` run from the command line."""
+
+        def belog_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [python, "-m", "structlog_belog.cli", "--log-dir", str(logs), *argv],
+                env=subprocess_env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+
+        attempts = belog_cli("attempts", "Parse", "--json")
+        assert (0, 3) == (attempts.returncode, len(json.loads(attempts.stdout)))
+        revise = belog_cli("revise", "bp_9", "--no-write")
+        assert 0 == revise.returncode
+        assert "## Suggestions repeated across runs" in revise.stdout
+        reindex = belog_cli("reindex")
+        assert (0, True) == (reindex.returncode, "indexed 3 BELog records" in reindex.stdout)
+        last = belog_cli("last", "--blueprint", "bp_none")
+        assert (1, True) == (last.returncode, "no BELog record" in last.stderr)
