@@ -602,3 +602,37 @@ class TestWrapperShapes:
         """A callable whose signature cannot be read is audited without usage injection."""
         audited_max = belog.audit_llm(max)
         assert 2 == audited_max([1, 2])
+
+
+class TestShippedSchema:
+    def test_records_validate(self, belog_config: Config) -> None:
+        """ok, error, streamed, abandoned and embeddings records match llm_call.schema.json."""
+        from importlib import resources
+
+        import jsonschema
+        from referencing import Registry, Resource
+
+        schemas = resources.files("structlog_belog") / "schemas"
+        loaded = [json.loads(p.read_text()) for p in schemas.iterdir() if p.name.endswith(".json")]
+        registry: Registry[Any] = Registry().with_resources(
+            (s["$id"], Resource.from_contents(s)) for s in loaded if "$id" in s
+        )
+        schema = json.loads((schemas / "llm_call.schema.json").read_text())
+        validator = jsonschema.Draft202012Validator(schema, registry=registry)
+        client = belog.instrument_openai(fake_openai_client(fail_first=1))
+        failing = belog.instrument_openai(fake_openai_client(fail_first=1, fail_status=400))
+        with belog.session("schema") as run:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            list(client.responses.create(model="gpt-4.1", input="x", stream=True))
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+            next(stream)
+            stream.close()
+            client.embeddings.create(model="text-embedding-3-small", input="x")
+            with pytest.raises(openai.BadRequestError):
+                failing.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        records = prompts(run)
+        assert ["ok", "ok", "incomplete", "ok", "error"] == [r["status"] for r in records]
+        for record in records:
+            validator.validate(record)
