@@ -30,7 +30,6 @@ from ._audit_record import (
     response_of,
     usage_of,
 )
-from ._audit_stream import AuditedAsyncStream, AuditedStream, aggregator_for
 
 __all__ = ["audit_llm", "instrument_openai", "last_call", "uninstrument_openai"]
 
@@ -126,6 +125,14 @@ def _complete(options: _Options, call: Call, hide: bool, result: Any) -> Any:
     """Record a returned result, or wrap a stream; return what the caller gets."""
     try:
         if call.stream:
+            # Imported here: the stream classes subclass openai's, and importing
+            # structlog_belog must not import openai.
+            from ._audit_stream import (
+                AuditedAsyncStream,
+                AuditedStream,
+                aggregator_for,
+            )
+
             if hasattr(result, "__aiter__"):
                 return AuditedAsyncStream(result, aggregator_for(call, hide_usage=hide))
             if hasattr(result, "__next__"):

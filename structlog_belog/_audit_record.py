@@ -13,6 +13,7 @@ exists: ``input_tokens``/``output_tokens`` (``gen_ai.usage.*``),
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
@@ -43,20 +44,21 @@ ITERABLE_KWARGS: Final = ("messages", "input", "tools")
 _MAX_DEPTH: Final = 32
 
 
-def _sentinel_types() -> tuple[type, ...]:
-    try:
-        from openai import NotGiven, Omit
-    except ImportError:  # pragma: no cover - openai is installed wherever this runs in tests
-        return ()
-    return (NotGiven, Omit)
+#: The SDK's placeholder types, read from an already imported ``openai`` (never imported here).
+_sentinels: frozenset[type] = frozenset()
 
 
-_SENTINELS: Final = _sentinel_types()
+def _find_sentinels() -> None:
+    global _sentinels  # noqa: PLW0603 - filled once, when the SDK is first seen
+    openai = sys.modules.get("openai")
+    if openai is not None:
+        found = (getattr(openai, "NotGiven", None), getattr(openai, "Omit", None))
+        _sentinels = frozenset(t for t in found if isinstance(t, type))
 
 
 def is_given(value: Any) -> bool:
     """False for the SDK's ``omit``/``NOT_GIVEN`` placeholders, True otherwise."""
-    return type(value) not in _SENTINELS
+    return type(value) not in _sentinels
 
 
 _MISSING: Final = object()
@@ -118,6 +120,8 @@ def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return p
 
 def request_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The ``request`` part of a record: the create call's arguments, JSON-ready."""
+    if not _sentinels:
+        _find_sentinels()
     request: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key in _TRANSPORT_KWARGS or not is_given(value):

@@ -636,3 +636,17 @@ class TestShippedSchema:
         assert ["ok", "ok", "incomplete", "ok", "error"] == [r["status"] for r in records]
         for record in records:
             validator.validate(record)
+
+
+class TestImport:
+    def test_importing_the_package_does_not_import_openai(
+        self, python: str, subprocess_env: dict[str, str]
+    ) -> None:
+        """openai is an optional extra: `import structlog_belog` must not load it."""
+        import subprocess
+
+        code = "import sys, structlog_belog; print('openai' in sys.modules)"
+        out = subprocess.run(
+            [python, "-c", code], env=subprocess_env, capture_output=True, text=True, check=True
+        )
+        assert "False" == out.stdout.strip()
