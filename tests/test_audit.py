@@ -650,3 +650,16 @@ class TestImport:
             [python, "-c", code], env=subprocess_env, capture_output=True, text=True, check=True
         )
         assert "False" == out.stdout.strip()
+
+
+class TestCaptureSession:
+    def test_calls_are_captured_in_memory(self, belog_config: Config) -> None:
+        """structlog_belog.testing.capture_session() sees each llm_call record once."""
+        from structlog_belog.testing import capture_session
+
+        client = belog.instrument_openai(fake_openai_client())
+        with capture_session() as captured, belog.session("captured"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        [call] = captured.calls
+        assert "chat.completions" == call["api"]
+        assert call["usage"]["total_tokens"] > 0
