@@ -15,7 +15,10 @@ import contextlib
 import copy
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._fake_llm import FakeLLM, fake_openai_client
 
 __all__ = ["Capture", "FakeLLM", "capture_session", "fake_openai_client"]
 
