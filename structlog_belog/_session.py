@@ -379,6 +379,19 @@ class Run:
         return None
 
 
+def _reset_locks_after_fork() -> None:
+    # Another thread may have held a run's lock when the process forked; the
+    # child has only the forking thread, so that lock would never be released.
+    runs = _context.REGISTRY.open_sessions()
+    if _context.REGISTRY.joined is not None:
+        runs.append(_context.REGISTRY.joined)
+    for run in runs:
+        run._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_after_fork)
+
+
 class Stage:
     """One stage of a run; made by `Run.stage`."""
 
