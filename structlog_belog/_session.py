@@ -217,6 +217,10 @@ class Run:
         self.ended_at = time.time()
         self.success = exc is None
         router = ensure_pipeline().router
+        if router is not None:
+            # Buffered mode: make room first, so a full buffer (a slow sink)
+            # cannot drop session_end itself, and its drop count is final.
+            router.flush()
         # Written in this run's context even when closed from elsewhere (a
         # signal handler, an exit hook), so it always reaches the run's file.
         end_token = _context.push(session=self, stage=None, task=None)
