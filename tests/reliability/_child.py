@@ -1,4 +1,4 @@
-"""Child-process scenarios of the reliability suite: ``python -m tests.reliability._child NAME ...``.
+"""Child-process scenarios of the reliability suite: ``python -m tests.reliability._child NAME``.
 
 Each scenario is what a real application does (configure, open a session,
 log from threads or children, exit or get killed); the test that starts it
@@ -61,7 +61,7 @@ def writer(proc: str, n: str) -> None:
     log = structlog.get_logger("rel.writer")
     stdlog = logging.getLogger("rel.writer.stdlib")
     p = int(proc)
-    rng = random.Random(p)
+    rng = random.Random(p)  # noqa: S311 - reproducible test data
     for seq in range(int(n)):
         size = line_size(rng, seq)
         if size >= 1 << 20:
@@ -90,7 +90,7 @@ def _kill_target(log_dir: str, counters: str, ready_fd: int) -> None:
     def loop(t: int) -> None:
         slog = structlog.get_logger("rel.kill")
         stdlog = logging.getLogger("rel.kill.stdlib")
-        rng = random.Random(t)
+        rng = random.Random(t)  # noqa: S311 - reproducible test data
         seq = 0
         while True:
             size = rng.choice((50, 300, 2000, 20_000, 60_000))
@@ -112,7 +112,7 @@ def _kill_target(log_dir: str, counters: str, ready_fd: int) -> None:
 
 def sigkill_runs(out: str, runs: str, seed: str) -> None:
     """Fork *runs* logging children and SIGKILL each at a random moment."""
-    rng = random.Random(int(seed))
+    rng = random.Random(int(seed))  # noqa: S311 - reproducible test data
     results = []
     for i in range(int(runs)):
         log_dir = os.path.join(out, f"run{i:02d}")
@@ -342,7 +342,7 @@ class _Logger:
                     self.stdlog.info(
                         "rec", extra={"seq": self.seq, "phase": phase, "pad": pad(size)}
                     )
-            except Exception as exc:  # noqa: BLE001 - counted: the figure is 0
+            except Exception as exc:
                 self.exceptions.append(repr(exc))
             seqs.append(self.seq)
             self.seq += 1
@@ -352,7 +352,7 @@ class _Logger:
             run = belog.session(title, package=False)
             self.sessions.append(run.id)
             return run.__enter__()
-        except Exception as exc:  # noqa: BLE001 - counted: the figure is 0
+        except Exception as exc:
             self.exceptions.append(repr(exc))
             return None
 
@@ -360,13 +360,13 @@ class _Logger:
         try:
             if run is not None:
                 run.__exit__(None, None, None)
-        except Exception as exc:  # noqa: BLE001 - counted: the figure is 0
+        except Exception as exc:
             self.exceptions.append(repr(exc))
 
     def configure(self, log_dir: Path) -> None:
         try:
             belog.configure(log_dir=log_dir, console=False, app_name="rel", handle_signals=False)
-        except Exception as exc:  # noqa: BLE001 - counted: the figure is 0
+        except Exception as exc:
             self.exceptions.append(repr(exc))
 
     def result(self) -> dict[str, Any]:
@@ -479,7 +479,8 @@ def disk_fault(root: str, fault: str, phase: str) -> None:
         else:
             lg.configure(log_dir)
             run_ = lg.enter("file-too-big")
-            assert run_ is not None and run_.directory is not None
+            assert run_ is not None
+            assert run_.directory is not None
             lg.records("before", 100, size=1000)
             size = (run_.directory / "processing.jsonl").stat().st_size
             # Room for a few more records, then one cut short mid-line.

@@ -10,7 +10,6 @@ sequence numbers missing or duplicated.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
