@@ -39,11 +39,15 @@ _LEVEL_OF: Final = {
 
 def record_to_event_dict(record: logging.LogRecord) -> dict[str, Any]:
     """The event dict for a stdlib *record*: message with args applied, extras."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad argument must not cost the record
+        return _unformattable(record)
     ed: dict[str, Any] = {
         "timestamp": None,
         "level": None,
         "logger": record.name,
-        "event": record.getMessage(),
+        "event": message,
     }
     d = record.__dict__
     if len(d) > _N_STANDARD:
@@ -61,6 +65,25 @@ def record_to_event_dict(record: logging.LogRecord) -> dict[str, Any]:
         ed["exception"] = record.exc_text
     if record.stack_info:
         ed["stack"] = record.stack_info
+    return ed
+
+
+def _unformattable(record: logging.LogRecord) -> dict[str, Any]:
+    """A record whose message cannot be formatted (``%`` or an argument's ``str`` raised).
+
+    Kept rather than lost to ``handleError``: the template as the event and the
+    arguments as a field (the renderer writes what it can of each).
+    """
+    msg = record.msg
+    saved = record.msg, record.args
+    record.msg = msg if isinstance(msg, str) else "<unformattable message>"
+    record.args = None
+    try:
+        ed = record_to_event_dict(record)
+    finally:
+        record.msg, record.args = saved
+    ed["message_args"] = saved[1] if msg is ed["event"] else (msg, saved[1])
+    ed["message_error"] = "could not format the message with its arguments"
     return ed
 
 
