@@ -8,8 +8,11 @@ document as its last line of stdout.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 import logging
+import math
 import mmap
 import os
 import random
@@ -620,6 +623,127 @@ def file_modes(root: str, umask: str) -> None:
     say({"session_id": run.id, "package": str(run.package_path), "chmod_calls": chmods})
 
 
+# -- case 7: the hostile value corpus -----------------------------------------
+
+
+class _ReprRaises:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr refuses")
+
+    __str__ = __repr__
+
+
+class _StrRaises:
+    def __str__(self) -> str:
+        raise ValueError("str refuses")
+
+
+def _deep(n: int) -> Any:
+    value: Any = "bottom"
+    for i in range(n):
+        value = [value] if i % 2 else {"d": value}
+    return value
+
+
+def corpus() -> dict[str, Any]:
+    cyclic_dict: dict[str, Any] = {}
+    cyclic_dict["self"] = cyclic_dict
+    cyclic_list: list[Any] = []
+    cyclic_list.append(cyclic_list)
+    return {
+        "cyclic dict": cyclic_dict,
+        "cyclic list": cyclic_list,
+        "lone surrogate": "a\ud800b\udfff",
+        "nan": math.nan,
+        "infinity": math.inf,
+        "-infinity": -math.inf,
+        "nested nan": {"x": [math.nan, {"y": math.inf}]},
+        "bytes": b"\x00\xff\xfe binary",
+        "bytearray": bytearray(b"\x80abc"),
+        "huge int": 2**300,
+        "negative huge int": -(2**100),
+        "non-string keys": {1: "a", None: "b", (1, 2): "c", 1.5: "d", frozenset({1}): "e"},
+        "repr raises": _ReprRaises(),
+        "str raises": _StrRaises(),
+        "repr raises nested": {"k": [_ReprRaises()]},
+        "10,000-deep nesting": _deep(10_000),
+        "set": {1, 2, 3},
+        "object": object(),
+        "decimal": decimal.Decimal("1e999999"),
+        "datetime": datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC),
+        "type": int,
+        "exception": ValueError("boom"),
+        "control characters": "\x00\x01\x1b[2J\x7f",
+    }
+
+
+def bad_values(log_dir: str) -> None:
+    """Log every corpus value through four paths; report any exception that escapes."""
+    belog.configure(log_dir=log_dir, console=False, app_name="rel")
+    slog = structlog.get_logger("rel.bad")
+    stdlog = logging.getLogger("rel.bad.stdlib")
+    calls: list[str] = []
+    exceptions: list[str] = []
+    with belog.session("bad-values", package=False) as run:
+        for name, value in corpus().items():
+            for path in ("field", "event", "extra", "args", "msg"):
+                case = f"{path}:{name}"
+                calls.append(case)
+                try:
+                    if path == "field":
+                        slog.info("bad", case=case, v=value)
+                    elif path == "event":
+                        slog.info(value, case=case)
+                    elif path == "extra":
+                        stdlog.info("bad", extra={"case": case, "v": value})
+                    elif path == "args":
+                        stdlog.info("bad %s %r", value, value, extra={"case": case})
+                    else:
+                        stdlog.info(value, extra={"case": case})
+                except Exception as exc:
+                    exceptions.append(f"{case}: {exc!r}")
+    say({"session_id": run.id, "calls": calls, "exceptions": exceptions})
+
+
+# -- case 7: a 100 MB string -----------------------------------------------------
+
+
+def big_string(log_dir: str, mb: str) -> None:
+    """Log a *mb* MB string (structlog field, event and stdlib extra); measure peak RSS growth."""
+    import resource
+
+    from structlog_belog import _config
+
+    belog.configure(log_dir=log_dir, console=False, app_name="rel")
+    slog = structlog.get_logger("rel.big")
+    stdlog = logging.getLogger("rel.big.stdlib")
+    pipeline = _config.ensure_pipeline()
+    cap = max(getattr(p, "max_chars", 0) for p in pipeline.processors)
+    with belog.session("big", package=False) as run:
+        # Warm up every path with a value past the cap, so first-use costs are not counted.
+        warm = pad(cap * 4)
+        slog.info("warm", v=warm)
+        slog.info(warm)
+        stdlog.info("warm", extra={"v": warm})
+        del warm
+        big = "x" * (int(mb) * 1_000_000)
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        slog.info("big", v=big)
+        slog.info(big)
+        stdlog.info("big", extra={"v": big})
+        seconds = time.perf_counter() - t0
+        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    say(
+        {
+            "session_id": run.id,
+            "cap_chars": cap,
+            "rss_growth_kib": rss1 - rss0,
+            "seconds": seconds,
+        }
+    )
+
+
 SCENARIOS = {
     "writer": writer,
     "sigkill_runs": sigkill_runs,
@@ -630,6 +754,8 @@ SCENARIOS = {
     "disk_fault": disk_fault,
     "blocked_sink": blocked_sink,
     "file_modes": file_modes,
+    "big_string": big_string,
+    "bad_values": bad_values,
 }
 
 if __name__ == "__main__":
