@@ -534,8 +534,14 @@ def blocked_sink(log_dir: str, calls: str, size: str, block_s: str) -> None:
     t0 = time.monotonic()
     unblocked_at: list[float] = []
 
+    calls_done = threading.Event()
+
     def drain() -> None:
+        # Blocked for block_s seconds at least, and until the calls are done
+        # (on a loaded machine they may take longer); a log call held up by
+        # the sink would never finish, and after 60 s the sink gives in.
         time.sleep(float(block_s))
+        calls_done.wait(60)
         unblocked_at.append(time.monotonic() - t0)
         os.set_blocking(reader, True)
         with sink.open("wb") as out:
@@ -556,6 +562,7 @@ def blocked_sink(log_dir: str, calls: str, size: str, block_s: str) -> None:
             slog.info("rec", i=i, pad=filler)
             lat[i] = perf() - t
         done_at = time.monotonic() - t0
+        calls_done.set()
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         dropped = router.dropped(run.id)
     drainer.join()
