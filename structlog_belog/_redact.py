@@ -5,14 +5,17 @@ Two rules, applied to the whole record (nested dicts, lists, tuples and sets too
 * **Keys.** The value of a sensitive key (``password``, ``api_key``,
   ``authorization``, ``db_password``, ``X-Api-Key``, ``accessToken`` …) is
   replaced whole, whatever its type (``None`` stays ``None``).
-* **Values.** Every string is scanned once with one combined regular
-  expression for secrets that look like secrets wherever they stand: API keys,
-  bearer and basic credentials, JWTs, AWS keys, PEM private keys, passwords in
-  URLs and ``password=…`` style assignments.
+* **Values.** Every string is scanned for secrets that look like secrets
+  wherever they stand: API keys, bearer and basic credentials, JWTs, AWS keys,
+  PEM private keys, passwords in URLs, and ``password=…`` style assignments.
 
 The hot path is the per-record walk, so it looks things up once: key verdicts
 are cached, short strings that were found clean (event names, logger names)
-are remembered in a bounded set, and non-string scalars are never scanned.
+are remembered in a bounded set (clean ones only: no secret is kept), and
+non-string scalars are never scanned. A string costs one combined regex for
+the secret shapes, anchored on characters rare in prose; the
+case-insensitive ``name=value`` rules, which the regex engine cannot skip
+through quickly, run only on strings that contain one of their stems.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any, Final
 
-from ._truncate import cap_bytes, cap_text
+from ._truncate import cap_bytes, cap_text, rebuilt_like
 
 __all__ = ["DEFAULT_MARKER", "SENSITIVE_KEYS", "SecretRedactor"]
+
+# Tuples, not X | Y unions: isinstance with a union is several times slower.
+_CONTAINERS: Final = (dict, list, tuple, set, frozenset)
+_BYTES: Final = (bytes, bytearray, memoryview)
 
 DEFAULT_MARKER: Final = "[REDACTED:{kind}]"
 
@@ -187,8 +194,10 @@ def _value_patterns(marker_prefix: str) -> tuple[str, str]:
         rf"{not_marker}(?P<url_password>[^\s/?#\"'<>]+)(?=@)",
     ]
     sep = r"(?![A-Za-z0-9_])\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?+"
+    # None/null/true/false say no secret is there: ``Config(api_key=None)``.
+    no_value = r"(?!(?:None|null|true|false|True|False)(?![A-Za-z0-9_]))"
     assigned_value = (
-        rf"{not_marker}(?P<assignment>(?<=\")[^\"\\\r\n]+|(?<=')[^'\\\r\n]+"
+        rf"{not_marker}{no_value}(?P<assignment>(?<=\")[^\"\\\r\n]+|(?<=')[^'\\\r\n]+"
         r"|[^\s\"'\\,;&<>)}\]]+)"
     )
     header_value = (
@@ -268,7 +277,7 @@ class SecretRedactor:
     be walked cannot be vouched for.
 
     Place it after `structlog.processors.format_exc_info` (the core does) so
-    the traceback text is scanned; ``exc_info`` objects are left alone.
+    the traceback text is scanned.
 
     Args:
         extra_keys: More sensitive key names (same matching rules as
@@ -363,10 +372,10 @@ class SecretRedactor:
     # One frame for the whole record: the hot path pays no call per field.
     def __call__(self, _: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         clean = self._clean
-        verdicts = self._key_cache
+        judged = self._key_cache.get
         renamed: list[tuple[str, str]] | None = None
         for key, value in event_dict.items():
-            verdict = verdicts.get(key)
+            verdict = judged(key)
             if verdict is None:
                 verdict = self._judge_key(key)
             if verdict:
@@ -512,7 +521,7 @@ class SecretRedactor:
             return obj if obj in self._clean else self._redact_str(obj)
         if obj is None or tp is bool or tp is int or tp is float:
             return obj
-        if isinstance(obj, dict | list | tuple | set | frozenset):
+        if isinstance(obj, _CONTAINERS):
             if depth > self._max_depth:
                 return self._marker_for("depth_limit")
             oid = id(obj)
@@ -531,7 +540,7 @@ class SecretRedactor:
             text = str(obj)
             new = self._redact_str(text)
             return obj if new is text else new
-        if isinstance(obj, bytes | bytearray | memoryview):
+        if isinstance(obj, _BYTES):
             return self._redact_bytes(obj)
         if isinstance(obj, _OPAQUE):
             return obj
@@ -546,16 +555,24 @@ class SecretRedactor:
 
     def _redact_dict(self, obj: dict[Any, Any], depth: int, path: set[int]) -> dict[Any, Any]:
         out: dict[Any, Any] | None = None
-        verdicts = self._key_cache
+        judged = self._key_cache.get
+        clean = self._clean
         for key, value in obj.items():
-            verdict = verdicts.get(key)
+            verdict = judged(key)
             if verdict is None:
                 verdict = self._judge_key(key)
             new_key = key
             if type(verdict) is tuple:
                 new_key, verdict = verdict
             if not verdict:
-                new = self._redact_obj(value, depth + 1, path)
+                # Clean strings and scalars, the bulk of any payload, cost no call.
+                tp = type(value)
+                if (tp is str and value in clean) or value is None or tp in _SCALARS:
+                    if new_key is key:
+                        continue
+                    new = value
+                else:
+                    new = self._redact_obj(value, depth + 1, path)
             elif type(verdict) is str:
                 new = value if value is None else verdict
             else:
@@ -570,22 +587,17 @@ class SecretRedactor:
 
     def _redact_seq(self, obj: Any, depth: int, path: set[int]) -> Any:
         items: list[Any] | None = None
+        clean = self._clean
         for i, value in enumerate(obj):
+            tp = type(value)
+            if (tp is str and value in clean) or value is None or tp in _SCALARS:
+                continue
             new = self._redact_obj(value, depth + 1, path)
             if new is not value:
                 if items is None:
                     items = list(obj)
                 items[i] = new
-        if items is None:
-            return obj
-        if isinstance(obj, list):
-            return items
-        if isinstance(obj, tuple):
-            return tuple(items)
-        try:
-            return type(obj)(items)
-        except Exception:  # noqa: BLE001 - unhashable replacements, odd subclasses
-            return items
+        return obj if items is None else rebuilt_like(obj, items)
 
     def _redact_bytes(self, obj: bytes | bytearray | memoryview) -> Any:
         # The renderer writes bytes as UTF-8 text, so scan that same text.

@@ -163,6 +163,8 @@ class TestSecretRedactorValues:
             "max_tokens=100 input_tokens: 5",
             "https://example.com:8080/a@b",
             "the task-" + "0123456789abcdefghijk finished",
+            "Request options: {'api_key': None, 'json_data': {'max_tokens': 100}}",
+            '{"password": null, "token": false}',
         ],
     )
     def test_lookalikes_kept(self, text: str) -> None:
