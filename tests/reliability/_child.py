@@ -751,6 +751,43 @@ def big_string(log_dir: str, mb: str) -> None:
     )
 
 
+# -- case 12: reading zstd bombs ------------------------------------------------
+
+
+def read_bomb(member: str, case: str) -> None:
+    """Read a hostile zstd member the way belog reads packages; report the error and peak RSS."""
+    import resource
+    import shutil
+
+    from structlog_belog import read_package
+    from structlog_belog._reader import iter_lines
+
+    t0 = time.perf_counter()
+    error = None
+    try:
+        if case == "lines-bomb":
+            for _ in iter_lines(member, max_output_bytes=256 * 1024 * 1024):
+                pass
+        else:
+            # As a member of a package: logs/processing.jsonl.zst next to real metadata.
+            package = Path(member).parent / "pkg"
+            (package / "logs").mkdir(parents=True)
+            (package / "logs" / "metadata.json").write_text('{"session_id": "sess_x"}')
+            (package / "logs" / "execution_summary.md").write_text("# x\n")
+            shutil.move(member, package / "logs" / "processing.jsonl.zst")
+            for _ in read_package(package).records():
+                pass
+    except Exception as exc:  # noqa: BLE001 - the error's type is the result
+        error = type(exc).__name__
+    say(
+        {
+            "error": error,
+            "seconds": time.perf_counter() - t0,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
+
+
 SCENARIOS = {
     "writer": writer,
     "sigkill_runs": sigkill_runs,
@@ -763,6 +800,7 @@ SCENARIOS = {
     "file_modes": file_modes,
     "big_string": big_string,
     "bad_values": bad_values,
+    "read_bomb": read_bomb,
 }
 
 if __name__ == "__main__":
