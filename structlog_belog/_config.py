@@ -59,9 +59,29 @@ class _State:
         self.pipeline: Pipeline | None = None
         self.handler: logging.Handler | None = None
         self.root_level: int | None = None
+        # False when an implicit configure() left the app's own structlog setup in place.
+        self.owns_structlog = False
 
 
 _STATE = _State()
+
+#: The wrapper class of every structlog logger while configured. structlog bakes
+#: the level into the class of a logger cached on first use, so `configure()`
+#: swaps this one class's level methods in place (`_set_level`): loggers cached
+#: under an earlier level follow a new one, at no cost per call.
+_BelogBoundLogger: type[Any] = type(
+    "_BelogBoundLogger",
+    (structlog.make_filtering_bound_logger(logging.NOTSET),),
+    {"__module__": __name__},
+)
+
+
+def _set_level(level_no: int) -> None:
+    """Give `_BelogBoundLogger` the methods structlog's filtering logger has at *level_no*."""
+    source = structlog.make_filtering_bound_logger(level_no)
+    for name, value in vars(source).items():
+        if not name.startswith("__"):
+            setattr(_BelogBoundLogger, name, value)
 
 
 def get_config() -> Config | None:
@@ -77,7 +97,11 @@ def _default_app_name() -> str:
 
 def _resolve_dir(value: str | os.PathLike[str] | None, env: str, default: str, arg: str) -> Path:
     if value is None:
-        value = os.environ.get(env) or default
+        if os.environ.get(env):
+            # Name the variable the bad value came from, not the argument.
+            value, arg = os.environ[env], f"{arg} (from ${env})"
+        else:
+            value = default
     if not isinstance(value, str | os.PathLike):
         msg = f"{arg} must be a path (str or os.PathLike), got {value!r}"
         raise TypeError(msg)
@@ -89,15 +113,19 @@ def _resolve_dir(value: str | os.PathLike[str] | None, env: str, default: str, a
 
 
 def _resolve_level(level: str | int | None) -> str:
+    arg = "level"
     if level is None:
-        level = os.environ.get("BELOG_LEVEL") or "INFO"
+        if os.environ.get("BELOG_LEVEL"):
+            level, arg = os.environ["BELOG_LEVEL"], "level (from $BELOG_LEVEL)"
+        else:
+            level = "INFO"
     if isinstance(level, int) and not isinstance(level, bool):
         name = logging.getLevelName(level)
         if name in _LEVEL_NAMES:
             return str(name)
     elif isinstance(level, str) and level.upper() in (*_LEVEL_NAMES, "WARN"):
         return "WARNING" if level.upper() == "WARN" else level.upper()
-    msg = f"level must be one of {', '.join(_LEVEL_NAMES)} (or its number), got {level!r}"
+    msg = f"{arg} must be one of {', '.join(_LEVEL_NAMES)} (or its number), got {level!r}"
     raise ValueError(msg)
 
 
@@ -191,9 +219,8 @@ def _build_pipeline(config: Config, router: SessionRouter | None) -> Pipeline:
     processors: list[Processor] = []
     if config.redact:
         processors.append(SecretRedactor())
-    processors.append(ValueTruncator())
     console = _console_writer() if config.console else None
-    return Pipeline(config, router, tuple(processors), console)
+    return Pipeline(config, router, tuple(processors), console, truncator=ValueTruncator())
 
 
 def _console_writer() -> Any:
@@ -223,9 +250,11 @@ def _install(config: Config) -> None:
             old.router.shutdown()
     _STATE.pipeline = pipeline
     _STATE.config = config
+    _set_level(config.level_no)
+    _STATE.owns_structlog = True
     structlog.configure(
         processors=[_dispatch],  # type: ignore[list-item]
-        wrapper_class=structlog.make_filtering_bound_logger(config.level_no),
+        wrapper_class=_BelogBoundLogger,
         logger_factory=_SinkLoggerFactory(),
         context_class=dict,
         cache_logger_on_first_use=True,
@@ -236,7 +265,10 @@ def _install(config: Config) -> None:
         _STATE.handler = None
     for h in [h for h in root.handlers if isinstance(h, SessionHandler) and h.managed]:
         root.removeHandler(h)
-    if config.capture_stdlib:
+    # An app that put its own SessionHandler on the root (dictConfig) already
+    # has one: a second would write every stdlib record twice.
+    own = any(isinstance(h, SessionHandler) for h in root.handlers)
+    if config.capture_stdlib and not own:
         handler = SessionHandler(level=config.level_no, managed=True)
         root.addHandler(handler)
         _STATE.handler = handler
@@ -267,14 +299,21 @@ def ensure_pipeline() -> Pipeline:
     if pipeline is None:
         with _STATE.lock:
             if _STATE.pipeline is None:
+                # Configuring implicitly (a session, a stdlib record or an audit
+                # before configure()): an app that configured structlog itself,
+                # e.g. with our processors in its own chain, keeps its chain.
+                own = structlog.get_config() if structlog.is_configured() else None
                 configure()
+                if own is not None:
+                    structlog.configure(**own)
+                    _STATE.owns_structlog = False
             pipeline = _STATE.pipeline
     assert pipeline is not None  # noqa: S101 - configure() always sets it
     return pipeline
 
 
 def reset() -> None:
-    """Undo `configure()`: remove the handler, restore structlog's defaults.
+    """Undo `configure()`: remove the handler, restore structlog's defaults if it set them.
 
     For tests and for applications that reconfigure logging from scratch.
     """
@@ -291,7 +330,9 @@ def reset() -> None:
         _STATE.pipeline = None
         _STATE.config = None
         _context.REGISTRY.joined = None
-        structlog.reset_defaults()
+        if _STATE.owns_structlog:
+            structlog.reset_defaults()
+        _STATE.owns_structlog = False
         from ._signals import uninstall_signal_handlers
 
         uninstall_signal_handlers()

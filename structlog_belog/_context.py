@@ -58,6 +58,19 @@ class Context:
     stage: str | None = None
     task: TaskObserver | None = None
     fields: Mapping[str, Any] = field(default_factory=lambda: _NO_FIELDS)
+    #: The fields this context sets on every record (``session_id``, ``stage``,
+    #: ``task``), computed once here rather than per record.
+    record_fields: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields: dict[str, Any] = {}
+        if self.session is not None:
+            fields["session_id"] = self.session.id
+        if self.stage is not None:
+            fields["stage"] = self.stage
+        if self.task is not None:
+            fields["task"] = self.task.name
+        object.__setattr__(self, "record_fields", fields)
 
     @property
     def session_id(self) -> str | None:
@@ -74,7 +87,9 @@ class Context:
 
 EMPTY = Context()
 
-# Not named "structlog_…": structlog's merge_contextvars would merge it into records.
+# Not named "structlog_...": structlog treats every context variable with that
+# prefix as its own, so `clear_contextvars()` would wipe the session and
+# `merge_contextvars` would copy the whole Context into records.
 _CURRENT: ContextVar[Context] = ContextVar("belog.context", default=EMPTY)
 
 #: Read the current `Context` (bound method: one attribute lookup saved per record).

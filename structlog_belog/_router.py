@@ -31,6 +31,8 @@ _WARN_INTERVAL_S: Final = 10.0
 
 # Every live router, so a fork can reset them all and exit can flush them all.
 _ROUTERS: weakref.WeakSet[SessionRouter] = weakref.WeakSet()
+# The process that registered the multiprocessing exit flush (see _start_flusher).
+_mp_finalizer_pid = 0
 
 
 def make_dirs(path: Path, mode: int = 0o700) -> None:
@@ -108,7 +110,10 @@ class SessionRouter:
 
     def _init_process_state(self) -> None:
         self.pid = os.getpid()
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler that logs, or a warning written to a
+        # stderr the app routes into logging, can write while this thread
+        # already holds the lock; a plain Lock deadlocks the app there.
+        self._lock = threading.RLock()
         # Serialises flushes so two batches for one file can never swap order.
         self._flush_lock = threading.Lock()
         # Open descriptors by (session_id, stream, shard), least recently used first.
@@ -220,6 +225,13 @@ class SessionRouter:
         )
         self._flusher = flusher
         flusher.start()
+        # A multiprocessing child ends with os._exit, skipping atexit: flush
+        # from its exit finalizers too (registered here, after it cleared them).
+        global _mp_finalizer_pid  # noqa: PLW0603 - once per process
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None and _mp_finalizer_pid != os.getpid():
+            _mp_finalizer_pid = os.getpid()
+            mp_util.Finalize(None, _flush_all_at_exit, exitpriority=-100)
 
     def _flush_loop(self) -> None:
         while not self._closed:
@@ -256,7 +268,9 @@ class SessionRouter:
     def sync_session(self, session_id: str, *, close: bool = True) -> None:
         """Flush and ``fsync`` a session's files from this process; close them."""
         self.flush()
-        with self._lock:
+        # _flush_lock: flush() returns at once when the flusher thread has taken
+        # the batch and is still writing it; wait for it rather than close under it.
+        with self._flush_lock, self._lock:
             for key in [k for k in self._fds if k[0] == session_id]:
                 try:
                     os.fsync(self._fds[key])
@@ -268,7 +282,7 @@ class SessionRouter:
     def close(self) -> None:
         """Flush, fsync and close every descriptor. The router can still reopen."""
         self.flush()
-        with self._lock:
+        with self._flush_lock, self._lock:  # see sync_session
             for fd in self._fds.values():
                 try:
                     os.fsync(fd)

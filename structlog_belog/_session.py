@@ -174,7 +174,8 @@ class Run:
         from ._router import make_dirs
 
         config = self._config = ensure_pipeline().config
-        parent = _context.current_session()
+        # In a child process that joined a session, that session is the parent.
+        parent = _context.current_session() or _context.REGISTRY.joined
         self.parent_id = None if parent is None else parent.id
         self.directory = config.log_dir / "sessions" / self.id
         try:
@@ -199,6 +200,7 @@ class Run:
             host=platform.node(),
             python=platform.python_version(),
             belog_version=_version(),
+            pid=self.pid,
             argv=sys.argv,
             **self.fields,
         )

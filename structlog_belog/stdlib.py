@@ -23,7 +23,11 @@ __all__ = ["JsonFormatter", "SessionHandler"]
 
 # python-json-logger's list of LogRecord attributes, plus the two it leaves to
 # Python >= 3.12 and the message cache; everything else on a record is `extra=`.
-_RESERVED: Final = frozenset((*RESERVED_ATTRS, "taskName", "message", "asctime"))
+# An `extra=` named like a field the record path owns would replace the message
+# (`event`) or be overwritten anyway (`timestamp`, `level`): those are skipped.
+_RESERVED: Final = frozenset(
+    (*RESERVED_ATTRS, "taskName", "message", "asctime", "event", "timestamp", "level")
+)
 # LogRecord.__init__ sets the standard attributes first, in a fixed order, and
 # makeRecord adds `extra=` keys after them: skipping that many keys finds the
 # extras without testing every attribute of every record.
@@ -41,8 +45,8 @@ def record_to_event_dict(record: logging.LogRecord) -> dict[str, Any]:
     """The event dict for a stdlib *record*: message with args applied, extras."""
     try:
         message = record.getMessage()
-    except Exception:  # noqa: BLE001 - a bad argument must not cost the record
-        return _unformattable(record)
+    except Exception as exc:  # noqa: BLE001 - a bad format or __str__ is the caller's; keep the record
+        message = _unformattable(record, exc)
     ed: dict[str, Any] = {
         "timestamp": None,
         "level": None,
@@ -68,23 +72,21 @@ def record_to_event_dict(record: logging.LogRecord) -> dict[str, Any]:
     return ed
 
 
-def _unformattable(record: logging.LogRecord) -> dict[str, Any]:
-    """A record whose message cannot be formatted (``%`` or an argument's ``str`` raised).
-
-    Kept rather than lost to ``handleError``: the template as the event and the
-    arguments as a field (the renderer writes what it can of each).
-    """
-    msg = record.msg
-    saved = record.msg, record.args
-    record.msg = msg if isinstance(msg, str) else "<unformattable message>"
-    record.args = None
+def _safe_repr(obj: object) -> str:
     try:
-        ed = record_to_event_dict(record)
-    finally:
-        record.msg, record.args = saved
-    ed["message_args"] = saved[1] if msg is ed["event"] else (msg, saved[1])
-    ed["message_error"] = "could not format the message with its arguments"
-    return ed
+        return repr(obj)
+    except Exception:  # noqa: BLE001 - even repr may raise
+        if isinstance(obj, tuple):
+            return f"({', '.join(map(_safe_repr, obj))}{',' if len(obj) == 1 else ''})"
+        return f"<unrepresentable {type(obj).__name__}>"
+
+
+def _unformattable(record: logging.LogRecord, exc: Exception) -> str:
+    """The message of a record whose ``msg % args`` raised: both, and why."""
+    return (
+        f"{_safe_repr(record.msg)} % {_safe_repr(record.args)} "
+        f"(could not format: {type(exc).__qualname__})"
+    )
 
 
 class SessionHandler(logging.Handler):

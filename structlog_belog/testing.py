@@ -25,7 +25,8 @@ class Capture:
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler may log while this thread is appending.
+        self._lock = threading.RLock()
 
     def _add(self, event_dict: dict[str, Any]) -> None:
         try:

@@ -1,0 +1,385 @@
+"""configure(): arguments, environment, idempotence, and what it leaves alone."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pty
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+import structlog_belog as belog
+from structlog_belog import _config
+from structlog_belog._pipeline import emit
+from structlog_belog.stdlib import SessionHandler
+from tests.conftest import read_jsonl
+
+
+def _session_handlers() -> list[logging.Handler]:
+    return [h for h in logging.getLogger().handlers if isinstance(h, SessionHandler)]
+
+
+class TestConfigure:
+    def test_returns_active_config(self, tmp_path: Path) -> None:
+        """configure() returns the Config that get_config() then reports."""
+        config = belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+
+        assert config is belog.get_config()
+        assert (tmp_path / "logs").absolute() == config.log_dir
+        assert "INFO" == config.level
+        assert "record" == config.durability
+
+    def test_twice_installs_one_handler(self, tmp_path: Path) -> None:
+        """A second configure() replaces the handler instead of adding one."""
+        belog.configure(log_dir=tmp_path / "a", console=False, handle_signals=False)
+        belog.configure(log_dir=tmp_path / "b", console=False, handle_signals=False)
+
+        assert 1 == len(_session_handlers())
+
+    def test_twice_writes_each_record_once(self, tmp_path: Path) -> None:
+        """After two configure() calls a record is written once, to the new log_dir."""
+        belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+        belog.configure(
+            log_dir=tmp_path / "logs", console=False, handle_signals=False, app_name="app"
+        )
+        logging.getLogger("lib.twice").warning("stdlib once")
+        structlog.get_logger("mine").info("structlog once")
+
+        events = [r["event"] for r in read_jsonl(tmp_path / "logs" / "app.jsonl")]
+        assert ["stdlib once", "structlog once"] == events
+
+    def test_reconfigure_moves_cached_structlog_logger(self, tmp_path: Path) -> None:
+        """A structlog logger cached under the first config writes to the second log_dir."""
+        belog.configure(log_dir=tmp_path / "a", console=False, handle_signals=False, app_name="x")
+        log = structlog.get_logger("cached")
+        log.info("first")
+        belog.configure(log_dir=tmp_path / "b", console=False, handle_signals=False, app_name="x")
+        log.info("second")
+
+        assert ["first"] == [r["event"] for r in read_jsonl(tmp_path / "a" / "x.jsonl")]
+        assert ["second"] == [r["event"] for r in read_jsonl(tmp_path / "b" / "x.jsonl")]
+
+    def test_cached_structlog_logger_follows_level(self, tmp_path: Path) -> None:
+        """A structlog logger cached under one level obeys a later configure()'s level."""
+        kwargs: dict[str, Any] = {
+            "log_dir": tmp_path / "logs",
+            "console": False,
+            "handle_signals": False,
+            "app_name": "app",
+        }
+        belog.configure(**kwargs)
+        log = structlog.get_logger("cached")
+        log.info("cached at info")
+        belog.configure(level="WARNING", **kwargs)
+        log.info("filtered at warning")
+        log.bind(x=1).info("bound, filtered at warning")
+        belog.configure(level="DEBUG", **kwargs)
+        log.debug("written at debug")
+
+        assert ["cached at info", "written at debug"] == [
+            r["event"] for r in read_jsonl(tmp_path / "logs" / "app.jsonl")
+        ]
+        assert (True, 10) == (log.is_enabled_for(logging.DEBUG), log.get_effective_level())
+
+    def test_structlog_logger_used_before_configure(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A module-level structlog logger used before configure() writes to the file after."""
+        log = structlog.get_logger("early")
+        log.info("before configure")
+        capsys.readouterr()
+        belog.configure(
+            log_dir=tmp_path / "logs", console=False, handle_signals=False, app_name="app"
+        )
+        log.info("after configure")
+
+        assert [("after configure", "early")] == [
+            (r["event"], r["logger"]) for r in read_jsonl(tmp_path / "logs" / "app.jsonl")
+        ]
+
+    def test_keeps_app_handlers(self, tmp_path: Path) -> None:
+        """The application's own root handler survives configure() and still gets records."""
+        seen: list[str] = []
+
+        class AppHandler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                seen.append(record.getMessage())
+
+        app_handler = AppHandler()
+        root = logging.getLogger()
+        root.addHandler(app_handler)
+        try:
+            belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+            belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+            logging.getLogger("app.module").warning("to both")
+
+            assert app_handler in root.handlers
+            assert ["to both"] == seen
+        finally:
+            root.removeHandler(app_handler)
+
+    def test_leaves_library_loggers_enabled(self, tmp_path: Path) -> None:
+        """Loggers created before configure() stay enabled and keep their level."""
+        early = logging.getLogger("somelib.early")
+        early.setLevel(logging.WARNING)
+        belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+
+        assert False is early.disabled
+        assert logging.WARNING == early.level
+
+    def test_reset_removes_handler_and_restores_root_level(self, tmp_path: Path) -> None:
+        """reset() removes the installed handler and restores the root level."""
+        root = logging.getLogger()
+        before = root.level
+        belog.configure(
+            log_dir=tmp_path / "logs", level="DEBUG", console=False, handle_signals=False
+        )
+        _config.reset()
+
+        assert [] == _session_handlers()
+        assert before == root.level
+        assert None is belog.get_config()
+
+    def test_capture_stdlib_false_installs_no_handler(self, tmp_path: Path) -> None:
+        """capture_stdlib=False leaves the root logger without a SessionHandler."""
+        belog.configure(
+            log_dir=tmp_path / "logs", console=False, handle_signals=False, capture_stdlib=False
+        )
+
+        assert [] == _session_handlers()
+
+    def test_reconfigure_without_capture_removes_handler(self, tmp_path: Path) -> None:
+        """configure(capture_stdlib=False) after a capturing configure() removes its handler."""
+        belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+        belog.configure(
+            log_dir=tmp_path / "logs", console=False, handle_signals=False, capture_stdlib=False
+        )
+
+        assert [] == _session_handlers()
+
+    def test_level_filters_structlog_and_stdlib(self, tmp_path: Path) -> None:
+        """Records below the configured level are written by neither path."""
+        belog.configure(
+            log_dir=tmp_path / "logs",
+            level="WARNING",
+            console=False,
+            handle_signals=False,
+            app_name="app",
+        )
+        structlog.get_logger().info("sl info")
+        structlog.get_logger().warning("sl warning")
+        logging.getLogger("lib").info("std info")
+        logging.getLogger("lib").error("std error")
+
+        events = [r["event"] for r in read_jsonl(tmp_path / "logs" / "app.jsonl")]
+        assert ["sl warning", "std error"] == events
+
+    def test_console_writes_pretty_lines_to_stderr(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """console=True prints records on stderr while the file stays JSONL."""
+        belog.configure(
+            log_dir=tmp_path / "logs", console=True, handle_signals=False, app_name="app"
+        )
+        structlog.get_logger().info("on the console", answer=42)
+
+        err = capsys.readouterr().err
+        assert "on the console" in err
+        assert "answer" in err
+        assert [{"answer": 42, "event": "on the console"}] == [
+            {"answer": r["answer"], "event": r["event"]}
+            for r in read_jsonl(tmp_path / "logs" / "app.jsonl")
+        ]
+
+    def test_console_on_by_default_on_a_tty(
+        self, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """With stderr a terminal, configure() prints pretty lines there; the file stays JSONL."""
+        script = (
+            "import sys, structlog, structlog_belog as belog\n"
+            "belog.configure(log_dir=sys.argv[1], app_name='app')\n"
+            "structlog.get_logger().info('to the terminal', answer=42)\n"
+        )
+        leader, follower = pty.openpty()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", script, str(tmp_path / "logs")],
+                env=subprocess_env,
+                stderr=follower,
+                timeout=60,
+                check=False,
+            )
+            os.close(follower)
+            follower = -1
+            out = b""
+            while True:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the terminal has no writer left
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            os.close(leader)
+            if follower != -1:
+                os.close(follower)
+        text = out.decode(errors="replace")
+
+        assert 0 == proc.returncode
+        pretty = "to the terminal" in text and "answer" in text
+        assert (True, False) == (pretty, text.lstrip().startswith("{"))
+        assert [("to the terminal", 42)] == [
+            (r["event"], r["answer"]) for r in read_jsonl(tmp_path / "logs" / "app.jsonl")
+        ]
+
+
+class TestEnvironment:
+    def test_belog_dir(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """BELOG_DIR is the default log_dir."""
+        monkeypatch.setenv("BELOG_DIR", str(tmp_path / "from_env"))
+
+        config = belog.configure(console=False, handle_signals=False)
+
+        assert tmp_path / "from_env" == config.log_dir
+        assert True is (tmp_path / "from_env").is_dir()
+
+    def test_argument_beats_belog_dir(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An explicit log_dir wins over BELOG_DIR."""
+        monkeypatch.setenv("BELOG_DIR", str(tmp_path / "from_env"))
+
+        config = belog.configure(log_dir=tmp_path / "arg", console=False, handle_signals=False)
+
+        assert tmp_path / "arg" == config.log_dir
+
+    def test_belog_level(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """BELOG_LEVEL is the default level and lets debug records through."""
+        monkeypatch.setenv("BELOG_LEVEL", "debug")
+
+        config = belog.configure(
+            log_dir=tmp_path / "logs", console=False, handle_signals=False, app_name="app"
+        )
+        logging.getLogger("lib.deep").debug("deep detail")
+
+        assert "DEBUG" == config.level
+        assert ["deep detail"] == [r["event"] for r in read_jsonl(tmp_path / "logs" / "app.jsonl")]
+
+    def test_belog_package_dir(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """BELOG_PACKAGE_DIR is the default package_dir."""
+        monkeypatch.setenv("BELOG_PACKAGE_DIR", str(tmp_path / "pkgs"))
+
+        config = belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+
+        assert tmp_path / "pkgs" == config.package_dir
+
+    def test_bad_belog_level_names_the_variable(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A bad BELOG_LEVEL raises ValueError naming the environment variable."""
+        monkeypatch.setenv("BELOG_LEVEL", "chatty")
+
+        with pytest.raises(ValueError, match=r"^level \(from \$BELOG_LEVEL\) must be one of"):
+            belog.configure(log_dir=tmp_path / "logs", console=False)
+
+    def test_belog_dir_that_is_a_file_names_the_variable(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A BELOG_DIR that is a file raises NotADirectoryError naming the variable."""
+        (tmp_path / "afile").write_text("x")
+        monkeypatch.setenv("BELOG_DIR", str(tmp_path / "afile"))
+
+        with pytest.raises(NotADirectoryError, match=r"^log_dir \(from \$BELOG_DIR\) must be"):
+            belog.configure(console=False)
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        ("kwargs", "error", "name"),
+        [
+            ({"level": "LOUD"}, ValueError, "level"),
+            ({"level": 7}, ValueError, "level"),
+            ({"durability": "sometimes"}, ValueError, "durability"),
+            ({"app_name": "a/b"}, ValueError, "app_name"),
+            ({"app_name": ""}, ValueError, "app_name"),
+            ({"prices": [1, 2]}, TypeError, "prices"),
+            ({"log_dir": 42}, TypeError, "log_dir"),
+            ({"package_dir": 4.2}, TypeError, "package_dir"),
+            (
+                {"summary_template": "/nonexistent/summary.md.j2"},
+                FileNotFoundError,
+                "summary_template",
+            ),
+        ],
+    )
+    def test_bad_argument_names_it(
+        self, tmp_path: Path, kwargs: dict[str, object], error: type[Exception], name: str
+    ) -> None:
+        """A bad argument raises an error whose message names the argument."""
+        kwargs = {"log_dir": tmp_path / "logs", "console": False, **kwargs}
+
+        with pytest.raises(error) as info:
+            belog.configure(**kwargs)  # type: ignore[arg-type]
+
+        assert str(info.value).startswith(name)
+
+    def test_log_dir_that_is_a_file(self, tmp_path: Path) -> None:
+        """A log_dir that is a file raises NotADirectoryError naming log_dir."""
+        afile = tmp_path / "afile"
+        afile.write_text("x")
+
+        with pytest.raises(NotADirectoryError) as info:
+            belog.configure(log_dir=afile, console=False)
+
+        assert str(info.value).startswith("log_dir")
+
+    def test_bad_call_keeps_previous_config(self, tmp_path: Path) -> None:
+        """A configure() that fails validation leaves the previous config active."""
+        config = belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+
+        with pytest.raises(ValueError, match="level"):
+            belog.configure(log_dir=tmp_path / "other", level="LOUD")
+
+        assert config is belog.get_config()
+
+    @pytest.mark.parametrize(("given", "expected"), [("warn", "WARNING"), (10, "DEBUG")])
+    def test_level_aliases(self, tmp_path: Path, given: str | int, expected: str) -> None:
+        """Levels are accepted by lower-case name, WARN, and stdlib number."""
+        config = belog.configure(
+            log_dir=tmp_path / "logs", level=given, console=False, handle_signals=False
+        )
+
+        assert expected == config.level
+
+
+class TestFileModes:
+    def test_private_under_umask_zero(self, tmp_path: Path) -> None:
+        """Under umask 000, log folders are created 0700 and log files 0600."""
+        old = os.umask(0)
+        try:
+            belog.configure(
+                log_dir=tmp_path / "logs", console=False, handle_signals=False, app_name="app"
+            )
+            structlog.get_logger().info("outside")
+            with belog.session("modes", package=False) as run:
+                structlog.get_logger().info("inside")
+                emit("llm_call", kind="llm_call", call_id="c1")
+                emit("belog", kind="belog", task_name="t")
+        finally:
+            os.umask(old)
+        logs = tmp_path / "logs"
+        assert run.directory is not None
+        folders = [logs, logs / "sessions", run.directory]
+        files = [logs / "app.jsonl"] + [
+            run.directory / f"{stream}.jsonl" for stream in ("processing", "prompts", "belog")
+        ]
+
+        assert [0o700] * 3 == [stat.S_IMODE(p.stat().st_mode) for p in folders]
+        assert [0o600] * 4 == [stat.S_IMODE(p.stat().st_mode) for p in files]
