@@ -725,15 +725,19 @@ def big_string(log_dir: str, mb: str) -> None:
     slog = structlog.get_logger("rel.big")
     stdlog = logging.getLogger("rel.big.stdlib")
     pipeline = _config.ensure_pipeline()
-    cap = max(getattr(p, "max_chars", 0) for p in pipeline.processors)
+    assert pipeline.truncator is not None
+    cap = pipeline.truncator.max_chars
     with belog.session("big", package=False) as run:
-        # Warm up every path with a value past the cap, so first-use costs are not counted.
-        warm = pad(cap * 4)
+        big = "x" * (int(mb) * 1_000_000)
+        warm = pad(cap * 8)
+        rss_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Warm up every path at this baseline with a value 8x the cap: the
+        # cap-sized buffers any long value needs are counted once here, so
+        # the growth below is what the value's 100 MB size itself costs.
         slog.info("warm", v=warm)
         slog.info(warm)
         stdlog.info("warm", extra={"v": warm})
         del warm
-        big = "x" * (int(mb) * 1_000_000)
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
         slog.info("big", v=big)
@@ -741,11 +745,24 @@ def big_string(log_dir: str, mb: str) -> None:
         stdlog.info("big", extra={"v": big})
         seconds = time.perf_counter() - t0
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # The same calls again under tracemalloc: the peak of Python's heap
+        # above what it held before, byte-exact where RSS is page-coarse.
+        import tracemalloc
+
+        tracemalloc.start()
+        held = tracemalloc.get_traced_memory()[0]
+        slog.info("big", v=big)
+        slog.info(big)
+        stdlog.info("big", extra={"v": big})
+        heap_peak = tracemalloc.get_traced_memory()[1] - held
+        tracemalloc.stop()
     say(
         {
             "session_id": run.id,
             "cap_chars": cap,
+            "heap_peak_kib": heap_peak / 1024,
             "rss_growth_kib": rss1 - rss0,
+            "warmup_growth_kib": rss0 - rss_base,
             "seconds": seconds,
         }
     )
@@ -777,7 +794,7 @@ def read_bomb(member: str, case: str) -> None:
             shutil.move(member, package / "logs" / "processing.jsonl.zst")
             for _ in read_package(package).records():
                 pass
-    except Exception as exc:  # noqa: BLE001 - the error's type is the result
+    except Exception as exc:
         error = type(exc).__name__
     say(
         {

@@ -81,7 +81,8 @@ class TestHostilePackagePaths:
         results.append(belog.package(run.id, dest=packages, title="../../outside/again"))
         root = os.path.realpath(packages)
         inside = [
-            p is not None and os.path.commonpath([root, os.path.realpath(p)]) == root
+            p is not None
+            and os.path.commonpath([root, os.path.realpath(p)]) == root
             and os.path.dirname(os.path.realpath(p)) == root
             for p in results
         ]
@@ -90,7 +91,10 @@ class TestHostilePackagePaths:
         figure("hostile titles packaged", len(HOSTILE_TITLES) + 1)
         figure("links planted under package names", planted)
         figure("packages directly inside package_dir", f"{sum(inside)}/{len(results)}")
-        figure("files written outside package_dir (and log_dir)", len(stray) + len(list(outside.iterdir())))
+        figure(
+            "files written outside package_dir (and log_dir)",
+            len(stray) + len(list(outside.iterdir())),
+        )
         assert all(inside)
         assert [] == list(outside.iterdir())
         assert [] == stray

@@ -1,7 +1,8 @@
 """Case 13: a sink blocked for 5 s in ``durability="buffered"`` mode.
 
-The session's file is a FIFO that nobody reads for 5 s (and until the calls are done, up to 60 s), so the router's
-background writer really blocks in ``write``. Meanwhile the application makes
+The session's file is a FIFO that nobody reads for 5 s (and until the calls
+are done, up to 60 s), so the router's background writer really blocks in
+``write``. Meanwhile the application makes
 100,000 log calls of about 1 KiB each (more than the 64 MiB buffer holds).
 Pass: every call completes while the sink is still blocked, memory stays
 bounded, drops are counted (and equal the lines missing). The log call's
