@@ -47,6 +47,14 @@ def _signal_child(
     return sid, proc.returncode, elapsed
 
 
+def _package_metadata(log_dir: Path) -> dict[str, Any]:
+    """The metadata of the one package the child made; its summary must exist too."""
+    (package,) = Path(f"{log_dir}-pkg").iterdir()
+    assert (package / "logs" / "execution_summary.md").is_file()
+    metadata: dict[str, Any] = json.loads((package / "logs" / "metadata.json").read_text())
+    return metadata
+
+
 def _session_end(log_dir: Path, sid: str) -> dict[str, Any] | None:
     records, tail = read_lines(log_dir / "sessions" / sid / "processing.jsonl")
     assert b"" == tail
@@ -62,7 +70,7 @@ class TestSignals:
     def test_sigterm_finalizes_then_dies_by_sigterm(
         self, where: str, tmp_path: Path, subprocess_env: dict[str, str], figure: Any
     ) -> None:
-        """SIGTERM: the open session ends (as failed) and the process dies by SIGTERM."""
+        """SIGTERM: the session ends as failed, is packaged, and the process dies by SIGTERM."""
         log_dir = tmp_path / "logs"
         sid, status, seconds = _signal_child(subprocess_env, log_dir, where, True, signal.SIGTERM)
         end = _session_end(log_dir, sid)
@@ -72,6 +80,9 @@ class TestSignals:
         assert end["success"] is False
         assert "SIGTERM" in end["error"]["message"]
         assert seconds < 5
+        metadata = _package_metadata(log_dir)
+        assert sid == metadata["session_id"]
+        assert metadata["execution"]["success"] is False
         globals_ = read_lines(global_file(log_dir))[0]
         assert ["session_start", "session_end"] == [r["kind"] for r in globals_]
 
@@ -88,7 +99,7 @@ class TestSignals:
     def test_sigint_finalizes_then_dies_by_sigint(
         self, where: str, tmp_path: Path, subprocess_env: dict[str, str], figure: Any
     ) -> None:
-        """SIGINT: KeyboardInterrupt unwinds the session, which ends as failed; status is SIGINT."""
+        """SIGINT: KeyboardInterrupt unwinds the session, which ends as failed and is packaged."""
         log_dir = tmp_path / "logs"
         sid, status, seconds = _signal_child(subprocess_env, log_dir, where, True, signal.SIGINT)
         end = _session_end(log_dir, sid)
@@ -97,6 +108,7 @@ class TestSignals:
         assert end is not None
         assert end["success"] is False
         assert seconds < 5
+        assert _package_metadata(log_dir)["execution"]["success"] is False
 
 
 class TestExits:

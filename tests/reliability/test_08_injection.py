@@ -10,14 +10,19 @@ no raw CR or ESC byte in any file, and every value read back unchanged.
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 import structlog_belog as belog
 from structlog_belog._config import Config
+from structlog_belog._pipeline import emit
 
 from .conftest import read_lines
+
+_PIPE = re.compile(r"(?<!\\)\|")
 
 PAYLOADS = (
     "line one\nline two",
@@ -76,3 +81,73 @@ class TestLogInjection:
         assert 0 == data.count(b"\r")
         assert 0 == data.count(b"\x1b")
         assert len(expected) == unchanged
+
+
+def _table_violations(summary: str) -> tuple[int, int, list[str]]:
+    """(tables, cells, problems): rows whose cell count differs from their header's,
+    table lines that do not start and end with a pipe, raw CR/ESC/line separators."""
+    problems = [repr(ch) for ch in ("\r", "\x1b", "\x85", "\u2028", "\u2029") if ch in summary]
+    lines = summary.split("\n")
+    tables = cells = 0
+    i = 0
+    while i < len(lines) - 1:
+        if lines[i].startswith("|") and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[i + 1]):
+            tables += 1
+            width = len(_PIPE.findall(lines[i]))
+            j = i + 2
+            while j < len(lines) and lines[j].strip():
+                row = lines[j]
+                cells += width - 1
+                if not (row.startswith("|") and row.endswith("|")):
+                    problems.append(f"broken row: {row[:60]!r}")
+                elif len(_PIPE.findall(row)) != width:
+                    problems.append(f"cell count: {row[:60]!r}")
+                j += 1
+            i = j
+        else:
+            i += 1
+    problems += [f"forged: {ln!r}" for ln in lines if ln.strip() in ("| forged | row |",)]
+    return tables, cells, problems
+
+
+def _fail(text: str) -> None:
+    raise ValueError(text)
+
+
+class TestSummaryInjection:
+    """Hostile text cannot break the execution summary's tables."""
+
+    def test_summary_cells_hold(self, belog_config: Config, figure: Any) -> None:
+        """0 raw newlines or escape bytes inside summary table cells."""
+        slog = structlog.get_logger("rel.inject")
+        p = PAYLOADS
+        with belog.session(
+            p[2], execution_context=p[0], blueprint_id=p[9], blueprint_version=p[6]
+        ) as run:
+            for i, text in enumerate(p):
+                try:
+                    with run.stage(f"{text} {i}"):
+                        slog.error(text, case=i)
+                        logging.getLogger(f"lib.{text}").error("failed: %s", text)
+                        run.set_metric(f"{text} {i}", text)
+                        emit(
+                            "llm_call",
+                            kind="llm_call",
+                            call_id=f"call_{i}",
+                            api="chat.completions",
+                            model=f"{text} {i}",
+                            status="ok",
+                            usage={"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
+                            latency_ms=1.0,
+                        )
+                        run.add_output(f"out/{text}.json")
+                        _fail(text)
+                except ValueError:
+                    pass
+        assert run.package_path is not None
+        summary = (Path(run.package_path) / "logs" / "execution_summary.md").read_text()
+        tables, cells, problems = _table_violations(summary)
+        figure("summary tables / cells checked", f"{tables} / {cells}")
+        figure("raw newlines or escape bytes inside cells", len(problems))
+        assert tables >= 5
+        assert [] == problems

@@ -11,7 +11,10 @@ altered.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,12 +44,32 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(v)
 
 
+def _text_of(path: Path) -> tuple[bytes, str]:
+    """A file's raw bytes and its text as a reader would see it, decoded.
+
+    JSONL: every string of every record. zstd members are decompressed with
+    the ``zstd`` program first. Markdown: backslash escapes, HTML entities and
+    the summary's newline marks undone, so an escaped secret is still found.
+    """
+    raw = path.read_bytes()
+    if path.name.endswith(".zst"):
+        raw = subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=True).stdout
+    name = path.name.removesuffix(".zst")
+    if name.endswith(".jsonl"):
+        decoded = "\n".join(s for line in raw.splitlines() for s in _strings(orjson.loads(line)))
+    elif name.endswith(".json"):
+        decoded = "\n".join(_strings(orjson.loads(raw)))
+    else:
+        text = raw.decode("utf-8", "replace")
+        decoded = html.unescape(re.sub(r"\\(.)", r"\1", text)).replace(" \u23ce ", "\n")
+    return raw, decoded
+
+
 def leaks(files: list[Path], needles: list[str]) -> list[tuple[str, str]]:
     """(file name, needle) for every needle found in a file, raw or decoded."""
     found = []
     for path in files:
-        raw = path.read_bytes()
-        decoded = "\n".join(s for line in raw.splitlines() for s in _strings(orjson.loads(line)))
+        raw, decoded = _text_of(path)
         for needle in needles:
             escaped = orjson.dumps(needle)[1:-1]
             if needle in decoded or needle.encode() in raw or escaped in raw:
@@ -78,21 +101,30 @@ class TestSecrets:
     """SecretRedactor over whole sessions."""
 
     def test_no_secret_in_session_files(self, belog_config: Config, figure: Any) -> None:
-        """1,000 secrets in 7 places: 0 found in any session file."""
+        """1,000 secrets in 7 places: 0 found in any session or package file."""
         secrets = make_secrets(SECRETS, seed=9)
-        with belog.session("secrets", package=False) as run:
+        with belog.session("secrets") as run:
             for i, secret in enumerate(secrets):
                 where = PLACES_ALL[i % len(PLACES_ALL)]
                 fields = plant(secret, where) if where in PLACES else {}
                 log_secret(i, fields, where, secret.text)
         assert run.directory is not None
-        files = sorted(run.directory.glob("*.jsonl"))
-        found = leaks(files, [s.needle for s in secrets])
+        assert run.package_path is not None
+        needles = [s.needle for s in secrets]
+        found = leaks(sorted(run.directory.glob("*.jsonl")), needles)
+        package_files = sorted(p for p in run.package_path.rglob("*") if p.is_file())
+        in_package = leaks(package_files, needles)
         kinds = {s.kind for s in secrets}
         figure("secrets planted / kinds / places", f"{SECRETS} / {len(kinds)} / {len(PLACES_ALL)}")
         figure("found in session files", len(found))
+        figure(
+            "package files checked (decompressed) / secrets found",
+            f"{len(package_files)} / {len(in_package)}",
+        )
         assert len(kinds) >= 9
+        assert len(package_files) >= 5
         assert [] == found
+        assert [] == in_package
 
     def test_benign_texts_unaltered(self, belog_config: Config, figure: Any) -> None:
         """At most 1 % of 1,000 benign texts are changed by redaction."""

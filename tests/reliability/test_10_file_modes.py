@@ -44,8 +44,13 @@ class TestFileModes:
         """Under the umask, with chmod disabled: files 0600, folders 0700."""
         result = child_json(run_child(subprocess_env, "file_modes", str(tmp_path), umask))
         wrong, files, dirs = _modes(tmp_path / "logs")
+        wrong_pkg, pkg_files, pkg_dirs = _modes(tmp_path / "packages")
         figure("log files / folders checked", f"{files} / {dirs}")
+        figure("package files / folders checked", f"{pkg_files} / {pkg_dirs}")
+        figure("wrong modes (logs / package)", f"{len(wrong)} / {len(wrong_pkg)}")
         figure("chmod calls made by belog", len(result["chmod_calls"]))
         assert [] == wrong
+        assert [] == wrong_pkg
         assert [] == result["chmod_calls"]
         assert files >= 5
+        assert pkg_files >= 7
