@@ -155,12 +155,19 @@ def sigkill_runs(out: str, runs: str, seed: str) -> None:
 
 def signal_target(log_dir: str, where: str, handle: str, durability: str) -> None:
     """Open a session (in the main thread or a worker) and log until signalled."""
+    if handle == "app":
+
+        def app_handler(_signum: int, _frame: Any) -> None:
+            sys.stderr.write("the application's own handler ran\n")
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, app_handler)
     belog.configure(
         log_dir=log_dir,
         package_dir=log_dir + "-pkg",
         console=False,
         durability=durability,
-        handle_signals=handle == "1",
+        handle_signals=handle != "0",
     )
     log = structlog.get_logger("rel.signal")
     ready = threading.Event()

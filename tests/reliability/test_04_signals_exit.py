@@ -20,11 +20,17 @@ from .conftest import child_command, global_file, read_lines, run_child
 
 
 def _signal_child(
-    env: dict[str, str], log_dir: Path, where: str, handle: bool, signum: int
+    env: dict[str, str], log_dir: Path, where: str, handle: bool | str, signum: int
 ) -> tuple[str, int, float]:
     """Start a logging child, signal it once its session is open; (session ID, status, seconds)."""
     proc = subprocess.Popen(
-        child_command("signal_target", str(log_dir), where, "1" if handle else "0", "record"),
+        child_command(
+            "signal_target",
+            str(log_dir),
+            where,
+            str(int(handle)) if isinstance(handle, bool) else handle,
+            "record",
+        ),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -94,6 +100,15 @@ class TestSignals:
         sid, status, _ = _signal_child(subprocess_env, log_dir, "main", False, signal.SIGTERM)
         assert -signal.SIGTERM == status
         assert _session_end(log_dir, sid) is None
+
+    def test_application_handler_kept(self, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        """An application that installed its own SIGTERM handler keeps it; belog stays out."""
+        log_dir = tmp_path / "logs"
+        sid, status, _ = _signal_child(subprocess_env, log_dir, "main", "app", signal.SIGTERM)
+        assert 0 == status
+        end = _session_end(log_dir, sid)
+        assert end is not None
+        assert "SessionInterrupted" != end["error"]["type"]
 
     @pytest.mark.parametrize("where", ["main", "daemon"])
     def test_sigint_finalizes_then_dies_by_sigint(
