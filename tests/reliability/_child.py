@@ -37,6 +37,20 @@ def pad(n: int) -> str:
     return (TEXT * reps)[:n]
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident set (VmHWM), in KiB.
+
+    Not ``getrusage().ru_maxrss``: Linux carries that over from the parent
+    across fork and exec, so a child of a big pytest process would report
+    the parent's peak.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0  # pragma: no cover - Linux always reports VmHWM
+
+
 def say(result: Any) -> None:
     """Print the scenario's result as the last line of stdout."""
     sys.stdout.write(json.dumps(result) + "\n")
@@ -524,8 +538,6 @@ def disk_fault(root: str, fault: str, phase: str) -> None:
 
 def blocked_sink(log_dir: str, calls: str, size: str, block_s: str) -> None:
     """Log through a FIFO nobody reads for *block_s* seconds; time every call."""
-    import resource
-
     belog.configure(log_dir=log_dir, console=False, durability="buffered", app_name="rel")
     from structlog_belog import _config
 
@@ -561,7 +573,7 @@ def blocked_sink(log_dir: str, calls: str, size: str, block_s: str) -> None:
     filler = pad(int(size))
     n = int(calls)
     lat = [0] * n
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = peak_rss_kib()
     perf = time.perf_counter_ns
     with run:
         for i in range(n):
@@ -570,7 +582,7 @@ def blocked_sink(log_dir: str, calls: str, size: str, block_s: str) -> None:
             lat[i] = perf() - t
         done_at = time.monotonic() - t0
         calls_done.set()
-        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss1 = peak_rss_kib()
         dropped = router.dropped(run.id)
     drainer.join()
     lat.sort()
@@ -724,8 +736,6 @@ def bad_values(log_dir: str) -> None:
 
 def big_string(log_dir: str, mb: str) -> None:
     """Log a *mb* MB string (structlog field, event and stdlib extra); measure peak RSS growth."""
-    import resource
-
     from structlog_belog import _config
 
     belog.configure(log_dir=log_dir, console=False, app_name="rel")
@@ -737,7 +747,7 @@ def big_string(log_dir: str, mb: str) -> None:
     with belog.session("big", package=False) as run:
         big = "x" * (int(mb) * 1_000_000)
         warm = pad(cap * 8)
-        rss_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_base = peak_rss_kib()
         # Warm up every path at this baseline with a value 8x the cap: the
         # cap-sized buffers any long value needs are counted once here, so
         # the growth below is what the value's 100 MB size itself costs.
@@ -745,13 +755,13 @@ def big_string(log_dir: str, mb: str) -> None:
         slog.info(warm)
         stdlog.info("warm", extra={"v": warm})
         del warm
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss0 = peak_rss_kib()
         t0 = time.perf_counter()
         slog.info("big", v=big)
         slog.info(big)
         stdlog.info("big", extra={"v": big})
         seconds = time.perf_counter() - t0
-        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss1 = peak_rss_kib()
         # The same calls again under tracemalloc: the peak of Python's heap
         # above what it held before, byte-exact where RSS is page-coarse.
         import tracemalloc
@@ -780,7 +790,6 @@ def big_string(log_dir: str, mb: str) -> None:
 
 def read_bomb(member: str, case: str) -> None:
     """Read a hostile zstd member the way belog reads packages; report the error and peak RSS."""
-    import resource
     import shutil
 
     from structlog_belog import read_package
@@ -807,7 +816,7 @@ def read_bomb(member: str, case: str) -> None:
         {
             "error": error,
             "seconds": time.perf_counter() - t0,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mib": peak_rss_kib() / 1024,
         }
     )
 
