@@ -140,6 +140,7 @@ class TestExits:
         in_session: str,
         tmp_path: Path,
         subprocess_env: dict[str, str],
+        figure: Any,
     ) -> None:
         """2,000 records logged just before the exit are all on disk, no flush called."""
         log_dir = tmp_path / "logs"
@@ -155,5 +156,7 @@ class TestExits:
             assert [how == "normal"] == [r["success"] for r in end]
         else:
             records, tail = read_lines(global_file(log_dir))
+        found = sorted(int(r["i"]) for r in records if r["event"] == "rec")
+        figure("records on disk", f"{len(found)}/{n}")
         assert b"" == tail
-        assert list(range(n)) == sorted(int(r["i"]) for r in records if r["event"] == "rec")
+        assert list(range(n)) == found
