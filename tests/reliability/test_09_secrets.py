@@ -4,7 +4,9 @@ Secrets from ``tests/strategies.make_secrets`` (OpenAI project/service/admin/
 legacy keys, Anthropic keys, JWTs, Bearer/Basic headers, AWS keys, PEM
 private keys, passwords in URLs, ...) are planted in messages, fields, nested
 request structures, JSON documents inside strings, formatted tracebacks,
-really raised exceptions and stdlib messages. Pass: 0 found in any session
+really raised exceptions, stdlib messages, and in audited OpenAI calls (the
+real SDK against ``httpx.MockTransport``): prompts, responses, request
+headers and API error messages. Pass: 0 found in any session
 file (raw bytes or any decoded string), and at most 1 % of 1,000 benign texts
 altered.
 """
@@ -29,7 +31,65 @@ from ..strategies import PLACES, make_benign_texts, make_secrets, plant
 from .conftest import read_lines
 
 SECRETS = 1000
-PLACES_ALL = (*PLACES, "raised", "stdlib")
+#: Record-level places, then the places an audited OpenAI call carries.
+PLACES_ALL = (*PLACES, "raised", "stdlib", "prompt", "response", "header", "api_error")
+_AUDIT_PLACES = frozenset(("prompt", "response", "header", "api_error"))
+
+
+def _openai_client() -> Any:
+    """The real OpenAI SDK against an httpx.MockTransport that echoes a planted secret."""
+    import httpx
+    import openai
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        secret = request.headers.get("x-echo", "")
+        where = request.headers.get("x-where", "")
+        if where == "api_error":
+            error = {"message": f"Incorrect API key provided: {secret}", "type": "auth"}
+            return httpx.Response(401, json={"error": error}, headers={"x-request-id": "req_e"})
+        content = f"here it is: {secret}" if where == "response" else "done"
+        body = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "gpt-4o-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+        }
+        return httpx.Response(200, json=body, headers={"x-request-id": "req_1"})
+
+    client = openai.OpenAI(
+        api_key="test-key",
+        base_url="http://mock.invalid/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    belog.instrument_openai(client)
+    return client
+
+
+def _call(client: Any, where: str, text: str) -> None:
+    import openai
+
+    prompt = f"please use {text}" if where == "prompt" else "hello"
+    headers = {"x-where": where, "x-echo": text}
+    if where == "header":
+        headers["X-Api-Key"] = text
+    try:
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": prompt}],
+            extra_headers=headers,
+        )
+    except openai.AuthenticationError:
+        if where != "api_error":
+            raise
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -103,19 +163,26 @@ class TestSecrets:
     def test_no_secret_in_session_files(self, belog_config: Config, figure: Any) -> None:
         """1,000 secrets in 7 places: 0 found in any session or package file."""
         secrets = make_secrets(SECRETS, seed=9)
+        client = _openai_client()
         with belog.session("secrets") as run:
             for i, secret in enumerate(secrets):
                 where = PLACES_ALL[i % len(PLACES_ALL)]
+                if where in _AUDIT_PLACES:
+                    _call(client, where, secret.text)
+                    continue
                 fields = plant(secret, where) if where in PLACES else {}
                 log_secret(i, fields, where, secret.text)
         assert run.directory is not None
         assert run.package_path is not None
         needles = [s.needle for s in secrets]
-        found = leaks(sorted(run.directory.glob("*.jsonl")), needles)
+        session_files = sorted(run.directory.glob("*.jsonl"))
+        calls = (run.directory / "prompts.jsonl").read_bytes().count(b"\n")
+        found = leaks(session_files, needles)
         package_files = sorted(p for p in run.package_path.rglob("*") if p.is_file())
         in_package = leaks(package_files, needles)
         kinds = {s.kind for s in secrets}
         figure("secrets planted / kinds / places", f"{SECRETS} / {len(kinds)} / {len(PLACES_ALL)}")
+        figure("audited LLM calls carrying secrets", calls)
         figure("found in session files", len(found))
         figure(
             "package files checked (decompressed) / secrets found",
@@ -123,6 +190,7 @@ class TestSecrets:
         )
         assert len(kinds) >= 9
         assert len(package_files) >= 5
+        assert calls >= 4 * SECRETS // len(PLACES_ALL)
         assert [] == found
         assert [] == in_package
 
