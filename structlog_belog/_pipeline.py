@@ -208,6 +208,10 @@ class Pipeline:
             if ctx.fields:
                 for key, value in ctx.fields.items():
                     ed.setdefault(key, value)
+            # Redact before adding what the record path itself sets (time,
+            # level, session, stage, task): fewer keys to walk, same result.
+            for proc in self.processors:
+                ed = proc(None, level, ed)
             ed["timestamp"] = format_timestamp(created)
             ed["level"] = level
             session = ctx.session
@@ -230,8 +234,6 @@ class Pipeline:
             task = ctx.task
             if task is not None and level in _ERROR_LEVELS:
                 task.note_error(ed)
-            for proc in self.processors:
-                ed = proc(None, level, ed)
             line = render_jsonl(None, level, ed)
             if len(line) > self.truncate_over and self.truncator is not None:
                 ed = self.truncator(None, level, ed)

@@ -104,7 +104,7 @@ class SessionRouter:
         self.buffer_bytes = buffer_bytes
         self.flush_interval = flush_interval
         self.drops = _Drops()
-        self.written = 0
+
         self._init_process_state()
         _ROUTERS.add(self)
 
@@ -153,7 +153,6 @@ class SessionRouter:
             n = os.write(fd, line)
             if n != len(line):
                 _write_rest(fd, line, n, session_id is not None)
-            self.written += 1
         except Exception as exc:  # noqa: BLE001 - the log call must never raise
             self._forget(key)
             self._drop(session_id, exc, 1)
@@ -257,7 +256,7 @@ class SessionRouter:
                     n = os.write(fd, data)
                     if n != len(data):
                         _write_rest(fd, bytes(data), n, key[0] is not None)
-                    self.written += data.count(b"\n")
+
                 except OSError as exc:
                     with self._lock:
                         self._forget(key)

@@ -47,12 +47,7 @@ def record_to_event_dict(record: logging.LogRecord) -> dict[str, Any]:
         message = record.getMessage()
     except Exception as exc:  # noqa: BLE001 - a bad format or __str__ is the caller's; keep the record
         message = _unformattable(record, exc)
-    ed: dict[str, Any] = {
-        "timestamp": None,
-        "level": None,
-        "logger": record.name,
-        "event": message,
-    }
+    ed: dict[str, Any] = {"logger": record.name, "event": message}
     d = record.__dict__
     if len(d) > _N_STANDARD:
         # A record whose first attribute is not `name` was built unusually (a
@@ -117,9 +112,11 @@ class SessionHandler(logging.Handler):
             return False
         # emit()'s body, inlined: this runs for every stdlib record.
         try:
-            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()
-            level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
-            pipeline.process(record_to_event_dict(record), level, record.created)
+            (_config._STATE.pipeline or _config.ensure_pipeline()).process(
+                record_to_event_dict(record),
+                _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname),
+                record.created,
+            )
         except Exception:  # noqa: BLE001 - logging's own error path, never raising
             self.handleError(record)
         return True
@@ -127,9 +124,11 @@ class SessionHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Convert *record* to an event dict and send it down the record path."""
         try:
-            pipeline = _config._STATE.pipeline or _config.ensure_pipeline()
-            level = _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname)
-            pipeline.process(record_to_event_dict(record), level, record.created)
+            (_config._STATE.pipeline or _config.ensure_pipeline()).process(
+                record_to_event_dict(record),
+                _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname),
+                record.created,
+            )
         except Exception:  # noqa: BLE001 - logging's own error path, never raising
             self.handleError(record)
 
