@@ -16,8 +16,9 @@ from typing import Any, Final
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _PJLJsonFormatter
 
-from . import _config, _context
-from ._pipeline import fallback_session, format_exception, format_timestamp, normalize_level
+from . import _config
+from ._pipeline import format_exception, format_timestamp, normalize_level
+from .processors import add_session
 
 __all__ = ["JsonFormatter", "SessionHandler"]
 
@@ -110,15 +111,7 @@ class SessionHandler(logging.Handler):
         """
         if self.filters and not self.filter(record):
             return False
-        # emit()'s body, inlined: this runs for every stdlib record.
-        try:
-            (_config._STATE.pipeline or _config.ensure_pipeline()).process(
-                record_to_event_dict(record),
-                _LEVEL_OF.get(record.levelno) or normalize_level(record.levelname),
-                record.created,
-            )
-        except Exception:  # noqa: BLE001 - logging's own error path, never raising
-            self.handleError(record)
+        self.emit(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -149,17 +142,5 @@ class JsonFormatter(_PJLJsonFormatter):
     ) -> None:
         """Add python-json-logger's fields, then the session's."""
         super().add_fields(log_data, record, message_dict)
-        ctx = _context.current()
-        session = ctx.session
-        if session is None:
-            session, attributed = fallback_session()
-            if attributed:
-                log_data["attributed"] = "sole_session"
         log_data.setdefault("timestamp", format_timestamp(record.created))
-        log_data["session_id"] = None if session is None else session.id
-        if ctx.stage is not None:
-            log_data["stage"] = ctx.stage
-        if ctx.task is not None:
-            log_data["task"] = ctx.task.name
-        for key, value in ctx.fields.items():
-            log_data.setdefault(key, value)
+        add_session(None, "", log_data)
