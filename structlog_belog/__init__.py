@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ._config import Config, configure, get_config
 from ._context import bind, bound, current_session
+from ._package import package
+from ._reader import Package, iter_records, read_package
 from ._session import Run, Stage, new_session_id, session
 from ._threads import ThreadPoolExecutor, propagate, session_env
 
@@ -16,6 +18,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "Config",
+    "Package",
     "Run",
     "Stage",
     "ThreadPoolExecutor",
@@ -25,8 +28,11 @@ __all__ = [
     "configure",
     "current_session",
     "get_config",
+    "iter_records",
     "new_session_id",
+    "package",
     "propagate",
+    "read_package",
     "session",
     "session_env",
 ]

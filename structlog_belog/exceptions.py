@@ -2,8 +2,47 @@
 
 from __future__ import annotations
 
-__all__ = ["BelogError"]
+from pathlib import Path
+
+__all__ = [
+    "BelogError",
+    "CorruptDataError",
+    "DecompressionLimitError",
+    "PackageError",
+    "SessionNotFoundError",
+]
 
 
 class BelogError(Exception):
     """Base class of structlog-belog's own errors."""
+
+
+class PackageError(BelogError, OSError):
+    """A package could not be built or read; *path* names the culprit."""
+
+    def __init__(self, message: str, path: Path | str | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else Path(path)
+
+
+class SessionNotFoundError(PackageError, FileNotFoundError):
+    """No session folder matches *session_id* under the log folder."""
+
+    def __init__(
+        self, session_id: str, path: Path | str | None = None, reason: str | None = None
+    ) -> None:
+        where = "" if path is None else f" in {str(path)!r}"
+        super().__init__(reason or f"no session {session_id!r}{where}", path)
+        self.session_id = session_id
+
+
+class CorruptDataError(PackageError):
+    """A log file or package member is damaged: bad zstd data, a truncated frame."""
+
+
+class DecompressionLimitError(CorruptDataError):
+    """Decompressing *path* would exceed *limit* bytes (a zstd bomb or a runaway line)."""
+
+    def __init__(self, message: str, path: Path | str | None, limit: int) -> None:
+        super().__init__(message, path)
+        self.limit = limit

@@ -1,0 +1,266 @@
+"""The finalizer against a bare parse of the same records, and its memory profile.
+
+Run from the repository root (after ``pip install -e '.[dev]'``)::
+
+    python benchmarks/bench_finalize.py [--records N] [--small N] [--rounds R] [--json]
+
+Three ratios, each against a baseline measured in the same run:
+
+- ``finalize / bare parse``: building the whole package (one streaming pass,
+  report, zstd members, metadata, summary, SHA256SUMS, rename) of a session of
+  N records, divided by a bare ``for line in file: orjson.loads(line)`` pass
+  over the same files. Goal ≤ 1.5. The fastest of R interleaved rounds is kept.
+- ``peak RSS N / peak RSS small``: the peak resident memory of a child process
+  that finalizes N records, divided by that of one finalizing *small* records.
+  Goal ≤ 1.2 (memory stays flat however large the session).
+- ``pipeline belog / plain structlog``: a simulated pipeline — 50 LLM calls to
+  the offline fake model at 20 ms each and 20k log records — with belog
+  (configure, session, stages, audited client, package at exit) divided by the
+  same work with plain structlog writing JSON lines to a file. Goal ≤ 1.05.
+  Needs the audit (``structlog_belog._audit``, ``_fake_llm``); skipped without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SID = "sess_2025-01-18_17-30-00_bench000"
+LEVELS = ("info",) * 16 + ("debug",) * 2 + ("warning",) + ("error",)
+
+
+def write_session(log_dir: Path, n: int, shards: int = 1) -> Path:
+    """A session of *n* records shaped like real ones, split over *shards* files."""
+    d = log_dir / "sessions" / SID
+    d.mkdir(parents=True, exist_ok=True)
+    files = [open(d / "processing.jsonl", "wb")]  # noqa: SIM115 - closed below
+    files += [open(d / f"processing.{1000 + i}.jsonl", "wb") for i in range(1, shards)]  # noqa: SIM115
+    dumps = orjson.dumps
+    try:
+        files[0].write(dumps({
+            "timestamp": "2025-01-18T17:30:00.000000Z", "level": "info",
+            "logger": "structlog_belog.session", "event": "session_start", "kind": "session_start",
+            "title": "bench", "session_id": SID, "host": "h", "python": "3", "belog_version": "0",
+        }) + b"\n")  # fmt: skip
+        stages = ("preprocessing", "generation", "validation")
+        for i in range(n):
+            sec, us = divmod(i * 37, 1_000_000)
+            minute, sec = divmod(sec + 1, 60)
+            rec = {
+                "timestamp": f"2025-01-18T{17 + (30 + minute) // 60:02d}:{(30 + minute) % 60:02d}:"
+                f"{sec:02d}.{us:06d}Z",
+                "level": LEVELS[i % len(LEVELS)],
+                "logger": "lyfe_kt.pipeline",
+                "event": f"processed item {i}",
+                "session_id": SID,
+                "stage": stages[i * 3 // n],
+                "user": "alice",
+                "items": i % 17,
+                "ratio": 0.5,
+                "ok": True,
+            }
+            files[i % shards].write(dumps(rec) + b"\n")
+        files[0].write(dumps({
+            "timestamp": "2025-01-18T23:59:59.000000Z", "level": "info",
+            "logger": "structlog_belog.session", "event": "session_end", "kind": "session_end",
+            "success": True, "duration_s": 1.0, "records_dropped": 0, "session_id": SID,
+        }) + b"\n")  # fmt: skip
+    finally:
+        for f in files:
+            f.close()
+    return d
+
+
+def bare_parse(directory: Path) -> int:
+    """The baseline: read every line of every file and parse it with orjson."""
+    loads = orjson.loads
+    count = 0
+    for path in sorted(directory.glob("processing*.jsonl")):
+        with open(path, "rb") as fh:
+            for line in fh:
+                loads(line)
+                count += 1
+    return count
+
+
+LEVEL: list[int | bool] = [True]  # set by --level
+
+
+def finalize(directory: Path, package_dir: Path) -> Path:
+    """The measured operation: build the package."""
+    from structlog_belog._package import build_package
+
+    return build_package(directory, package_dir, compress=LEVEL[0])
+
+
+def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, float]:
+    """Fastest of *rounds* interleaved (bare, finalize) timings, wall clock and CPU.
+
+    CPU time (this process, zstd's worker threads included) is reported beside
+    wall-clock time: on a shared machine it is the steadier of the two.
+    """
+    wall: dict[str, list[float]] = {"bare": [], "finalize": []}
+    cpu: dict[str, list[float]] = {"bare": [], "finalize": []}
+    for r in range(rounds):
+        for name, work in (
+            ("bare", lambda: bare_parse(directory)),
+            ("finalize", lambda r=r: finalize(directory, tmp / f"packages-{r}")),
+        ):
+            w0, c0 = time.perf_counter(), time.process_time()
+            work()
+            wall[name].append(time.perf_counter() - w0)
+            cpu[name].append(time.process_time() - c0)
+    return {
+        "bare_parse_s": round(min(wall["bare"]), 3),
+        "finalize_s": round(min(wall["finalize"]), 3),
+        "finalize_ratio": round(min(wall["finalize"]) / min(wall["bare"]), 3),
+        "bare_parse_cpu_s": round(min(cpu["bare"]), 3),
+        "finalize_cpu_s": round(min(cpu["finalize"]), 3),
+        "finalize_ratio_cpu": round(min(cpu["finalize"]) / min(cpu["bare"]), 3),
+    }
+
+
+def child_rss(directory: Path, package_dir: Path) -> int:
+    """Peak RSS (KiB, ``VmHWM``) of a fresh interpreter that finalizes *directory*.
+
+    ``VmHWM`` rather than ``ru_maxrss``: Linux carries ``ru_maxrss`` across
+    ``exec``, so a child would report its parent's peak.
+    """
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from structlog_belog._package import build_package\n"
+        "build_package(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "status = Path('/proc/self/status').read_text()\n"
+        "print(next(x.split()[1] for x in status.splitlines() if x.startswith('VmHWM')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(directory), str(package_dir)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return int(out.split()[-1])
+
+
+# -- the simulated pipeline ------------------------------------------------------------
+
+
+def _pipeline_work(client: Any, log: Any, records: int, calls: int) -> None:
+    per_call = records // calls
+    for c in range(calls):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"item {c}"}]
+        )
+        for i in range(per_call):
+            log.info("processed", item=i, call=c, user="alice", ok=True)
+
+
+def pipeline_plain(tmp: Path, records: int, calls: int) -> float:
+    """Plain structlog to a JSONL file, an un-audited fake client."""
+    import structlog
+
+    from structlog_belog._fake_llm import FakeLLM, fake_openai_client
+
+    client = fake_openai_client(transport=FakeLLM(latency=0.02))
+    with open(tmp / "plain.jsonl", "wb") as fh:
+        log = structlog.wrap_logger(
+            structlog.BytesLogger(fh),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(serializer=orjson.dumps),
+            ],
+        )
+        t0 = time.perf_counter()
+        _pipeline_work(client, log, records, calls)
+        return time.perf_counter() - t0
+
+
+def pipeline_belog(tmp: Path, records: int, calls: int) -> float:
+    """The same with belog: configure, a session with a stage, an audited client, a package."""
+    import structlog
+
+    import structlog_belog as belog
+    from structlog_belog import _config
+    from structlog_belog._audit import instrument_openai
+    from structlog_belog._fake_llm import FakeLLM, fake_openai_client
+
+    client = instrument_openai(fake_openai_client(transport=FakeLLM(latency=0.02)))
+    belog.configure(log_dir=tmp / "logs", package_dir=tmp / "packages", console=False,
+                    handle_signals=False)  # fmt: skip
+    try:
+        log = structlog.get_logger("bench")
+        t0 = time.perf_counter()
+        with belog.session("bench pipeline") as run, run.stage("generation"):
+            _pipeline_work(client, log, records, calls)
+        return time.perf_counter() - t0
+    finally:
+        _config.reset()
+
+
+def main() -> int:
+    """Run the benchmark and print the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shards", type=int, default=1, help="files the session is split into")
+    parser.add_argument("--pipeline-rounds", type=int, default=3)
+    parser.add_argument("--level", type=int, help="zstd level (default: the package default)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.level is not None:
+        LEVEL[0] = args.level
+    results: dict[str, Any] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "records": args.records,
+        "small": args.small,
+        "shards": args.shards,
+        "zstd_level": args.level or "default (3)",
+    }
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        big = write_session(tmp / "big", args.records, args.shards)
+        results.update(time_pair(big, tmp, args.rounds))
+        small = write_session(tmp / "small", args.small, args.shards)
+        rss_small = child_rss(small, tmp / "rss-small")
+        rss_big = child_rss(big, tmp / "rss-big")
+        results.update(rss_small_kib=rss_small, rss_big_kib=rss_big,
+                       rss_ratio=round(rss_big / rss_small, 3))  # fmt: skip
+        try:
+            import structlog_belog._audit
+            import structlog_belog._fake_llm  # noqa: F401
+        except ImportError:
+            results["pipeline_ratio"] = None
+        else:
+            plain, with_belog = [], []
+            for r in range(args.pipeline_rounds):
+                plain.append(pipeline_plain(tmp, 20_000, 50))
+                with_belog.append(pipeline_belog(tmp / f"pipe-{r}", 20_000, 50))
+            results.update(pipeline_plain_s=round(min(plain), 3),
+                           pipeline_belog_s=round(min(with_belog), 3),
+                           pipeline_ratio=round(min(with_belog) / min(plain), 3))  # fmt: skip
+    results["peak_rss_parent_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for key, value in results.items():
+            print(f"{key:>22}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
