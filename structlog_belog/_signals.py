@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -60,10 +61,7 @@ def _before_joining_threads() -> None:
         return  # the normal exit path (atexit) finishes the job
     signum = _received[0]
     close_open_sessions(SessionInterrupted(f"terminated by {signal.Signals(signum).name}"))
-    from ._router import _flush_all_at_exit
-
-    _flush_all_at_exit()
-    _die(signum)
+    _flush_and_die(signum)
 
 
 _hooked_thread_shutdown: list[bool] = []
@@ -115,17 +113,35 @@ def close_open_sessions(reason: BaseException) -> None:
 
 
 def _at_exit() -> None:
+    # An uncaught KeyboardInterrupt (Ctrl-C) is what ends the process, if
+    # CPython recorded one for the main module.
+    interrupted = getattr(sys, "last_type", None) is KeyboardInterrupt
+    closed = False
     if _context.REGISTRY.open_sessions():
-        reason: BaseException = (
-            SessionInterrupted(f"terminated by {signal.Signals(_received[0]).name}")
-            if _received
-            else SystemExit("process exited with the session still open")
-        )
+        reason: BaseException
+        if _received:
+            reason = SessionInterrupted(f"terminated by {signal.Signals(_received[0]).name}")
+        elif interrupted:
+            reason = KeyboardInterrupt()
+        else:
+            reason = SystemExit("process exited with the session still open")
         close_open_sessions(reason)
+        closed = True
     if _received:
-        signum = _received[0]
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+        _flush_and_die(_received[0])
+    elif closed and interrupted:
+        # CPython ends a Ctrl-C-ed process by re-raising SIGINT, so its parent
+        # sees the usual status; but finalizing the sessions runs code (imports
+        # that exec source) which clears CPython's note of the interrupt, and
+        # the process would exit with status 1. Take the usual effect here.
+        _flush_and_die(signal.SIGINT)
+
+
+def _flush_and_die(signum: int) -> None:
+    from ._router import _flush_all_at_exit
+
+    _flush_all_at_exit()
+    _die(signum)
 
 
 atexit.register(_at_exit)
