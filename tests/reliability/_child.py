@@ -188,6 +188,10 @@ def signal_target(log_dir: str, where: str, handle: str, durability: str) -> Non
 
     def work() -> None:
         with belog.session("signalled") as run:
+            if where == "main-100k":
+                # A session with some history, so finalizing has real work.
+                for i in range(100_000):
+                    log.info("history", i=i, pad=pad(200))
             sys.stdout.write(json.dumps({"session_id": run.id}) + "\n")
             sys.stdout.flush()
             ready.set()
@@ -197,7 +201,7 @@ def signal_target(log_dir: str, where: str, handle: str, durability: str) -> Non
                 i += 1
                 time.sleep(0.001)
 
-    if where == "main":
+    if where in ("main", "main-100k"):
         work()
     else:
         # The main thread waits as a server's would (not in join(), which

@@ -72,7 +72,7 @@ def _session_end(log_dir: Path, sid: str) -> dict[str, Any] | None:
 class TestSignals:
     """belog's signal handling, where the application installed none."""
 
-    @pytest.mark.parametrize("where", ["main", "thread", "daemon"])
+    @pytest.mark.parametrize("where", ["main", "thread", "daemon", "main-100k"])
     def test_sigterm_finalizes_then_dies_by_sigterm(
         self, where: str, tmp_path: Path, subprocess_env: dict[str, str], figure: Any
     ) -> None:
