@@ -10,6 +10,7 @@ __all__ = [
     "DecompressionLimitError",
     "PackageError",
     "SessionNotFoundError",
+    "StoreError",
 ]
 
 
@@ -46,3 +47,21 @@ class DecompressionLimitError(CorruptDataError):
     def __init__(self, message: str, path: Path | str | None, limit: int) -> None:
         super().__init__(message, path)
         self.limit = limit
+
+
+class StoreError(BelogError, OSError):
+    """The BELog store cannot be read or written (for example a corrupted index file).
+
+    The store is only an index over the JSONL logs: rebuild it with
+    ``belog reindex`` or ``open_store(..., reindex_from=LOG_DIR)``.
+
+    Attributes:
+        location: The store that failed (file path or ``chroma:PATH``).
+    """
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+    def __str__(self) -> str:
+        return str(self.args[0])

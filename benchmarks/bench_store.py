@@ -1,0 +1,208 @@
+"""The BELog store against a linear scan of the JSONL files it indexes.
+
+Run: python benchmarks/bench_store.py [--records N] [--tasks T] [--queries Q]
+
+Writes N BELog records (T task names, 5 blueprints, realistic fields) to a
+``belog.jsonl`` file in a temporary folder and bulk-loads the same records into
+a SQLite store with ``add_many`` (one transaction). Then, in this one process:
+
+- ``get_past_attempts(task, 10)`` on random tasks (median of Q queries)
+  ÷ a linear scan of the JSONL answering the same question (median of 3
+  scans; the scan skips lines without the task's name before parsing, the
+  fastest honest scan). Target at 1M records: ≤ 0.01.
+- insert throughput: records/s for ``add_many`` (bulk, one transaction) and
+  for ``add`` (one transaction per record, what a task does), on a store
+  already holding the N records.
+- for reference: ``last_execution``, ``get_latest_blueprint_version`` and
+  ``similar`` medians, as ratios to the same scan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from structlog_belog._revision import generate_blueprint_revision
+from structlog_belog._store import SQLiteStore
+
+ERRORS = [
+    "TimeoutError: read timed out",
+    "JSONDecodeError: Expecting value: line 1 column 1",
+    "RateLimitError: 429 Too Many Requests",
+]
+SUGGESTIONS = ["Cache the template analysis", "Batch the calls", "Use a schema"]
+
+
+def make_records(n: int, tasks: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+    """*n* BELog records, time-ordered, spread over *tasks* task names."""
+    rng = random.Random(seed)
+    base = 1_700_000_000
+    for i in range(n):
+        t = base + i * 0.25
+        sec = int(t)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        ok = rng.random() > 0.1
+        yield {
+            "kind": "belog",
+            "event": "belog",
+            "level": "info" if ok else "warning",
+            "logger": "structlog_belog.belog",
+            "timestamp": f"{stamp}.{int((t - sec) * 1e6):06d}Z",
+            "blueprint_id": f"bp_{i % 5:03d}",
+            "blueprint_version": f"v1.{(i * 20) // n}",
+            "execution_context": "Generate supertasks from Naval content",
+            "task_name": f"Task {rng.randrange(tasks):05d}",
+            "expected_outcome": "valid supertask JSON",
+            "execution_time": round(rng.uniform(0.1, 5.0), 6),
+            "files_changed": [f"work/03_output/out_{i % 97}.json"],
+            "dependencies_affected": ["openai:gpt-4o"],
+            "pipeline_connections": [],
+            "errors_encountered": [] if ok else [rng.choice(ERRORS)],
+            "success": ok,
+            "efficiency_score": round(rng.uniform(0, 100), 2),
+            "potential_breakage_risk": {"level": "low", "reasons": []},
+            "cross_check_required": [],
+            "execution_trace_id": f"belog_{i:012d}",
+            "previous_attempts": [],
+            "improvement_suggestions": [rng.choice(SUGGESTIONS)] if i % 7 == 0 else [],
+            "session_id": f"sess_{i // 50:08d}",
+        }
+
+
+def scan_past_attempts(path: Path, task: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The linear-scan answer to get_past_attempts: every line, newest `limit` of the task."""
+    needle = orjson.dumps({"task_name": task})[1:-1]
+    found = []
+    with path.open("rb") as fh:
+        for line in fh:
+            if needle in line:
+                record = orjson.loads(line)
+                if record.get("task_name") == task:
+                    found.append(record)
+    found.sort(key=lambda r: r["timestamp"], reverse=True)
+    return found[:limit]
+
+
+def median_seconds(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time of *repeat* calls of *fn*."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(n: int, n_tasks: int, n_queries: int, n_scans: int) -> dict[str, float]:
+    """Build the JSONL and the store in a temporary folder and time every question."""
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
+        folder = Path(tmp)
+        jsonl = folder / "sessions" / "sess_bench" / "belog.jsonl"
+        jsonl.parent.mkdir(parents=True)
+        t0 = time.perf_counter()
+        with jsonl.open("wb") as fh:
+            for record in make_records(n, n_tasks):
+                fh.write(orjson.dumps(record) + b"\n")
+        write_s = time.perf_counter() - t0
+
+        store = SQLiteStore(folder / "belog_index.sqlite3")
+        gc.collect()
+        t0 = time.perf_counter()
+        store.add_many(make_records(n, n_tasks))
+        bulk_s = time.perf_counter() - t0
+
+        tasks = [f"Task {rng.randrange(n_tasks):05d}" for _ in range(n_queries)]
+        probe = tasks[0]
+        expected = [r["execution_trace_id"] for r in scan_past_attempts(jsonl, probe)]
+        if expected != [r["execution_trace_id"] for r in store.get_past_attempts(probe, 10)]:
+            msg = "the store and the scan disagree"
+            raise AssertionError(msg)
+
+        queries = iter(tasks)
+        results = {
+            "scan": median_seconds(lambda: scan_past_attempts(jsonl, probe), n_scans),
+            "query": median_seconds(lambda: store.get_past_attempts(next(queries), 10), len(tasks)),
+            "last": median_seconds(store.last_execution, 50),
+            "version": median_seconds(lambda: store.get_latest_blueprint_version("bp_002"), 20),
+            "similar": median_seconds(lambda: store.similar("json decode error", 5), 20),
+            "revision": median_seconds(
+                lambda: generate_blueprint_revision("bp_002", store, write=False), 1
+            ),
+            "bulk_rate": n / bulk_s,
+            "write_rate": n / write_s,
+        }
+        extra = list(make_records(2_000, n_tasks, seed=99))
+        for i, record in enumerate(extra):
+            record["execution_trace_id"] = f"extra_{i:08d}"
+        t0 = time.perf_counter()
+        for record in extra[:1_000]:
+            store.add(record)
+        results["single_rate"] = 1_000 / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        store.add_many(extra[1_000:])
+        results["more_rate"] = 1_000 / (time.perf_counter() - t0)
+        results["index_mb"] = (folder / "belog_index.sqlite3").stat().st_size / 1e6
+        results["jsonl_mb"] = jsonl.stat().st_size / 1e6
+        store.close()
+    return results
+
+
+def main() -> int:
+    """Run the benchmark and print its table (Markdown, for docs/performance.md)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--tasks", type=int, default=1_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--scans", type=int, default=3)
+    args = parser.parse_args()
+    n = args.records
+    r = measure(n, args.tasks, args.queries, args.scans)
+    scan = r["scan"]
+    ratio = r["query"] / scan
+    print(f"# BELog store benchmark: {n:,} records, {args.tasks:,} tasks")
+    print(
+        f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{platform.machine()}, {platform.system()}"
+    )
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| JSONL size / index size | {r['jsonl_mb']:,.0f} MB / {r['index_mb']:,.0f} MB |")
+    print(f"| linear JSONL scan (median of {args.scans}) | {scan * 1e3:,.1f} ms |")
+    print(
+        f"| `get_past_attempts(task, 10)` (median of {args.queries}) | {r['query'] * 1e6:,.1f} µs |"
+    )
+    print(f"| **`get_past_attempts` ÷ scan** (target ≤ 0.01) | **{ratio:.2e}** |")
+    print(f"| `last_execution()` ÷ scan | {r['last'] / scan:.2e} |")
+    print(f"| `get_latest_blueprint_version()` ÷ scan | {r['version'] / scan:.2e} |")
+    print(f"| `similar(text, 5)` ÷ scan | {r['similar'] / scan:.2e} |")
+    print(f"| `generate_blueprint_revision` over {n // 5:,} records | {r['revision']:,.2f} s |")
+    bulk = f"{r['bulk_rate']:,.0f} records/s"
+    print(f"| bulk load `add_many`, {n:,} records, one transaction | {bulk} |")
+    print(f"| `add_many` of 1,000 more into the full store | {r['more_rate']:,.0f} records/s |")
+    print(
+        f"| `add`, one record per transaction (as tasks do) | {r['single_rate']:,.0f} records/s |"
+    )
+    print(f"| writing the JSONL (orjson, for scale) | {r['write_rate']:,.0f} records/s |")
+    print()
+    print("PASS" if ratio <= 0.01 else "FAIL", f"get_past_attempts/scan = {ratio:.2e} (≤ 0.01)")
+    return 0 if ratio <= 0.01 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

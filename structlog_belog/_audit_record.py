@@ -1,0 +1,347 @@
+"""What goes into an ``llm_call`` record: pure functions from SDK objects to JSON.
+
+Everything here reads the openai SDK's result objects (or plain dicts of the
+same shape) by attribute name only, so the module imports nothing from
+``openai`` and works for a user's own wrapper that returns dicts.
+
+Field names mirror the OpenTelemetry GenAI semantic conventions where one
+exists: ``input_tokens``/``output_tokens`` (``gen_ai.usage.*``),
+``finish_reason`` (``gen_ai.response.finish_reasons``), ``response.id`` and
+``response.model`` (``gen_ai.response.*``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+import orjson
+
+__all__ = [
+    "API_CHAT",
+    "API_EMBEDDINGS",
+    "API_RESPONSES",
+    "describe_error",
+    "guess_api",
+    "jsonable",
+    "request_of",
+    "response_of",
+    "scrub_request",
+    "scrub_response",
+    "usage_of",
+]
+
+API_CHAT: Final = "chat.completions"
+API_RESPONSES: Final = "responses"
+API_EMBEDDINGS: Final = "embeddings"
+
+#: Create-call arguments that configure the transport, not the model: not part of `request`.
+_TRANSPORT_KWARGS: Final = frozenset(("extra_headers", "extra_query", "extra_body", "timeout"))
+#: Arguments that may be one-shot iterators; the audit lists them once and passes the list on.
+ITERABLE_KWARGS: Final = ("messages", "input", "tools")
+_MAX_DEPTH: Final = 32
+
+
+def _sentinel_types() -> tuple[type, ...]:
+    try:
+        from openai import NotGiven, Omit
+    except ImportError:  # pragma: no cover - openai is installed wherever this runs in tests
+        return ()
+    return (NotGiven, Omit)
+
+
+_SENTINELS: Final = _sentinel_types()
+
+
+def is_given(value: Any) -> bool:
+    """False for the SDK's ``omit``/``NOT_GIVEN`` placeholders, True otherwise."""
+    return not (_SENTINELS and isinstance(value, _SENTINELS))
+
+
+def field(obj: Any, name: str) -> Any:
+    """Read *name* from an SDK object or from a dict of the same shape."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return per kind reads best
+    """Return a JSON-ready copy of *value* (SDK models dumped, classes named).
+
+    A copy, so that a caller who changes its ``messages`` list after the call
+    (an agent appending the answer) does not change what the audit recorded.
+    """
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if depth > _MAX_DEPTH:
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items() if is_given(v)}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, depth + 1) for v in value]
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return jsonable(dump(mode="json", exclude_unset=True), depth + 1)
+        except Exception:  # noqa: BLE001 - a model that cannot dump itself is named instead
+            return repr(value)
+    if isinstance(value, bytes | bytearray):
+        return {"bytes": len(value)}
+    if not is_given(value):
+        return None
+    return repr(value)
+
+
+def request_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``request`` part of a record: the create call's arguments, JSON-ready."""
+    request: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in _TRANSPORT_KWARGS or not is_given(value):
+            continue
+        request[key] = jsonable(value)
+    headers = kwargs.get("extra_headers")
+    if headers:
+        request["headers"] = jsonable(headers)
+    extra = kwargs.get("extra_body")
+    if extra:
+        request["extra_body"] = jsonable(extra)
+    return request
+
+
+def guess_api(kwargs: Mapping[str, Any], result: Any = None) -> str:
+    """Which API a call used, from its result type if known, else from its arguments."""
+    if result is not None:
+        kind = type(result).__name__
+        if "Embedding" in kind:
+            return API_EMBEDDINGS
+        if kind.endswith("ChatCompletion"):
+            return API_CHAT
+        if kind.endswith("Response") and field(result, "object") == "response":
+            return API_RESPONSES
+    if "messages" in kwargs:
+        return API_CHAT
+    model = str(kwargs.get("model") or "")
+    if "embedding" in model or "encoding_format" in kwargs or "dimensions" in kwargs:
+        return API_EMBEDDINGS
+    return API_RESPONSES
+
+
+# -- content scrubbing (capture_content=False) ----------------------------------
+
+
+def fingerprint(value: Any) -> dict[str, Any]:
+    """Length and SHA-256 of a piece of content, instead of the content."""
+    text = value if isinstance(value, str) else orjson.dumps(value, default=repr).decode()
+    data = text.encode("utf-8", "surrogatepass")
+    return {"length": len(text), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _scrub_message(message: Any) -> Any:
+    if not isinstance(message, Mapping):
+        return fingerprint(message)
+    kept = {k: v for k, v in message.items() if k in ("role", "type", "name", "tool_call_id")}
+    for key in ("content", "output", "arguments", "tool_calls", "function_call"):
+        if message.get(key) is not None:
+            kept[key] = fingerprint(message[key])
+    return kept
+
+
+def scrub_request(request: dict[str, Any]) -> dict[str, Any]:
+    """Replace prompt content with lengths and hashes, keeping roles and parameters."""
+    scrubbed = dict(request)
+    for key in ("messages", "input"):
+        value = scrubbed.get(key)
+        if isinstance(value, list):
+            scrubbed[key] = [_scrub_message(item) for item in value]
+        elif value is not None:
+            scrubbed[key] = fingerprint(value)
+    for key in ("instructions", "prediction"):
+        if scrubbed.get(key) is not None:
+            scrubbed[key] = fingerprint(scrubbed[key])
+    return scrubbed
+
+
+def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    """Replace output text and tool-call arguments with lengths and hashes."""
+    scrubbed = dict(response)
+    if scrubbed.get("output_text") is not None:
+        scrubbed["output_text"] = fingerprint(scrubbed["output_text"])
+    if scrubbed.get("refusal") is not None:
+        scrubbed["refusal"] = fingerprint(scrubbed["refusal"])
+    if scrubbed.get("tool_calls"):
+        scrubbed["tool_calls"] = [
+            {**call, "arguments": fingerprint(call.get("arguments") or "")}
+            for call in scrubbed["tool_calls"]
+        ]
+    if scrubbed.get("choices"):
+        scrubbed["choices"] = [scrub_response(choice) for choice in scrubbed["choices"]]
+    return scrubbed
+
+
+# -- results -------------------------------------------------------------------
+
+
+def usage_of(usage: Any) -> dict[str, Any] | None:
+    """Normalise a chat, responses or embeddings ``usage`` to the audit's names.
+
+    Numbers are copied exactly as the server sent them; a count the server did
+    not send is None.
+    """
+    if usage is None:
+        return None
+    input_tokens = field(usage, "input_tokens")
+    if input_tokens is None:  # chat.completions and embeddings name them differently
+        input_tokens = field(usage, "prompt_tokens")
+        output_tokens = field(usage, "completion_tokens")
+        input_details = field(usage, "prompt_tokens_details")
+        output_details = field(usage, "completion_tokens_details")
+    else:
+        output_tokens = field(usage, "output_tokens")
+        input_details = field(usage, "input_tokens_details")
+        output_details = field(usage, "output_tokens_details")
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": field(usage, "total_tokens"),
+        "cached_tokens": None if input_details is None else field(input_details, "cached_tokens"),
+        "reasoning_tokens": (
+            None if output_details is None else field(output_details, "reasoning_tokens")
+        ),
+    }
+
+
+def tool_call_of(call: Any) -> dict[str, Any]:
+    """A chat tool call as ``{id, type, name, arguments}``."""
+    function = field(call, "function")
+    return {
+        "id": field(call, "id"),
+        "type": field(call, "type") or "function",
+        "name": field(function, "name") if function is not None else field(call, "name"),
+        "arguments": (
+            field(function, "arguments") if function is not None else field(call, "arguments")
+        ),
+    }
+
+
+def _chat_choice(choice: Any) -> dict[str, Any]:
+    message = field(choice, "message")
+    calls = field(message, "tool_calls") if message is not None else None
+    out: dict[str, Any] = {
+        "output_text": field(message, "content") if message is not None else None,
+        "finish_reason": field(choice, "finish_reason"),
+        "tool_calls": [tool_call_of(c) for c in calls] if calls else None,
+    }
+    refusal = field(message, "refusal") if message is not None else None
+    if refusal:
+        out["refusal"] = refusal
+    return out
+
+
+def _chat_response(result: Any) -> dict[str, Any]:
+    choices = field(result, "choices") or []
+    response: dict[str, Any] = {"id": field(result, "id"), "model": field(result, "model")}
+    first = _chat_choice(choices[0]) if choices else {"output_text": None, "finish_reason": None}
+    response.update(first)
+    if len(choices) > 1:
+        response["choices"] = [{"index": field(c, "index"), **_chat_choice(c)} for c in choices]
+    fingerprint_ = field(result, "system_fingerprint")
+    if fingerprint_:
+        response["system_fingerprint"] = fingerprint_
+    return response
+
+
+def _responses_output(output: Any) -> Iterator[tuple[str, Any]]:
+    for item in output or ():
+        kind = field(item, "type")
+        if kind == "message":
+            for part in field(item, "content") or ():
+                if field(part, "type") == "output_text":
+                    yield "text", field(part, "text")
+                elif field(part, "type") == "refusal":
+                    yield "refusal", field(part, "refusal")
+        elif kind == "function_call":
+            yield (
+                "tool",
+                {
+                    "id": field(item, "call_id"),
+                    "type": "function",
+                    "name": field(item, "name"),
+                    "arguments": field(item, "arguments"),
+                },
+            )
+        elif kind is not None:
+            yield "other", kind
+
+
+def responses_response(result: Any) -> dict[str, Any]:
+    """The ``response`` part of a record for a Responses API result."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    others: list[str] = []
+    refusal = None
+    for kind, value in _responses_output(field(result, "output")):
+        if kind == "text":
+            texts.append(value or "")
+        elif kind == "tool":
+            calls.append(value)
+        elif kind == "refusal":
+            refusal = value
+        else:
+            others.append(value)
+    status = field(result, "status")
+    incomplete = field(result, "incomplete_details")
+    if status == "incomplete":
+        finish = field(incomplete, "reason") if incomplete is not None else "incomplete"
+    elif status in ("failed", "cancelled"):
+        finish = status
+    else:
+        finish = "tool_calls" if calls else "stop"
+    response: dict[str, Any] = {
+        "id": field(result, "id"),
+        "model": field(result, "model"),
+        "status": status,
+        "output_text": "".join(texts) if texts else None,
+        "finish_reason": finish,
+        "tool_calls": calls or None,
+    }
+    if refusal:
+        response["refusal"] = refusal
+    if others:
+        response["output_types"] = others
+    return response
+
+
+def _embeddings_response(result: Any) -> dict[str, Any]:
+    data = field(result, "data") or []
+    first = field(data[0], "embedding") if data else None
+    return {
+        "model": field(result, "model"),
+        "embeddings": len(data),
+        "dimensions": len(first) if isinstance(first, list | tuple) else None,
+    }
+
+
+def response_of(api: str, result: Any) -> dict[str, Any]:
+    """The ``response`` part of a record for a finished (non-streamed) call."""
+    if api == API_CHAT:
+        return _chat_response(result)
+    if api == API_EMBEDDINGS:
+        return _embeddings_response(result)
+    return responses_response(result)
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """The ``error`` part of a record: type, message, HTTP status and request ID."""
+    error: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "status_code": getattr(exc, "status_code", None),
+        "request_id": getattr(exc, "request_id", None),
+    }
+    code = getattr(exc, "code", None)
+    if code is not None:
+        error["code"] = code
+    return error
