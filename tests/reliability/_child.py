@@ -644,7 +644,8 @@ def file_modes(root: str, umask: str) -> None:
         with run.stage("one"):
             structlog.get_logger("rel.modes").info("inside")
             emit("call", kind="llm_call", call_id="c1", model="m", api="chat.completions")
-            emit("task", kind="belog", task_name="t", success=True)
+            with run.task("write the result", expected_outcome="a file") as task:
+                task.suggest("cache the template")
         p = multiprocessing.get_context("fork").Process(target=_child_logs, args=(10,))
         p.start()
         p.join()
