@@ -30,7 +30,6 @@ from ._audit_record import (
     response_of,
     usage_of,
 )
-from ._audit_stream import AuditedAsyncStream, AuditedStream, aggregator_for
 
 __all__ = ["audit_llm", "instrument_openai", "last_call", "uninstrument_openai"]
 
@@ -46,6 +45,7 @@ _METHODS: Final = (
     (("embeddings",), "create", API_EMBEDDINGS),
 )
 _MARK: Final = "__belog_audited__"
+_PLAIN: Final = frozenset((list, tuple, str, dict))
 #: Client methods that return a new client (sharing the httpx client) to instrument too.
 _COPIES: Final = ("copy", "with_options")
 
@@ -73,8 +73,10 @@ def _accepts_stream_options(fn: Callable[..., Any]) -> bool:
 def _is_raw_response(kwargs: Mapping[str, Any]) -> bool:
     """``with_raw_response`` calls return an HTTP response, not a result: not audited."""
     headers = kwargs.get("extra_headers")
-    return isinstance(headers, Mapping) and any(
-        str(k).lower() == "x-stainless-raw-response" for k in headers
+    return (
+        headers is not None
+        and isinstance(headers, Mapping)
+        and any(str(k).lower() == "x-stainless-raw-response" for k in headers)
     )
 
 
@@ -85,8 +87,11 @@ def _begin(options: _Options, kwargs: dict[str, Any]) -> tuple[Call | None, dict
         for key in ITERABLE_KWARGS:
             value = send.get(key)
             # A one-shot iterator is listed once, and the list is what the SDK gets.
-            if isinstance(value, Iterable) and not isinstance(
-                value, str | bytes | list | tuple | Mapping
+            if (
+                value is not None
+                and type(value) not in _PLAIN
+                and isinstance(value, Iterable)
+                and not isinstance(value, str | bytes | list | tuple | Mapping)
             ):
                 send = {**send, key: list(value)}
         if _is_raw_response(send):
@@ -120,6 +125,14 @@ def _complete(options: _Options, call: Call, hide: bool, result: Any) -> Any:
     """Record a returned result, or wrap a stream; return what the caller gets."""
     try:
         if call.stream:
+            # Imported here: the stream classes subclass openai's, and importing
+            # structlog_belog must not import openai.
+            from ._audit_stream import (
+                AuditedAsyncStream,
+                AuditedStream,
+                aggregator_for,
+            )
+
             if hasattr(result, "__aiter__"):
                 return AuditedAsyncStream(result, aggregator_for(call, hide_usage=hide))
             if hasattr(result, "__next__"):

@@ -9,6 +9,7 @@ record, later ones do nothing.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -17,12 +18,14 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, Final
 
-from . import _context
+from . import _context, _pipeline
 from ._audit_record import (
     describe_error,
     scrub_request,
     scrub_response,
 )
+from ._config import get_config
+from ._prices import cost_usd, validate_prices
 
 __all__ = ["ACTIVE", "Call", "audit_failures", "last_outside_session", "note_failure"]
 
@@ -31,6 +34,7 @@ ACTIVE: ContextVar[Call | None] = ContextVar("structlog_belog.audit.active", def
 
 _LOGGER: Final = "structlog_belog.audit"
 _state_lock = threading.Lock()
+_finish_lock = threading.Lock()
 _failures = 0
 _last_outside: Mapping[str, Any] | None = None
 
@@ -62,8 +66,6 @@ def last_outside_session() -> Mapping[str, Any] | None:
 
 
 def _emit(record: dict[str, Any], level: str) -> None:
-    from . import _pipeline
-
     _pipeline.emit("llm_call", level=level, logger=_LOGGER, **record)
 
 
@@ -71,8 +73,22 @@ def _emit(record: dict[str, Any], level: str) -> None:
 sink: Callable[[dict[str, Any], str], None] = _emit
 
 
-def _new_call_id() -> str:
-    return "llm_" + os.urandom(10).hex()
+class _CallIds:
+    """Unique call IDs without a system call each: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = "llm_" + os.urandom(6).hex()
+        self.counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):08x}"
+
+
+_new_call_id = _CallIds()
 
 
 class Call:
@@ -132,9 +148,10 @@ class Call:
         error: BaseException | None = None,
     ) -> dict[str, Any] | None:
         """Write the call's one record (first call only); return it. Never raises."""
-        if self.done:
-            return None
-        self.done = True
+        with _finish_lock:  # a stream may be closed and collected from two threads at once
+            if self.done:
+                return None
+            self.done = True
         try:
             record = self._record(status, response, usage, error)
             self._publish(record, "warning" if status == "error" else "info")
@@ -150,8 +167,6 @@ class Call:
         usage: dict[str, Any] | None,
         error: BaseException | None,
     ) -> dict[str, Any]:
-        from ._prices import cost_usd
-
         ended = time.perf_counter()
         for attempt in self.attempts:
             if attempt.pop("_t0", None) is not None:  # sent, but no HTTP response came
@@ -183,8 +198,6 @@ class Call:
                 if self.first_token is None
                 else round((self.first_token - self.started) * 1000, 3)
             )
-        if response is not None and response.get("model"):
-            record["response_model"] = response["model"]
         return record
 
     def _publish(self, record: dict[str, Any], level: str) -> None:
@@ -211,16 +224,10 @@ _overrides_cache: tuple[object, Mapping[str, Any] | None] = (object(), None)
 def _price_overrides() -> Mapping[str, Any] | None:
     """The configured price overrides as `Price` objects, validated once per config."""
     global _overrides_cache  # noqa: PLW0603 - one cache per process
-    try:
-        from ._config import get_config
-    except ImportError:  # pragma: no cover - before the core lands
-        return None
     config = get_config()
     prices = None if config is None else config.prices
     if prices is None:
         return None
     if _overrides_cache[0] is not prices:
-        from ._prices import validate_prices
-
         _overrides_cache = (prices, validate_prices(prices))
     return _overrides_cache[1]

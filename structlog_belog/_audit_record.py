@@ -13,6 +13,7 @@ exists: ``input_tokens``/``output_tokens`` (``gen_ai.usage.*``),
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
@@ -43,24 +44,39 @@ ITERABLE_KWARGS: Final = ("messages", "input", "tools")
 _MAX_DEPTH: Final = 32
 
 
-def _sentinel_types() -> tuple[type, ...]:
-    try:
-        from openai import NotGiven, Omit
-    except ImportError:  # pragma: no cover - openai is installed wherever this runs in tests
-        return ()
-    return (NotGiven, Omit)
+#: The SDK's placeholder types, read from an already imported ``openai`` (never imported here).
+_sentinels: frozenset[type] = frozenset()
 
 
-_SENTINELS: Final = _sentinel_types()
+def _find_sentinels() -> None:
+    global _sentinels  # noqa: PLW0603 - filled once, when the SDK is first seen
+    openai = sys.modules.get("openai")
+    if openai is not None:
+        found = (getattr(openai, "NotGiven", None), getattr(openai, "Omit", None))
+        _sentinels = frozenset(t for t in found if isinstance(t, type))
 
 
 def is_given(value: Any) -> bool:
     """False for the SDK's ``omit``/``NOT_GIVEN`` placeholders, True otherwise."""
-    return not (_SENTINELS and isinstance(value, _SENTINELS))
+    return type(value) not in _sentinels
+
+
+_MISSING: Final = object()
 
 
 def field(obj: Any, name: str) -> Any:
     """Read *name* from an SDK object or from a dict of the same shape."""
+    if type(obj) is dict:
+        return obj.get(name)
+    attributes = getattr(obj, "__dict__", None)
+    if attributes is not None:
+        # SDK models keep their fields in __dict__; asking pydantic for an absent
+        # one would raise and catch an AttributeError, which is slow.
+        value = attributes.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+        if hasattr(type(obj), "__pydantic_fields__"):
+            return None
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
@@ -72,10 +88,17 @@ def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return p
     A copy, so that a caller who changes its ``messages`` list after the call
     (an agent appending the answer) does not change what the audit recorded.
     """
-    if value is None or isinstance(value, str | int | float | bool):
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is float or kind is bool:
         return value
     if depth > _MAX_DEPTH:
         return repr(value)
+    if kind is dict:
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items() if is_given(v)}
+    if kind is list:
+        return [jsonable(v, depth + 1) for v in value]
+    if isinstance(value, str | int | float | bool):
+        return value
     if isinstance(value, Mapping):
         return {str(k): jsonable(v, depth + 1) for k, v in value.items() if is_given(v)}
     if isinstance(value, list | tuple):
@@ -97,6 +120,8 @@ def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return p
 
 def request_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The ``request`` part of a record: the create call's arguments, JSON-ready."""
+    if not _sentinels:
+        _find_sentinels()
     request: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key in _TRANSPORT_KWARGS or not is_given(value):

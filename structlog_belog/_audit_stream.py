@@ -94,6 +94,11 @@ class ChatAggregator:
         """Whether every choice reported a finish reason (the answer arrived whole)."""
         return bool(self._choices) and all(s[1] for s in self._choices.values())
 
+    @property
+    def usage_pending(self) -> bool:
+        """The answer is whole but its usage chunk, which follows, was not read yet."""
+        return self.usage is None and self.finished
+
     def response(self) -> dict[str, Any]:
         """The ``response`` part of the record, from what arrived."""
         outputs = []
@@ -171,6 +176,9 @@ class ResponsesAggregator:
     def finished(self) -> bool:
         """Whether the final response event arrived."""
         return self.final is not None
+
+    #: A Responses stream's usage comes with its final event: nothing to read after it.
+    usage_pending = False
 
     def finish(self, status: str, error: BaseException | None = None) -> None:
         """Write the record (never raises)."""
@@ -254,7 +262,7 @@ class AuditedStream(_stream_base(async_=False)):  # type: ignore[misc]
     def _drain(self) -> None:
         """After the last content chunk, read the usage chunk the audit asked for."""
         aggregator = self._aggregator
-        if not (aggregator.finished and aggregator.hide_usage):
+        if not aggregator.usage_pending:
             return
         try:
             for chunk in self._inner:
@@ -322,7 +330,7 @@ class AuditedAsyncStream(_stream_base(async_=True)):  # type: ignore[misc]
 
     async def _drain(self) -> None:
         aggregator = self._aggregator
-        if not (aggregator.finished and aggregator.hide_usage):
+        if not aggregator.usage_pending:
             return
         try:
             async for chunk in self._inner:
@@ -349,7 +357,8 @@ class AuditedAsyncStream(_stream_base(async_=True)):  # type: ignore[misc]
                 await self._drain()
             await self._iterator.aclose()
         finally:
-            close = getattr(self._inner, "close", None)
+            # The SDK's AsyncStream has close(); a plain async generator has aclose().
+            close = getattr(self._inner, "close", None) or getattr(self._inner, "aclose", None)
             if close is not None:
                 await close()
             self._aggregator.finish("incomplete")

@@ -18,12 +18,17 @@ from ._audit_call import ACTIVE, note_failure
 
 __all__ = ["install", "uninstall"]
 
-_RATE_LIMIT_HEADERS: Final = (
-    ("x-ratelimit-remaining-requests", "remaining_requests"),
-    ("x-ratelimit-remaining-tokens", "remaining_tokens"),
-    ("x-ratelimit-reset-requests", "reset_requests"),
-    ("x-ratelimit-reset-tokens", "reset_tokens"),
-)
+#: Response header -> where it goes in the attempt (rate-limit ones under "ratelimit").
+_WANTED: Final = {
+    b"x-request-id": "request_id",
+    b"openai-processing-ms": "processing_ms",
+    b"retry-after-ms": "retry_after",
+    b"retry-after": "retry_after",
+    b"x-ratelimit-remaining-requests": "remaining_requests",
+    b"x-ratelimit-remaining-tokens": "remaining_tokens",
+    b"x-ratelimit-reset-requests": "reset_requests",
+    b"x-ratelimit-reset-tokens": "reset_tokens",
+}
 
 
 def _started(_: Any) -> None:
@@ -41,22 +46,27 @@ def _answered(response: Any) -> None:
     try:
         attempt = call.attempts[-1]
         started = attempt.pop("_t0", None)
-        headers = response.headers
         attempt["status_code"] = response.status_code
         attempt["duration_ms"] = (
             None if started is None else round((time.perf_counter() - started) * 1000, 3)
         )
-        attempt["request_id"] = headers.get("x-request-id")
-        processing = headers.get("openai-processing-ms")
-        attempt["processing_ms"] = (
-            int(processing) if processing and processing.isdigit() else processing
-        )
-        limits = {name: headers[h] for h, name in _RATE_LIMIT_HEADERS if h in headers}
+        attempt["request_id"] = None
+        attempt["processing_ms"] = None
+        limits: dict[str, str] = {}
+        # One pass over the raw headers: httpx's per-name lookups scan and decode each time.
+        for raw_name, raw_value in response.headers.raw:
+            field = _WANTED.get(raw_name.lower())
+            if field is None:
+                continue
+            value = raw_value.decode("latin-1")
+            if field == "processing_ms":
+                attempt[field] = int(value) if value.isdigit() else value
+            elif field in ("request_id", "retry_after"):
+                attempt[field] = value
+            else:
+                limits[field] = value
         if limits:
             attempt["ratelimit"] = limits
-        retry_after = headers.get("retry-after-ms") or headers.get("retry-after")
-        if retry_after is not None:
-            attempt["retry_after"] = retry_after
     except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
         note_failure("recording an HTTP attempt", exc)
 

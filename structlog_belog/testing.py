@@ -1,5 +1,9 @@
 """Helpers for testing code that logs with structlog-belog.
 
+`FakeLLM` (an ``httpx`` transport) and `fake_openai_client()` give a real
+``openai`` client answered offline by a deterministic fake model — the one
+``belog demo`` uses — so pipelines can be tested without network or key.
+
 `capture_session` collects, in memory, every record logged during a block —
 from structlog loggers (cached ones included), stdlib loggers, LLM audits and
 BELog tasks — after session injection and redaction, exactly as written.
@@ -11,9 +15,27 @@ import contextlib
 import copy
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Capture", "capture_session"]
+if TYPE_CHECKING:
+    from ._fake_llm import FakeLLM, fake_openai_client
+
+__all__ = ["Capture", "FakeLLM", "capture_session", "fake_openai_client"]
+
+_FAKE_LLM_NAMES = frozenset(("FakeLLM", "fake_openai_client"))
+
+
+def __getattr__(name: str) -> Any:
+    """`FakeLLM` and `fake_openai_client`: the offline OpenAI-compatible model.
+
+    Imported on first use, because they need the ``openai`` extra (httpx).
+    """
+    if name in _FAKE_LLM_NAMES:
+        from . import _fake_llm
+
+        return getattr(_fake_llm, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 class Capture:

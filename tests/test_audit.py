@@ -522,3 +522,144 @@ class TestRecordHelpers:
         assert "chat.completions" == _audit_record.guess_api({"messages": []})
         assert "embeddings" == _audit_record.guess_api({"model": "text-embedding-3-small"})
         assert "responses" == _audit_record.guess_api({"model": "gpt-4.1", "input": "x"})
+
+
+class TestWrapperShapes:
+    def test_stream_options_without_include_usage_get_it(self, belog_config: Config) -> None:
+        """Given stream_options without include_usage, the audit adds it and hides the chunk."""
+        transport = FakeLLM()
+        client = belog.instrument_openai(fake_openai_client(transport=transport))
+        with belog.session("options") as run:
+            chunks = list(
+                client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=MESSAGES,
+                    stream=True,
+                    stream_options={"include_obfuscation": False},
+                )
+            )
+        assert {"include_obfuscation": False, "include_usage": True} == (
+            transport.requests[0]["stream_options"]
+        )
+        assert all(c.choices for c in chunks)
+        [record] = prompts(run)
+        assert {"include_obfuscation": False} == record["request"]["stream_options"]
+        assert record["usage"]["total_tokens"] > 0
+
+    def test_fixed_signature_wrapper_is_not_given_stream_options(
+        self, belog_config: Config
+    ) -> None:
+        """A wrapper without stream_options/**kwargs is called with exactly its arguments."""
+        client = fake_openai_client()
+
+        @belog.audit_llm(api="chat.completions")
+        def ask(*, model: str, messages: list[dict[str, str]], stream: bool) -> Any:
+            return client.chat.completions.create(model=model, messages=messages, stream=stream)
+
+        with belog.session("fixed") as run:
+            chunks = list(ask(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+        [record] = prompts(run)
+        assert chunks
+        assert "ok" == record["status"]
+        assert record["usage"] is None
+
+    def test_nested_async_audits_record_once(self, belog_config: Config) -> None:
+        """An async wrapper around an instrumented async client records one call."""
+        client = belog.instrument_openai(fake_openai_client(async_=True))
+
+        @belog.audit_llm(name="outer")
+        async def outer(**kwargs: Any) -> Any:
+            return await client.chat.completions.create(**kwargs)
+
+        async def main() -> belog.Run:
+            async with belog.session("nested") as run:
+                await outer(model="gpt-4o-mini", messages=MESSAGES)
+                await client.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=MESSAGES
+                )
+            return run
+
+        assert ["outer"] == [r["name"] for r in prompts(asyncio.run(main()))]
+
+    def test_start_failure_still_makes_the_call(
+        self, belog_config: Config, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If the audit cannot start a record, the call is made unaudited and counted."""
+
+        def broken(*_: Any) -> Any:
+            raise ValueError("audit bug")
+
+        monkeypatch.setattr("structlog_belog._audit.request_of", broken)
+        client = belog.instrument_openai(fake_openai_client())
+        before = _audit_call.audit_failures()
+        with belog.session("no-start") as run:
+            result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert result.choices
+        assert [] == prompts(run)
+        assert before + 1 == _audit_call.audit_failures()
+
+    def test_builtin_without_signature(self, belog_config: Config) -> None:
+        """A callable whose signature cannot be read is audited without usage injection."""
+        audited_max = belog.audit_llm(max)
+        assert 2 == audited_max([1, 2])
+
+
+class TestShippedSchema:
+    def test_records_validate(self, belog_config: Config) -> None:
+        """ok, error, streamed, abandoned and embeddings records match llm_call.schema.json."""
+        from importlib import resources
+
+        import jsonschema
+        from referencing import Registry, Resource
+
+        schemas = resources.files("structlog_belog") / "schemas"
+        loaded = [json.loads(p.read_text()) for p in schemas.iterdir() if p.name.endswith(".json")]
+        registry: Registry[Any] = Registry().with_resources(
+            (s["$id"], Resource.from_contents(s)) for s in loaded if "$id" in s
+        )
+        schema = json.loads((schemas / "llm_call.schema.json").read_text())
+        validator = jsonschema.Draft202012Validator(schema, registry=registry)
+        client = belog.instrument_openai(fake_openai_client(fail_first=1))
+        failing = belog.instrument_openai(fake_openai_client(fail_first=1, fail_status=400))
+        with belog.session("schema") as run:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            list(client.responses.create(model="gpt-4.1", input="x", stream=True))
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+            next(stream)
+            stream.close()
+            client.embeddings.create(model="text-embedding-3-small", input="x")
+            with pytest.raises(openai.BadRequestError):
+                failing.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        records = prompts(run)
+        assert ["ok", "ok", "incomplete", "ok", "error"] == [r["status"] for r in records]
+        for record in records:
+            validator.validate(record)
+
+
+class TestImport:
+    def test_importing_the_package_does_not_import_openai(
+        self, python: str, subprocess_env: dict[str, str]
+    ) -> None:
+        """openai is an optional extra: `import structlog_belog` must not load it."""
+        import subprocess
+
+        code = "import sys, structlog_belog; print('openai' in sys.modules)"
+        out = subprocess.run(
+            [python, "-c", code], env=subprocess_env, capture_output=True, text=True, check=True
+        )
+        assert "False" == out.stdout.strip()
+
+
+class TestCaptureSession:
+    def test_calls_are_captured_in_memory(self, belog_config: Config) -> None:
+        """structlog_belog.testing.capture_session() sees each llm_call record once."""
+        from structlog_belog.testing import capture_session
+
+        client = belog.instrument_openai(fake_openai_client())
+        with capture_session() as captured, belog.session("captured"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        [call] = captured.calls
+        assert "chat.completions" == call["api"]
+        assert call["usage"]["total_tokens"] > 0

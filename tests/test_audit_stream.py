@@ -8,6 +8,8 @@ from typing import Any
 
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import structlog_belog as belog
 from structlog_belog._config import Config
@@ -291,3 +293,142 @@ class TestAuditedAsyncStream:
         [record] = prompts(asyncio.run(main()))
         assert "ok" == record["status"]
         assert record["usage"]["total_tokens"] > 0
+
+    def test_async_stream_dropped_in_the_loop(self, belog_config: Config) -> None:
+        """An async stream broken out of and dropped is recorded once, as incomplete."""
+
+        async def main() -> belog.Run:
+            client = belog.instrument_openai(fake_openai_client(async_=True, output_tokens=30))
+            async with belog.session("async-drop") as run:
+                stream = await client.chat.completions.create(
+                    model="gpt-4o-mini", messages=MESSAGES, stream=True
+                )
+                async for _ in stream:
+                    break
+                del stream
+                gc.collect()
+                await asyncio.sleep(0)
+            return run
+
+        assert ["incomplete"] == [r["status"] for r in prompts(asyncio.run(main()))]
+
+    def test_cancelled_call_is_incomplete(self, belog_config: Config) -> None:
+        """A call cancelled while waiting for the server is recorded as incomplete."""
+
+        async def main() -> belog.Run:
+            client = belog.instrument_openai(fake_openai_client(async_=True, latency=5.0))
+            async with belog.session("cancelled") as run:
+                task = asyncio.create_task(
+                    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                )
+                await asyncio.sleep(0.05)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            return run
+
+        [record] = prompts(asyncio.run(main()))
+        assert "incomplete" == record["status"]
+        assert "CancelledError" == record["error"]["type"]
+
+    def test_async_generator_from_a_wrapper(self, belog_config: Config) -> None:
+        """A wrapper yielding chunks from an async generator is audited and closed cleanly."""
+        source = fake_openai_client(async_=True)
+        closed: list[bool] = []
+
+        async def chunks(**kwargs: Any) -> Any:
+            try:
+                async for chunk in await source.chat.completions.create(**kwargs):
+                    yield chunk
+            finally:
+                closed.append(True)
+
+        @belog.audit_llm(api="chat.completions")
+        def call_llm(**kwargs: Any) -> Any:
+            return chunks(**kwargs)
+
+        async def main() -> belog.Run:
+            async with belog.session("async-generator") as run:
+                stream = call_llm(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+                await stream.__anext__()
+                assert stream.response is None
+                await stream.close()
+            return run
+
+        [record] = prompts(asyncio.run(main()))
+        assert [True] == closed
+        assert "incomplete" == record["status"]
+
+    def test_responses_stream_helpers(self, belog_config: Config) -> None:
+        """responses.stream(...) and the async chat stream helper go through the audit."""
+        client = belog.instrument_openai(fake_openai_client())
+        with (
+            belog.session("responses-helper") as run,
+            client.responses.stream(model="gpt-4.1", input="hi") as stream,
+        ):
+            for _ in stream:
+                pass
+            final = stream.get_final_response()
+
+        async def main() -> belog.Run:
+            aclient = belog.instrument_openai(fake_openai_client(async_=True))
+            async with (
+                belog.session("async-helper") as arun,
+                aclient.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as astream,
+            ):
+                async for _ in astream:
+                    pass
+            return arun
+
+        [record] = prompts(run)
+        assert final.output_text == record["response"]["output_text"]
+        assert [["ok"]] == [[r["status"] for r in prompts(asyncio.run(main()))]]
+
+
+class TestStreamProperties:
+    @settings(max_examples=15, deadline=None)
+    @given(
+        output_tokens=st.integers(1, 60),
+        include_usage=st.sampled_from([None, True, False]),
+        break_after=st.one_of(st.none(), st.integers(0, 70)),
+    )
+    def test_caller_view_and_usage(
+        self,
+        tmp_path_factory: pytest.TempPathFactory,
+        output_tokens: int,
+        include_usage: bool | None,
+        break_after: int | None,
+    ) -> None:
+        """For any stream length, usage choice and break point: same chunks, one honest record."""
+        log_dir = tmp_path_factory.mktemp("logs")
+        belog.configure(log_dir=log_dir, console=False, handle_signals=False)
+        extra = (
+            {} if include_usage is None else {"stream_options": {"include_usage": include_usage}}
+        )
+
+        def read(client: Any) -> list[Any]:
+            seen = []
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True, **extra
+            )
+            for i, chunk in enumerate(stream):
+                seen.append(chunk)
+                if break_after is not None and i >= break_after:
+                    break
+            stream.close()
+            return seen
+
+        bare = read(fake_openai_client(output_tokens=output_tokens))
+        client = belog.instrument_openai(fake_openai_client(output_tokens=output_tokens))
+        with belog.session("property", package=False) as run:
+            audited = read(client)
+        assert dumps(bare) == dumps(audited)
+        [record] = prompts(run)
+        # Visible chunks: the role chunk, one per token, the finish chunk.
+        whole = break_after is None or break_after >= output_tokens + 1
+        assert ("ok" if whole else "incomplete") == record["status"]
+        if whole and include_usage is not False:
+            assert output_tokens == record["usage"]["output_tokens"]
+        assert "".join(c.choices[0].delta.content or "" for c in audited if c.choices) == (
+            record["response"]["output_text"] or ""
+        )

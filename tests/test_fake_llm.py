@@ -200,3 +200,103 @@ class TestFakeLLM:
         """fake_openai_client takes a transport or FakeLLM options, not both."""
         with pytest.raises(TypeError, match="not both"):
             fake_openai_client(transport=FakeLLM(), latency=1.0)
+
+
+class TestFakeLLMShapes:
+    def test_schema_driven_arguments(self) -> None:
+        """Tool arguments follow the schema: refs, unions, enums, consts, arrays, scalars."""
+        schema = {
+            "type": "object",
+            "$defs": {"Level": {"enum": ["easy", "hard"]}},
+            "properties": {
+                "level": {"$ref": "#/$defs/Level"},
+                "kind": {"const": "supertask"},
+                "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "score": {"type": "number"},
+                "done": {"type": "boolean"},
+                "nothing": {"type": "null"},
+                "maybe": {"type": ["null", "integer"]},
+            },
+        }
+        tools = [{"type": "function", "function": {"name": "save", "parameters": schema}}]
+        reply = fake_openai_client().chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,
+            tools=tools,
+            tool_choice={"type": "function", "function": {"name": "save"}},
+        )
+        [call] = reply.choices[0].message.tool_calls or []
+        arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
+        assert "easy" == arguments["level"]
+        assert "supertask" == arguments["kind"]
+        assert isinstance(arguments["note"], str)
+        assert 1 == len(arguments["tags"])
+        assert isinstance(arguments["score"], float)
+        assert arguments["done"] is True
+        assert arguments["nothing"] is None
+        assert isinstance(arguments["maybe"], int)
+
+    def test_tool_choice_none_and_json_mode(self) -> None:
+        """tool_choice="none" answers in text; json_object mode answers JSON."""
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+        client = fake_openai_client()
+        text = client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, tools=tools, tool_choice="none"
+        )
+        assert text.choices[0].message.tool_calls is None
+        as_json = client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": [{"type": "text", "text": "as json"}]}],
+            response_format={"type": "json_object"},
+        )
+        assert "answer" in json.loads(as_json.choices[0].message.content or "")
+
+    def test_responses_tool_calls(self) -> None:
+        """/responses calls a tool, streamed or not, and answers after its output."""
+        tools = [
+            {
+                "type": "function",
+                "name": "lookup",
+                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+            }
+        ]
+        client = fake_openai_client()
+        first = client.responses.create(model="gpt-4.1", input="find it", tools=tools)
+        [call] = [item for item in first.output if item.type == "function_call"]
+        events = list(
+            client.responses.create(model="gpt-4.1", input="find it", tools=tools, stream=True)
+        )
+        deltas = "".join(
+            e.delta for e in events if e.type == "response.function_call_arguments.delta"
+        )
+        assert call.arguments == deltas
+        after = client.responses.create(
+            model="gpt-4.1",
+            input=[
+                {"role": "user", "content": "find it"},
+                {"type": "function_call_output", "call_id": call.call_id, "output": "42"},
+            ],
+            tools=tools,
+        )
+        assert after.output_text
+
+    def test_embeddings_of_token_ids(self) -> None:
+        """An input of token IDs is one input, counted token for token."""
+        result = post(
+            FakeLLM(),
+            "/embeddings",
+            {"model": "text-embedding-ada-002", "input": [1, 2, 3], "encoding_format": "float"},
+        ).json()
+        assert 1 == len(result["data"])
+        assert 3 == result["usage"]["prompt_tokens"]
+
+    def test_other_fault_status(self) -> None:
+        """A 4xx fault other than 429 is an invalid-request error the SDK does not retry."""
+        fake = FakeLLM(fail_first=1, fail_status=403, retry_after_ms=None)
+        with pytest.raises(openai.PermissionDeniedError):
+            fake_openai_client(transport=fake).chat.completions.create(
+                model="gpt-4o", messages=MESSAGES
+            )
+        assert 1 == fake.calls
+        assert "FakeLLM(" in repr(fake)
