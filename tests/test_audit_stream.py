@@ -33,8 +33,12 @@ TOOLS = [
 
 
 def dumps(chunks: list[Any]) -> list[dict[str, Any]]:
-    """What a caller can observe of each chunk, set fields included."""
-    return [c.to_dict() for c in chunks]
+    """What a caller can observe of each chunk, set fields included.
+
+    Except ``created``: the server's clock, which may tick between the bare
+    and the audited run.
+    """
+    return [{k: v for k, v in c.to_dict().items() if k != "created"} for c in chunks]
 
 
 def chat_chunks(client: Any, **kwargs: Any) -> list[Any]:
