@@ -235,7 +235,12 @@ def _console_writer() -> Any:
 def _install(config: Config) -> None:
     from .stdlib import SessionHandler
 
-    make_dirs(config.log_dir)
+    try:
+        make_dirs(config.log_dir)
+    except OSError:
+        # A read-only or forbidden log folder must not stop the application:
+        # the router retries on every write and counts what it drops.
+        pass
     old = _STATE.pipeline
     router = SessionRouter(config.log_dir, config.app_name, durability=config.durability)
     pipeline = _build_pipeline(config, router)

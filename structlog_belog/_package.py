@@ -146,6 +146,33 @@ def _safe_relative(name: str) -> Path:
     return Path(*parts)
 
 
+def _copy_one(src: Path, dst: Path) -> None:
+    """Copy a file (0600 from creation, times kept) or a link (as a link)."""
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+        return
+    with open(src, "rb") as fin, _open_new(dst) as fout:
+        shutil.copyfileobj(fin, fout, _HASH_CHUNK)
+    st = src.stat()
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    """Copy a folder: folders 0700 and files 0600 from creation, links as links.
+
+    Not `shutil.copytree`: it creates with the umask's modes and copies the
+    source's modes afterwards, so copied content could be readable by others.
+    """
+    os.mkdir(dst, 0o700)
+    with os.scandir(src) as entries:
+        for entry in entries:
+            child = src / entry.name
+            if entry.is_dir(follow_symlinks=False):
+                _copy_tree(child, dst / entry.name)
+            elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                _copy_one(child, dst / entry.name)
+
+
 def _copy_contents(report: SessionReport, root: Path) -> list[str]:
     """Copy what ``run.add_content`` asked for into *root*; return the missing paths."""
     missing = []
@@ -164,9 +191,9 @@ def _copy_contents(report: SessionReport, root: Path) -> list[str]:
         if src.is_dir() and not src.is_symlink():
             # Links are copied as links, never followed: a link in the content
             # cannot pull files from outside it into the package, nor loop.
-            shutil.copytree(src, dst, symlinks=True)
+            _copy_tree(src, dst)
         else:
-            shutil.copy2(src, dst, follow_symlinks=False)
+            _copy_one(src, dst)
         item["copied_to"] = dst.relative_to(root).as_posix()
     return missing
 
@@ -353,7 +380,9 @@ def _leave_marker(directory: Path, final: Path) -> None:
     data = orjson.dumps({"package": str(final)}, option=orjson.OPT_APPEND_NEWLINE)
     try:
         tmp = directory / f".{PACKAGED_MARKER}.{os.getpid()}"
-        tmp.write_bytes(data)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+        with os.fdopen(os.open(tmp, flags, 0o600), "wb") as fh:
+            fh.write(data)
         os.replace(tmp, directory / PACKAGED_MARKER)
     except OSError:
         pass  # a read-only session folder still gets its package

@@ -152,7 +152,7 @@ class SessionRouter:
                 fd = self._open(key)
             n = os.write(fd, line)
             if n != len(line):
-                _write_rest(fd, line, n)
+                _write_rest(fd, line, n, session_id is not None)
         except Exception as exc:  # noqa: BLE001 - the log call must never raise
             self._forget(key)
             self._drop(session_id, exc, 1)
@@ -255,7 +255,7 @@ class SessionRouter:
                             fd = self._open(key)
                     n = os.write(fd, data)
                     if n != len(data):
-                        _write_rest(fd, bytes(data), n)
+                        _write_rest(fd, bytes(data), n, key[0] is not None)
 
                 except OSError as exc:
                     with self._lock:
@@ -304,14 +304,33 @@ class SessionRouter:
         self._init_process_state()
 
 
-def _write_rest(fd: int, data: bytes, n: int) -> None:
-    """Finish a short write rather than leave a torn line."""
+def _write_rest(fd: int, data: bytes, n: int, private: bool) -> None:
+    """Finish a short write rather than leave a torn line.
+
+    A write that stops short and then fails (a size limit or a full disk hit
+    mid-line) would leave part of a line behind, and the next record glued to
+    it. In a file only this process writes (*private*: a session's file or
+    shard; the global file is shared), cut the part back off, so the file
+    keeps whole lines only and the dropped count stays exact.
+    """
     view = memoryview(data)
-    while n < len(data):
-        written = os.write(fd, view[n:])
-        if written == 0:  # pragma: no cover - regular files never return 0
-            raise OSError(errno.EIO, "write returned 0 bytes")
-        n += written
+    try:
+        while n < len(data):
+            n += _write_some(fd, view[n:])
+    except OSError:
+        if private:
+            try:
+                os.ftruncate(fd, os.fstat(fd).st_size - n)
+            except OSError:
+                pass
+        raise
+
+
+def _write_some(fd: int, view: memoryview) -> int:
+    written = os.write(fd, view)
+    if written == 0:  # pragma: no cover - regular files never return 0
+        raise OSError(errno.EIO, "write returned 0 bytes")
+    return written
 
 
 def _close(fd: int) -> None:

@@ -178,7 +178,12 @@ class Run:
         parent = _context.current_session() or _context.REGISTRY.joined
         self.parent_id = None if parent is None else parent.id
         self.directory = config.log_dir / "sessions" / self.id
-        make_dirs(self.directory)
+        try:
+            make_dirs(self.directory)
+        except OSError:
+            # Logging never raises into the application: the router retries
+            # the folder on every write and counts the records it drops.
+            pass
         self.started_at = time.time()
         self._t0 = time.perf_counter()
         self._token = _context.push(session=self, stage=None, task=None)
@@ -214,6 +219,10 @@ class Run:
         self.ended_at = time.time()
         self.success = exc is None
         router = ensure_pipeline().router
+        if router is not None:
+            # Buffered mode: make room first, so a full buffer (a slow sink)
+            # cannot drop session_end itself, and its drop count is final.
+            router.flush()
         # Written in this run's context even when closed from elsewhere (a
         # signal handler, an exit hook), so it always reaches the run's file.
         end_token = _context.push(session=self, stage=None, task=None)
@@ -379,6 +388,19 @@ class Run:
                 if record is not None:
                     return record
         return None
+
+
+def _reset_locks_after_fork() -> None:
+    # Another thread may have held a run's lock when the process forked; the
+    # child has only the forking thread, so that lock would never be released.
+    runs = _context.REGISTRY.open_sessions()
+    if _context.REGISTRY.joined is not None:
+        runs.append(_context.REGISTRY.joined)
+    for run in runs:
+        run._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
 class Stage:
