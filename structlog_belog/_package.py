@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, cast
 import orjson
 import zstandard
 
-from ._reader import session_files
+from ._reader import Raw, session_files
 from ._report import SessionReport, scan_session
 from ._slug import package_name, place_package, prepare_root
 from .exceptions import PackageError, SessionNotFoundError
@@ -60,7 +60,7 @@ class _HashingFile:
         self.fh = _open_new(path)
         self.sha = hashlib.sha256()
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         self.sha.update(data)
         return self.fh.write(data)
 
@@ -97,9 +97,8 @@ class _StreamWriter:
             self._zw = cctx.stream_writer(cast("IO[bytes]", self.file), closefd=False)
         self._write = self.file.write if self._zw is None else self._zw.write
 
-    def write(self, data: bytes, count: int) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._write(data)
-        self.lines += count
 
     def close(self) -> str:
         """Finish the member (end the zstd frame, sync) and return its SHA-256."""
@@ -330,11 +329,14 @@ def _build(
     }
     done = 0
 
-    def sink(stream: str, data: bytes, count: int) -> None:
+    def sink(stream: str, pieces: Raw, count: int) -> None:
         nonlocal done
-        writers[stream].write(data, count)
+        writer = writers[stream]
+        for data in pieces:
+            writer.write(data)
+        writer.lines += count
         if progress is not None:
-            done += len(data)
+            done += sum(map(len, pieces))
             progress(done)
 
     try:

@@ -27,6 +27,7 @@ from .exceptions import CorruptDataError, DecompressionLimitError, PackageError
 __all__ = [
     "MAX_LINE_BYTES",
     "Package",
+    "Raw",
     "iter_lines",
     "iter_records",
     "merged_batches",
@@ -195,14 +196,17 @@ def session_files(directory: Path | str, stream: str = "processing") -> list[Pat
     return [p for _, p in sorted(found)]
 
 
-#: A batch of a session file: the raw bytes of its good lines (newline-terminated,
-#: or None when lines had to be left out), those lines and their records.
-Batch = tuple[bytes | None, list[bytes], list[dict[str, Any]]]
+#: The raw bytes of a batch's lines, in pieces (each whole lines ending in a
+#: newline) so that a block read from a file is passed on without a copy.
+Raw = tuple[bytes | memoryview, ...]
+#: A batch of a session file: the raw bytes of its good lines (or None when
+#: lines had to be left out), those lines and their records.
+Batch = tuple[Raw | None, list[bytes], list[dict[str, Any]]]
 _BATCH_BYTES: Final = 64 * 1024
 
 
 def _parse_batch(
-    raw: bytes, lines: list[bytes], first: int, name: str, on_corrupt: Callable[[str, int], None]
+    raw: Raw, lines: list[bytes], first: int, name: str, on_corrupt: Callable[[str, int], None]
 ) -> Batch:
     """Parse *lines*; the fast path maps orjson over all, the slow one sorts out damage."""
     try:
@@ -228,43 +232,59 @@ def _parse_batch(
 
 
 def session_batches(path: Path, on_corrupt: Callable[[str, int], None]) -> Iterator[Batch]:
-    """Read a session file in batches of about 1 MiB of whole lines, parsed.
+    """Read a session file in batches of about 64 KiB of whole lines, parsed.
 
     Unreadable lines (not JSON, not an object, longer than `MAX_LINE_BYTES`)
     are reported to *on_corrupt* with the file name and line number, and left
     out. A last line without a newline (a file still being written) is kept.
+
+    Each block is split once and its bytes are handed on as a view, not
+    copied; only the line that straddles two blocks is joined.
     """
     name = path.name
-    number = 1  # of the first line in `pending`
-    pending = b""
+    number = 1  # of the line being completed (the first line of the next batch)
+    pending: list[bytes] = []  # the pieces of an unfinished line
+    size = 0  # their length
     skipping = False  # inside a line longer than the cap
     with open(path, "rb") as fh:
         while block := fh.read(_BATCH_BYTES):
-            data = pending + block if pending else block
-            last = data.rfind(b"\n")
-            if last < 0:
-                pending = b"" if skipping else data
-                if len(pending) > MAX_LINE_BYTES:
-                    pending, skipping = b"", True
+            lines = block.split(b"\n")
+            tail = lines.pop()  # after the block's last newline
+            if not lines:  # no newline: the unfinished line goes on
+                if not skipping:
+                    pending.append(block)
+                    size += len(block)
+                    if size > MAX_LINE_BYTES:
+                        pending, size, skipping = [], 0, True
                 continue
-            start = 0
-            if skipping:
+            start = len(lines[0]) + 1  # where the block's second line starts
+            raw: Raw = (memoryview(block)[start : len(block) - len(tail)],)
+            if pending:
+                pending.append(lines[0])
+                first = b"".join(pending)
+                skipping = len(first) > MAX_LINE_BYTES
+                if not skipping:
+                    lines[0] = first
+                    raw = (first + b"\n", *raw)
+            if skipping:  # the first line ends one that is too long
                 on_corrupt(name, number)
                 number += 1
-                start = data.find(b"\n") + 1
+                del lines[0]
                 skipping = False
-            pending = data[last + 1 :]
-            if len(pending) > MAX_LINE_BYTES:
-                pending, skipping = b"", True
-            if start <= last:
-                raw = data[start : last + 1] if start else data[: last + 1]
-                lines = raw[:-1].split(b"\n")
+            elif not pending:  # the block starts with a whole line
+                raw = (memoryview(block)[: len(block) - len(tail)],)
+            pending, size = ([tail], len(tail)) if tail else ([], 0)
+            if size > MAX_LINE_BYTES:
+                pending, size, skipping = [], 0, True
+            if lines:
                 yield _parse_batch(raw, lines, number, name, on_corrupt)
                 number += len(lines)
         if skipping:
             on_corrupt(name, number)
-        elif pending.strip():
-            yield _parse_batch(pending + b"\n", [pending], number, name, on_corrupt)
+        elif pending:
+            last = b"".join(pending)
+            if last.strip():
+                yield _parse_batch((last + b"\n",), [last], number, name, on_corrupt)
 
 
 class _Source:

@@ -20,7 +20,7 @@ from typing import Any, Final
 import orjson
 
 from ._calls import CallStats, Issue, issue, short_text
-from ._reader import merged_batches, session_files
+from ._reader import Raw, merged_batches, session_files
 
 __all__ = ["METADATA_VERSION", "ReportBuilder", "SessionReport", "Sink", "scan_session"]
 
@@ -74,11 +74,12 @@ _RECORD_KEYS: Final = frozenset(
     )
 )
 
-#: Receives ``(stream, data, count)``: *count* whole lines, in merged time order.
-Sink = Callable[[str, bytes, int], None]
+#: Receives ``(stream, pieces, count)``: *count* whole lines, in merged time order,
+#: as byte buffers to write one after the other.
+Sink = Callable[[str, Raw, int], None]
 
 
-def _discard(_: str, __: bytes, ___: int) -> None:
+def _discard(_: str, __: Raw, ___: int) -> None:
     return None
 
 
@@ -536,7 +537,7 @@ def _scan_processing(directory: Path, builder: ReportBuilder, sink: Sink) -> Non
     for raw, lines, records in merged_batches(files, builder.corrupt_line):
         if not records:
             continue
-        sink("processing", raw or b"\n".join(lines) + b"\n", len(lines))
+        sink("processing", raw or (b"\n".join(lines) + b"\n",), len(lines))
         levels = list(map(get, records, repeat("level")))
         batch = Counter(levels)
         by_level.update(batch)
@@ -584,8 +585,9 @@ def scan_session(
         directory: ``logs/sessions/<id>``.
         session_id: Defaults to the folder name.
         title: Overrides the title recorded in ``session_start``.
-        sink: Called as ``sink(stream, data, count)`` with *count* whole lines
-            (``data``, each line ending in a newline) in merged time order,
+        sink: Called as ``sink(stream, pieces, count)`` with *count* whole lines
+            (the byte buffers *pieces*, to be written in order; each line ends
+            in a newline) in merged time order,
             stream by stream (``processing``, ``prompts``, ``belog``);
             llm_call lines carry the ``outputs`` they produced.
         output_sizes: Given the outputs (path → call IDs), returns the sizes of
@@ -603,7 +605,7 @@ def scan_session(
             rec["outputs"] = call_outputs.get(str(rec.get("call_id")), [])
         if records:
             data = b"\n".join(map(dumps, records)) + b"\n"
-            write("prompts", data, len(records))
+            write("prompts", (data,), len(records))
 
     for raw, lines, records in merged_batches(
         session_files(directory, "belog"), builder.corrupt_line
@@ -611,7 +613,7 @@ def scan_session(
         for rec in records:
             builder.belog(rec)
         if lines:
-            write("belog", raw or b"\n".join(lines) + b"\n", len(lines))
+            write("belog", raw or (b"\n".join(lines) + b"\n",), len(lines))
 
     sizes = output_sizes(builder.outputs) if output_sizes is not None else {}
     return builder.build(sizes)

@@ -13,8 +13,14 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from structlog_belog import iter_records, read_package
-from structlog_belog._reader import iter_lines, merged_batches, parse_lines, session_files
+from structlog_belog import _reader, iter_records, read_package
+from structlog_belog._reader import (
+    iter_lines,
+    merged_batches,
+    parse_lines,
+    session_batches,
+    session_files,
+)
 from structlog_belog.exceptions import CorruptDataError, DecompressionLimitError, PackageError
 
 from .session_files import full_session, rec, session_dir, write
@@ -128,6 +134,66 @@ class TestIterLines:
         ).stdout.split()  # fmt: skip
         assert "limit" == out[0]
         assert int(out[1]) < 400 * 1024  # KiB: far below the 1 GiB the bomb expands to
+
+
+def _expected_batches(data: bytes, cap: int) -> tuple[list[bytes], list[int]]:
+    """What session_batches must give: the good lines and the numbers of the bad ones."""
+    good, bad = [], []
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        try:
+            ok = len(line) <= cap and type(orjson.loads(line)) is dict
+        except orjson.JSONDecodeError:
+            ok = False
+        if ok:
+            good.append(line)
+        elif line.strip():
+            bad.append(number)
+    return good, bad
+
+
+line_kinds = st.lists(
+    st.one_of(
+        st.integers(0, 40).map(lambda n: orjson.dumps({"e": "x" * n})),
+        st.sampled_from([b"", b"  ", b"not json", b"[1]", b'{"cut']),
+    ),
+    max_size=25,
+)
+
+
+class TestSessionBatches:
+    @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(lines=line_kinds, block=st.integers(1, 30), newline_at_end=st.booleans())
+    def test_blocks_of_any_size(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        lines: list[bytes],
+        block: int,
+        newline_at_end: bool,
+    ) -> None:
+        """Lines across, within and over blocks: the lines, bytes and damage of a plain split.
+
+        The cap (30 bytes here) is exact when it is at least the block size, as in use.
+        """
+        monkeypatch.setattr(_reader, "_BATCH_BYTES", block)
+        monkeypatch.setattr(_reader, "MAX_LINE_BYTES", 30)
+        data = b"\n".join(lines) + (b"\n" if newline_at_end and lines else b"")
+        path = tmp_path / f"{uuid.uuid4().hex}.jsonl"
+        path.write_bytes(data)
+        bad: list[int] = []
+        got_lines: list[bytes] = []
+        got_raw = b""
+        for raw, batch_lines, recs in session_batches(path, lambda _, n: bad.append(n)):
+            assert [orjson.loads(x) for x in batch_lines] == recs
+            got_lines += batch_lines
+            got_raw += b"".join(x + b"\n" for x in batch_lines) if raw is None else b"".join(raw)
+        good, expected_bad = _expected_batches(data, 30)
+        assert good == got_lines
+        assert b"".join(x + b"\n" for x in good) == got_raw
+        assert expected_bad == bad
 
 
 class TestMergedBatches:

@@ -28,7 +28,8 @@ from .session_files import (
 def _sink() -> tuple[dict[str, list[bytes]], object]:
     got: dict[str, list[bytes]] = {"processing": [], "prompts": [], "belog": []}
 
-    def sink(stream: str, data: bytes, count: int) -> None:
+    def sink(stream: str, pieces: tuple[bytes | memoryview, ...], count: int) -> None:
+        data = b"".join(pieces)
         lines = data.split(b"\n")
         assert b"" == lines.pop()  # newline-terminated
         assert count == len(lines)
