@@ -287,46 +287,59 @@ class ReportBuilder:
 
     def error(self, rec: dict[str, Any]) -> None:
         """Fold one error-level record into its group and the burst detector."""
-        ts = rec.get("timestamp")
-        ts = ts if type(ts) is str else ""
-        stage = rec.get("stage")
-        self.stage_errors[stage] += 1
-        key: tuple[Any, Any] = (rec.get("logger"), rec.get("event"))
-        try:
-            group = self.error_groups.get(key)
-        except TypeError:  # an unhashable event: group it by its text
-            key = (key[0], short_text(key[1], 200))
-            group = self.error_groups.get(key)
-        if group is not None:
-            group.count += 1
-        elif len(self.error_groups) < _MAX_GROUPS:
-            exc = rec.get("exception")
-            last_line = exc.strip().rsplit("\n", 1)[-1] if isinstance(exc, str) else None
-            self.error_groups[key] = _ErrorGroup(
-                str(key[0]), short_text(key[1], 200), 1, ts or None, stage, last_line
-            )
-        else:
-            self.other_errors += 1
-        # To the second is precise enough for a 10-second window, and cached.
-        t = _SECONDS.get(ts[:19])
-        if t is None:
-            t = _epoch(ts[:19] + "Z" if len(ts) >= 19 else ts)
-            if t is None:
-                return
-            if len(_SECONDS) > 4096:
-                _SECONDS.clear()
-            _SECONDS[ts[:19]] = t
+        self.errors([rec])
+
+    def errors(self, recs: list[dict[str, Any]]) -> None:
+        """Fold error-level records, in time order, into groups and the burst detector."""
+        get = dict.get
+        stamps = [t if type(t) is str else "" for t in map(get, recs, repeat("timestamp"))]
+        self.stage_errors.update(map(get, recs, repeat("stage")))
+        groups = self.error_groups
+        keys: list[tuple[Any, Any]] = list(
+            zip(map(get, recs, repeat("logger")), map(get, recs, repeat("event")), strict=True)
+        )
+        for found, rec, ts in zip(keys, recs, stamps, strict=True):
+            key = found
+            try:
+                group = groups.get(key)
+            except TypeError:  # an unhashable event: group it by its text
+                key = (key[0], short_text(key[1], 200))
+                group = groups.get(key)
+            if group is not None:
+                group.count += 1
+            elif len(groups) < _MAX_GROUPS:
+                exc = rec.get("exception")
+                last_line = exc.strip().rsplit("\n", 1)[-1] if isinstance(exc, str) else None
+                groups[key] = _ErrorGroup(
+                    str(key[0]), short_text(key[1], 200), 1, ts or None, rec.get("stage"), last_line
+                )
+            else:
+                self.other_errors += 1
+        self._bursts(stamps)
+
+    def _bursts(self, stamps: list[str]) -> None:
+        """Feed error timestamps to the burst detector (5 errors within 10 seconds)."""
         recent = self.recent_errors
-        recent.append((t, ts))
-        if len(recent) == _BURST_COUNT and t - recent[0][0] <= _BURST_WINDOW_S:
-            if self.in_burst:
-                self.bursts[-1].end = ts
-                self.bursts[-1].count += 1
-            elif len(self.bursts) < _MAX_EXAMPLES:
-                self.bursts.append(_Burst(recent[0][1], ts, _BURST_COUNT))
-                self.in_burst = True
-        else:
-            self.in_burst = False
+        for ts in stamps:
+            # To the second is precise enough for a 10-second window, and cached.
+            t = _SECONDS.get(ts[:19])
+            if t is None:
+                t = _epoch(ts[:19] + "Z" if len(ts) >= 19 else ts)
+                if t is None:
+                    continue
+                if len(_SECONDS) > 4096:
+                    _SECONDS.clear()
+                _SECONDS[ts[:19]] = t
+            recent.append((t, ts))
+            if len(recent) == _BURST_COUNT and t - recent[0][0] <= _BURST_WINDOW_S:
+                if self.in_burst:
+                    self.bursts[-1].end = ts
+                    self.bursts[-1].count += 1
+                elif len(self.bursts) < _MAX_EXAMPLES:
+                    self.bursts.append(_Burst(recent[0][1], ts, _BURST_COUNT))
+                    self.in_burst = True
+            else:
+                self.in_burst = False
 
     def belog(self, rec: dict[str, Any]) -> None:
         """Fold one BELog record."""
@@ -526,7 +539,7 @@ def _scan_processing(directory: Path, builder: ReportBuilder, sink: Sink) -> Non
     by_stage = builder.by_stage
     stage_warnings = builder.stage_warnings
     special = builder.special
-    error = builder.error
+    errors = builder.errors
     lifecycle = _LIFECYCLE
     is_error = _ERROR_LEVELS.__contains__
     # dict.get over repeat(key): no method lookup per record, half the cost of methodcaller.
@@ -552,8 +565,7 @@ def _scan_processing(directory: Path, builder: ReportBuilder, sink: Sink) -> Non
             if kind in lifecycle:
                 special(kind, rec)
         if batch["error"] or batch["critical"]:
-            for rec in compress(records, map(is_error, levels)):
-                error(rec)
+            errors(list(compress(records, map(is_error, levels))))
         warnings = batch["warning"]
         if warnings:
             if len(runs) == 1:  # the common case: the whole batch is in one stage
