@@ -45,6 +45,7 @@ _STREAM_FILES: Final = {
 }
 _HASH_CHUNK: Final = 1024 * 1024
 _ZSTD_JOB_SIZE: Final = 1024 * 1024
+_ONE_WORKER_UP_TO: Final = 6
 
 
 def _open_new(path: Path) -> IO[bytes]:
@@ -74,14 +75,18 @@ class _HashingFile:
 
 
 def _zstd_params(level: int) -> Any:
-    """Multithreaded zstd (one worker per CPU) with 1 MiB jobs.
+    """Multithreaded zstd: compression runs on worker threads, with 1 MiB jobs.
 
-    zstd's default job size grows with the level's window (8 MiB and more per
-    worker); small jobs keep the input it buffers small and constant, so peak
-    memory does not depend on the size of the session.
+    Up to level `_ONE_WORKER_UP_TO` one worker keeps up with the pass (it
+    compresses several times faster than records are parsed), and more would
+    only take CPU time from the thread that parses; slower levels get one
+    worker per CPU. zstd's default job size grows with the level's window
+    (8 MiB and more per worker); small jobs keep the input it buffers small and
+    constant, so peak memory does not depend on the size of the session.
     """
+    threads = 1 if level <= _ONE_WORKER_UP_TO else -1
     return zstandard.ZstdCompressionParameters.from_level(
-        level, threads=-1, job_size=_ZSTD_JOB_SIZE
+        level, threads=threads, job_size=_ZSTD_JOB_SIZE
     )
 
 
