@@ -550,7 +550,7 @@ def _scan_processing(directory: Path, builder: ReportBuilder, sink: Sink) -> Non
     for raw, lines, records in merged_batches(files, builder.corrupt_line):
         if not records:
             continue
-        sink("processing", raw or (b"\n".join(lines) + b"\n",), len(lines))
+        sink("processing", raw or (b"".join(lines),), len(lines))
         levels = list(map(get, records, repeat("level")))
         batch = Counter(levels)
         by_level.update(batch)
@@ -625,7 +625,7 @@ def scan_session(
         for rec in records:
             builder.belog(rec)
         if lines:
-            write("belog", raw or (b"\n".join(lines) + b"\n",), len(lines))
+            write("belog", raw or (b"".join(lines),), len(lines))
 
     sizes = output_sizes(builder.outputs) if output_sizes is not None else {}
     return builder.build(sizes)

@@ -188,8 +188,9 @@ class TestSessionBatches:
         got_raw = b""
         for raw, batch_lines, recs in session_batches(path, lambda _, n: bad.append(n)):
             assert [orjson.loads(x) for x in batch_lines] == recs
-            got_lines += batch_lines
-            got_raw += b"".join(x + b"\n" for x in batch_lines) if raw is None else b"".join(raw)
+            assert all(x.endswith(b"\n") for x in batch_lines)
+            got_lines += [x[:-1] for x in batch_lines]
+            got_raw += b"".join(batch_lines if raw is None else raw)
         good, expected_bad = _expected_batches(data, 30)
         assert good == got_lines
         assert b"".join(x + b"\n" for x in good) == got_raw
