@@ -31,6 +31,17 @@ class TestRunDemo:
         client = _demo._client(live=True)
         assert (openai.OpenAI, key) == (type(client), client.api_key)
 
+    def test_live_without_openai_says_how_to_install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """`live=True` without the openai SDK raises ModuleNotFoundError naming the extra."""
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-" + "test-" + "A" * 40)
+        monkeypatch.setitem(sys.modules, "openai", None)
+        with pytest.raises(ModuleNotFoundError) as info:
+            _demo._client(live=True)
+        assert ("openai", "belog demo requires openai: pip install 'structlog-belog[openai]'") == (
+            info.value.name,
+            str(info.value),
+        )
+
     def test_non_json_replies_lower_schema_compliance(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
