@@ -181,7 +181,7 @@ def run_demo(out: Path | str, *, live: bool = False) -> Path:
                         orjson.loads(text)
                         valid += 1
                     except orjson.JSONDecodeError:
-                        slog.warning("not_json", level=level, chars=len(text))
+                        slog.warning("not_json", supertask_level=level, chars=len(text))
                     task.suggest("Cache the template analysis between supertasks")
         with run.stage("validation"):
             run.set_metric("supertasks", len(_LEVELS))

@@ -236,6 +236,28 @@ class TestAuditedStream:
         assert "error" == record["status"]
         assert "ConnectionResetError" == record["error"]["type"]
 
+    def test_interrupt_mid_stream(self, belog_config: Config) -> None:
+        """Ctrl-C while reading a stream records it as incomplete and lets the interrupt through."""
+
+        def chunks() -> Any:
+            stream = fake_openai_client().chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+            yield next(iter(stream))
+            raise KeyboardInterrupt
+
+        @belog.audit_llm(api="chat.completions")
+        def call_llm(**_: Any) -> Any:
+            return chunks()
+
+        with belog.session("interrupted") as run:
+            stream = call_llm(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+            assert f"AuditedStream({stream._inner!r})" == repr(stream)
+            with pytest.raises(KeyboardInterrupt):
+                list(stream)
+        [record] = prompts(run)
+        assert ("incomplete", "KeyboardInterrupt") == (record["status"], record["error"]["type"])
+
 
 class TestAuditedAsyncStream:
     def test_async_chunks_identical_and_recorded(self, belog_config: Config) -> None:
@@ -362,6 +384,38 @@ class TestAuditedAsyncStream:
         [record] = prompts(asyncio.run(main()))
         assert [True] == closed
         assert "incomplete" == record["status"]
+
+    @pytest.mark.parametrize(
+        ("failure", "status"),
+        [(ConnectionResetError("peer went away"), "error"), (KeyboardInterrupt(), "incomplete")],
+    )
+    def test_async_failure_mid_stream(
+        self, belog_config: Config, failure: BaseException, status: str
+    ) -> None:
+        """An async stream failing mid-way is recorded (error, or incomplete for an interrupt)."""
+        source = fake_openai_client(async_=True)
+
+        async def chunks(**kwargs: Any) -> Any:
+            async for chunk in await source.chat.completions.create(**kwargs):
+                yield chunk
+                raise failure
+
+        @belog.audit_llm(api="chat.completions")
+        def call_llm(**kwargs: Any) -> Any:
+            return chunks(**kwargs)
+
+        async def main() -> belog.Run:
+            async with belog.session("async-failure") as run:
+                stream = call_llm(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+                assert f"AuditedAsyncStream({stream._inner!r})" == repr(stream)
+                with pytest.raises(type(failure)) as raised:
+                    async for _ in stream:
+                        pass
+                assert failure is raised.value
+            return run
+
+        [record] = prompts(asyncio.run(main()))
+        assert (status, type(failure).__name__) == (record["status"], record["error"]["type"])
 
     def test_responses_stream_helpers(self, belog_config: Config) -> None:
         """responses.stream(...) and the async chat stream helper go through the audit."""

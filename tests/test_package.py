@@ -408,9 +408,62 @@ class TestFinalizeRun:
         assert f"belog package {run.id}" in capsys.readouterr().err
         assert (run.directory / "processing.jsonl").is_file()  # type: ignore[operator]
 
+    def test_survives_a_closed_stderr(
+        self, belog_config: _config.Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Even with stderr gone, a packaging failure at exit does not raise."""
+        blocker = tmp_path / "blocked"
+        blocker.write_text("a file where a folder should be")
+
+        class Gone:
+            def write(self, _: str) -> int:
+                raise OSError("stderr is closed")
+
+        with belog.session("t", package_dir=blocker, package=False) as run:
+            pass
+        monkeypatch.setattr(sys, "stderr", Gone())
+        assert None is finalize_run(run)
+
     def test_unstarted_run(self) -> None:
         """A run that never started has nothing to package."""
         assert finalize_run(belog.Run("never")) is None
+
+
+class TestContents:
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("../../etc/./passwd", "etc/passwd"),
+            ("a\\b\x00c", "a/bc"),
+            ("/..", "content"),
+            ("logs/metadata.json", "logs_content/metadata.json"),
+        ],
+    )
+    def test_safe_relative(self, name: str, expected: str) -> None:
+        """Content names lose .., roots and control characters, and never land in logs/."""
+        assert Path(expected) == _package._safe_relative(name)
+
+    def test_copy_contents(self, tmp_path: Path) -> None:
+        """Folders are copied deep, a FIFO is left out, a name clash gets -2, missing is listed."""
+        src = tmp_path / "src"
+        (src / "deep").mkdir(parents=True)
+        (src / "deep" / "a.txt").write_text("a")
+        os.mkfifo(src / "pipe")
+        single = tmp_path / "one.txt"
+        single.write_text("1")
+        items: list[dict[str, Any]] = [
+            {"path": str(src), "as_name": "data"},
+            {"path": str(single), "as_name": "data"},
+            {"path": str(tmp_path / "gone.txt")},
+        ]
+        root = tmp_path / "root"
+        root.mkdir()
+        report = type("Report", (), {"contents": items})()
+        assert [str(tmp_path / "gone.txt")] == _package._copy_contents(report, root)
+        assert ["data", "data-2", None] == [i.get("copied_to") for i in items]
+        assert "a" == (root / "data" / "deep" / "a.txt").read_text()
+        assert ["deep"] == sorted(p.name for p in (root / "data").iterdir())
+        assert "1" == (root / "data-2").read_text()
 
 
 class TestSlug:

@@ -197,6 +197,69 @@ class TestSessionBatches:
         assert expected_bad == bad
 
 
+class TestLineCaps:
+    @pytest.mark.parametrize(
+        "data",
+        [
+            b"a\n" + b"x" * 50 + b"\nb\n",  # a long line between two short ones
+            b"a\n" + b"x" * 50,  # a long last line without its newline
+            b"x" * (256 * 1024 + 5) + b"\n",  # a long line spanning two reads
+        ],
+    )
+    def test_any_long_line_is_refused(self, tmp_path: Path, data: bytes) -> None:
+        """A line past max_line_bytes raises wherever it sits in the read chunks."""
+        path = tmp_path / "long.jsonl"
+        path.write_bytes(data)
+        limit = 256 * 1024 + 2 if len(data) > 1000 else 10
+        with pytest.raises(DecompressionLimitError) as info:
+            list(iter_lines(path, max_line_bytes=limit))
+        assert (limit, path) == (info.value.limit, info.value.path)
+
+    def test_leading_blank_line_is_skipped(self, tmp_path: Path) -> None:
+        """An empty first line yields nothing; the lines after it do."""
+        path = tmp_path / "blank.jsonl"
+        path.write_bytes(b"\nabc\n\ndef\n")
+        assert [b"abc", b"def"] == list(iter_lines(path))
+
+    def test_session_batches_skip_over_long_lines(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Lines past MAX_LINE_BYTES in a session file are reported and skipped; reading goes on."""
+        monkeypatch.setattr(_reader, "MAX_LINE_BYTES", 100)
+        path = tmp_path / "processing.jsonl"
+        block = _reader._BATCH_BYTES
+        path.write_bytes(
+            orjson.dumps(rec(1, "a")) + b"\n"
+            + b"x" * (3 * block) + b"\n"  # spans whole batches, ends alone in one
+            + b"y" * (block - 1) + b"\n"  # ends exactly at a batch boundary
+            + orjson.dumps(rec(2, "b")) + b"\n"
+            + b"z" * 200  # still being written, already too long
+        )  # fmt: skip
+        damaged: list[tuple[str, int]] = []
+        events = [
+            r["event"]
+            for _, __, records in _reader.session_batches(path, lambda *a: damaged.append(a))
+            for r in records
+        ]
+        assert ["a", "b"] == events
+        assert [
+            ("processing.jsonl", 2),
+            ("processing.jsonl", 3),
+            ("processing.jsonl", 5),
+        ] == damaged
+
+
+class TestParseLines:
+    def test_strict_and_reported(self) -> None:
+        """A line that is no JSON object raises without on_corrupt, and is reported with it."""
+        lines = [b'{"a": 1}', b"{oops", b"[1]", b'{"b": 2}']
+        with pytest.raises(CorruptDataError, match="line 2 is not a JSON object"):
+            list(parse_lines(lines))
+        bad: list[tuple[int, bytes]] = []
+        assert [{"a": 1}, {"b": 2}] == list(parse_lines(lines, lambda n, b: bad.append((n, b))))
+        assert [(2, b"{oops"), (3, b"[1]")] == bad
+
+
 class TestMergedBatches:
     @settings(
         max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -247,6 +310,17 @@ class TestIterRecords:
         """A missing path raises PackageError naming it."""
         with pytest.raises(PackageError, match="not a session folder"):
             list(iter_records(tmp_path / "nope"))
+
+    def test_single_file_skipping_damage(self, tmp_path: Path) -> None:
+        """A single JSONL file read with skip_corrupt leaves damaged lines out."""
+        path = write(tmp_path / "x.jsonl", [rec(1, "a"), b"{oops\n", rec(2, "b")])
+        assert ["a", "b"] == [r["event"] for r in iter_records(path, skip_corrupt=True)]
+
+    def test_bad_stream_of_a_package(self, tmp_path: Path) -> None:
+        """An unknown stream name is refused for a package too."""
+        (tmp_path / "pkg" / "logs").mkdir(parents=True)
+        with pytest.raises(ValueError, match="stream must be one of"):
+            list(iter_records(tmp_path / "pkg", "bogus"))
 
     def test_bad_stream(self, tmp_path: Path) -> None:
         """An unknown stream name is refused."""

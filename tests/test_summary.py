@@ -144,3 +144,46 @@ class TestRenderSummary:
     def test_packaged_template_is_a_resource(self) -> None:
         """The default template ships inside the package."""
         assert default_template().lstrip().startswith("{#-")
+
+
+class TestFilters:
+    @pytest.mark.parametrize(
+        ("expression", "value", "expected"),
+        [
+            ("duration", 0.25, "250 ms"),
+            ("duration", 90, "90.00 s"),
+            ("duration", 754, "12 min 34 s"),
+            ("duration", 7384, "2 h 3 min"),
+            ("duration", True, "—"),
+            ("duration", "soon", "—"),
+            ("number", 1234567, "1,234,567"),
+            ("number", 2.0, "2"),
+            ("number", 3.14159, "3.142"),
+            ("number", None, "—"),
+            ("number", "n/a", "n/a"),
+            ("percent", 0.256, "25.6 %"),
+            ("percent", None, "—"),
+            ("usd", 1234.5, "$1,234.5000"),
+            ("usd", "free", "—"),
+            ("status", True, "✅"),
+            ("status", False, "❌"),
+            ("status", None, "⚠️"),
+        ],
+    )
+    def test_filter(self, tmp_path: Path, expression: str, value: object, expected: str) -> None:
+        """Each formatting filter turns a metadata value into its documented text."""
+        template = tmp_path / "f.j2"
+        template.write_text(f"{{{{ metadata.v|{expression} }}}}")
+        report = scan_session(session_dir(tmp_path))
+        assert expected == render_summary(report, metadata={"v": value}, template=template)
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [(None, "—"), (True, "yes"), (False, "no"), (2.5, "2.5"), ("a*b", "a\\*b")],
+    )
+    def test_plain_values(self, tmp_path: Path, value: object, expected: str) -> None:
+        """Unfiltered values: None is a dash, booleans are yes/no, numbers as is, text escaped."""
+        template = tmp_path / "v.j2"
+        template.write_text("{{ metadata.v }}")
+        report = scan_session(session_dir(tmp_path))
+        assert expected == render_summary(report, metadata={"v": value}, template=template)
