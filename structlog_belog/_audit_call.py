@@ -18,13 +18,17 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, Final
 
-from . import _context, _pipeline
+from . import _context
 from ._audit_record import (
     describe_error,
     scrub_request,
     scrub_response,
+    vet_error,
+    vet_request,
+    vet_response,
+    vet_usage,
 )
-from ._config import get_config
+from ._config import ensure_pipeline, get_config
 from ._prices import cost_usd, validate_prices
 
 __all__ = ["ACTIVE", "Call", "audit_failures", "last_outside_session", "note_failure"]
@@ -66,7 +70,9 @@ def last_outside_session() -> Mapping[str, Any] | None:
 
 
 def _emit(record: dict[str, Any], level: str) -> None:
-    _pipeline.emit("llm_call", level=level, logger=_LOGGER, **record)
+    # The record is built in writing order (timestamp, level, logger, event
+    # first) and is itself what the chain completes and writes.
+    ensure_pipeline().process(record, level, time.time())
 
 
 #: Where finished records go; a test may replace it to look at records in memory.
@@ -175,20 +181,30 @@ class Call:
         request = self.request if self.capture_content else scrub_request(self.request)
         if response is not None and not self.capture_content:
             response = scrub_response(response)
+        # Each part is redacted here, where its shape is known, and marked
+        # Vetted: the record path then writes it without a second walk.
+        redactor = ensure_pipeline().redactor
+        redact = None if redactor is None else redactor.redact_value
+        if usage is not None:
+            usage = vet_usage(usage, redact)
         record: dict[str, Any] = {
+            "timestamp": None,
+            "level": None,
+            "logger": _LOGGER,
+            "event": "llm_call",
             "kind": "llm_call",
             "call_id": self.call_id,
             "name": self.name,
             "provider": "openai",
             "api": self.api,
             "model": self.model,
-            "request": request,
-            "response": response,
+            "request": vet_request(request, redact),
+            "response": None if response is None else vet_response(response, redact),
             "usage": usage,
             "latency_ms": round((ended - self.started) * 1000, 3),
             "stream": self.stream,
             "status": status,
-            "error": None if error is None else describe_error(error),
+            "error": None if error is None else vet_error(describe_error(error), redact),
             "attempts": self.attempts or None,
             "cost_usd": cost_usd(self.model, usage, _price_overrides()),
         }

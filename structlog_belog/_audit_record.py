@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 import orjson
+
+from ._redact import Vetted
 
 __all__ = [
     "API_CHAT",
@@ -31,6 +33,10 @@ __all__ = [
     "scrub_request",
     "scrub_response",
     "usage_of",
+    "vet_error",
+    "vet_request",
+    "vet_response",
+    "vet_usage",
 ]
 
 API_CHAT: Final = "chat.completions"
@@ -89,15 +95,24 @@ def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return p
     (an agent appending the answer) does not change what the audit recorded.
     """
     kind = type(value)
-    if value is None or kind is str or kind is int or kind is float or kind is bool:
+    if value is None or kind is str or kind is int or kind is bool:
         return value
+    if kind is float:
+        return value if value - value == 0.0 else _non_finite(value)
     if depth > _MAX_DEPTH:
         return repr(value)
     if kind is dict:
-        return {str(k): jsonable(v, depth + 1) for k, v in value.items() if is_given(v)}
+        # Messages are dicts of strings: those cost no call.
+        return {
+            k if type(k) is str else str(k): v if type(v) is str else jsonable(v, depth + 1)
+            for k, v in value.items()
+            if type(v) not in _sentinels
+        }
     if kind is list:
         return [jsonable(v, depth + 1) for v in value]
-    if isinstance(value, str | int | float | bool):
+    if isinstance(value, float):
+        return jsonable(float(value), depth)
+    if isinstance(value, str | int | bool):
         return value
     if isinstance(value, Mapping):
         return {str(k): jsonable(v, depth + 1) for k, v in value.items() if is_given(v)}
@@ -116,6 +131,13 @@ def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return p
     if not is_given(value):
         return None
     return repr(value)
+
+
+def _non_finite(value: float) -> str:
+    """NaN and ±Infinity as the record path writes them (JSON has no such numbers)."""
+    if value != value:  # noqa: PLR0124 - only NaN differs from itself
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 def request_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,6 +174,67 @@ def guess_api(kwargs: Mapping[str, Any], result: Any = None) -> str:
     if "embedding" in model or "encoding_format" in kwargs or "dimensions" in kwargs:
         return API_EMBEDDINGS
     return API_RESPONSES
+
+
+# -- vetting: each part of a record made safe to write, once -----------------
+
+#: Redacts a JSON-ready value (the configured `SecretRedactor`'s ``redact_value``), or None.
+Redact = Callable[[Any], Any] | None
+
+#: Response fields that hold what the model wrote; the others are metadata.
+_RESPONSE_CONTENT: Final = frozenset(("output_text", "refusal", "tool_calls", "choices"))
+
+
+def _meta(value: Any, redact: Redact) -> Any:
+    """A metadata value (an ID, a name, a count) as it is written.
+
+    Strings, ints and booleans read from the SDK's result or the server's
+    headers are written as they are; anything else is made JSON-ready and
+    redacted like content.
+    """
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:
+        return value
+    safe = jsonable(value)
+    return safe if redact is None else redact(safe)
+
+
+def _content(value: Any, redact: Redact) -> Any:
+    """What the application or the model wrote: JSON-ready and redacted."""
+    if value is None:
+        return None
+    safe = value if type(value) is str else jsonable(value)
+    return safe if redact is None else redact(safe)
+
+
+def vet_request(request: dict[str, Any], redact: Redact) -> Vetted:
+    """The ``request`` part (already JSON-ready, from `request_of`), redacted."""
+    return Vetted(request if redact is None else redact(request))
+
+
+def vet_response(response: Mapping[str, Any], redact: Redact) -> Vetted:
+    """The ``response`` part: content redacted, metadata checked."""
+    return Vetted(
+        {
+            key: _content(value, redact) if key in _RESPONSE_CONTENT else _meta(value, redact)
+            for key, value in response.items()
+        }
+    )
+
+
+def vet_usage(usage: Mapping[str, Any], redact: Redact) -> Vetted:
+    """The ``usage`` part: counts, checked."""
+    return Vetted({key: _meta(value, redact) for key, value in usage.items()})
+
+
+def vet_error(error: Mapping[str, Any], redact: Redact) -> Vetted:
+    """The ``error`` part: the message redacted (servers echo what they were sent)."""
+    return Vetted(
+        {
+            key: _content(value, redact) if key == "message" else _meta(value, redact)
+            for key, value in error.items()
+        }
+    )
 
 
 # -- content scrubbing (capture_content=False) ----------------------------------

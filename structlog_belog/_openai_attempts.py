@@ -15,6 +15,7 @@ import time
 from typing import Any, Final
 
 from ._audit_call import ACTIVE, note_failure
+from ._redact import Vetted
 
 __all__ = ["install", "uninstall"]
 
@@ -34,8 +35,9 @@ _WANTED: Final = {
 def _started(_: Any) -> None:
     call = ACTIVE.get()
     if call is not None:
+        # Vetted: status, timings and the server's own IDs and counters, written as they are.
         call.attempts.append(
-            {"attempt": len(call.attempts) + 1, "status_code": None, "_t0": time.perf_counter()}
+            Vetted(attempt=len(call.attempts) + 1, status_code=None, _t0=time.perf_counter())
         )
 
 

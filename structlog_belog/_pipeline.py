@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog.contextvars
 
 from . import _context
+from ._redact import SecretRedactor
 from ._render import render_jsonl
 from ._truncate import ValueTruncator
 
@@ -171,6 +172,10 @@ class Pipeline:
         self.config = config
         self.router = router
         self.processors = processors
+        #: The chain's `SecretRedactor`, for code that builds records already redacted.
+        self.redactor: SecretRedactor | None = next(
+            (p for p in processors if isinstance(p, SecretRedactor)), None
+        )
         self.truncator = truncator
         # A rendered line no longer than the smallest cap cannot hold a value
         # over it (a value renders to at least its own length): only longer

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from ._truncate import cap_bytes, cap_text, rebuilt_like
 
-__all__ = ["DEFAULT_MARKER", "SENSITIVE_KEYS", "SecretRedactor"]
+__all__ = ["DEFAULT_MARKER", "SENSITIVE_KEYS", "SecretRedactor", "Vetted"]
 
 # Tuples, not X | Y unions: isinstance with a union is several times slower.
 _CONTAINERS: Final = (dict, list, tuple, set, frozenset)
@@ -89,7 +89,24 @@ _CLEAN_MAX_LEN: Final = 256  # only strings up to this length are remembered cle
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
-_SCALARS: Final = (int, float, bool)
+
+
+class Vetted(dict):  # type: ignore[type-arg]
+    """A dict the code that built it has already made safe to write.
+
+    Everything in it is JSON-ready (str keys; str, int, finite float, bool,
+    None, list and dict values) and has been through this process's
+    `SecretRedactor` where it can hold a secret. The record path writes it as
+    a plain object without walking it again: the LLM audit builds its request,
+    response, usage and attempts this way, so their contents are scanned once,
+    not twice. Private: a record a user logs is always walked.
+    """
+
+    __slots__ = ()
+
+
+# Types whose values are left alone where a record is walked.
+_SCALARS: Final = (int, float, bool, Vetted)
 
 # Scalars that cannot hold a secret, or whose rendering is their value.
 _OPAQUE: Final = (
@@ -412,6 +429,14 @@ class SecretRedactor:
     def redact_text(self, text: str) -> str:
         """Return *text* with every secret value replaced by its marker."""
         return self._redact_str(text)
+
+    def redact_value(self, value: Any) -> Any:
+        """Return *value* with its secrets replaced, as the processor does a field's value.
+
+        Containers are walked (keys judged, strings scanned); one that changes
+        is copied, never mutated. A value without secrets is returned itself.
+        """
+        return self._redact_obj(value, 1, None)
 
     def _redact_str(self, text: str) -> str:
         if len(text) > self._max_scan:

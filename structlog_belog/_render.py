@@ -15,11 +15,14 @@ from typing import Any, Final
 
 import orjson
 
+from ._redact import Vetted
+
 __all__ = ["render_jsonl"]
 
 # Tuples, not X | Y unions: isinstance with a union is several times slower.
 _CONTAINERS: Final = (dict, list, tuple, set, frozenset)
 _BYTES: Final = (bytes, bytearray, memoryview)
+_WALKED: Final = (dict, list, tuple)
 
 _OPTIONS: Final = orjson.OPT_APPEND_NEWLINE
 # Characters JSON leaves raw that line splitters other than "\n" break on
@@ -95,7 +98,7 @@ def _type_name(obj: Any) -> str:
 
 def _has_non_finite(obj: Any, depth: int) -> bool:
     """Whether a NaN or Infinity hides in *obj* (only asked when a null was written)."""
-    values = obj.values() if type(obj) is dict else obj
+    values = obj.values() if isinstance(obj, dict) else obj
     for value in values:
         tp = type(value)
         if tp is float:
@@ -104,8 +107,14 @@ def _has_non_finite(obj: Any, depth: int) -> bool:
         elif tp is dict or tp is list or tp is tuple:
             if depth < _MAX_DEPTH and _has_non_finite(value, depth + 1):
                 return True
-        elif isinstance(value, float) and not math.isfinite(value):
-            return True
+        elif tp is Vetted or tp is str or value is None:
+            continue  # built finite (see Vetted), or not a number
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return True
+        elif isinstance(value, _WALKED):  # subclasses: OrderedDict, named tuples
+            if depth < _MAX_DEPTH and _has_non_finite(value, depth + 1):
+                return True
     return False
 
 
