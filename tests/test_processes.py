@@ -22,6 +22,7 @@ import structlog
 
 import structlog_belog as belog
 from structlog_belog import _config, _context, _router
+from structlog_belog._verify import verify_package
 from tests.conftest import read_jsonl
 
 
@@ -236,8 +237,12 @@ class TestSpawn:
 
 
 def _package_says(run: belog.Run) -> tuple[int, str, list[str]]:
-    """metadata.json's records.dropped, the summary, the dropped_records issue's examples."""
+    """metadata.json's records.dropped, the summary, the dropped_records issue's examples.
+
+    The package must also verify: the ``drops`` records pass their schema.
+    """
     assert run.package_path is not None
+    assert [] == verify_package(run.package_path)
     logs = run.package_path / "logs"
     meta = orjson.loads((logs / "metadata.json").read_bytes())
     (dropped_issue,) = [i for i in meta["issues_detected"] if i["kind"] == "dropped_records"]
