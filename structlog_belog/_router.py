@@ -164,10 +164,33 @@ class SessionRouter:
             if n != len(line):
                 _write_rest(fd, line, n, session_id is not None)
         except Exception as exc:  # noqa: BLE001 - the log call must never raise
-            self._forget(key)
-            self._drop(session_id, exc, 1)
+            failure = self._reopen_and_write(key, line) if _is_ebadf(exc) else exc
+            if failure is not None:
+                self._forget(key)
+                self._drop(session_id, failure, 1)
         finally:
             lock.release()
+
+    def _reopen_and_write(
+        self, key: tuple[str | None, str, bool], data: bytes
+    ) -> BaseException | None:
+        """After EBADF, reopen the file and write *data* once more; only once.
+
+        EBADF means our cached descriptor was closed behind our back (by code
+        that closes descriptors it does not own). It is forgotten without a
+        close: its number may already belong to a file someone else opened.
+        Returns None when the retry wrote, else what made it fail.
+        """
+        try:
+            with self._lock:  # re-entrant: write() calls this holding it
+                self._fds.pop(key, None)
+                fd = self._open(key)
+            n = os.write(fd, data)
+            if n != len(data):
+                _write_rest(fd, data, n, key[0] is not None)
+        except Exception as exc:  # noqa: BLE001 - counted by the caller
+            return exc
+        return None
 
     def _open(self, key: tuple[str | None, str, bool]) -> int:
         """Open (creating 0600, folders 0700) and cache a descriptor. Lock held."""
@@ -280,9 +303,11 @@ class SessionRouter:
                         _write_rest(fd, bytes(data), n, key[0] is not None)
 
                 except OSError as exc:
-                    with self._lock:
-                        self._forget(key)
-                    self._drop(key[0], exc, data.count(b"\n"))
+                    failure = self._reopen_and_write(key, bytes(data)) if _is_ebadf(exc) else exc
+                    if failure is not None:
+                        with self._lock:
+                            self._forget(key)
+                        self._drop(key[0], failure, data.count(b"\n"))
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -346,6 +371,10 @@ def _write_rest(fd: int, data: bytes, n: int, private: bool) -> None:
             except OSError:
                 pass
         raise
+
+
+def _is_ebadf(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.EBADF
 
 
 def _write_some(fd: int, view: memoryview) -> int:
