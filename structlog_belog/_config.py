@@ -330,7 +330,7 @@ def _lower_root_level(root: logging.Logger, level_no: int) -> None:
     loggers = [root] + [
         lg
         for lg in list(root.manager.loggerDict.values())
-        if isinstance(lg, logging.Logger) and lg.handlers and lg.getEffectiveLevel() == old
+        if isinstance(lg, logging.Logger) and lg.handlers and _inherits_root_level(lg)
     ]
     for lg in loggers:
         for h in lg.handlers:
@@ -341,6 +341,16 @@ def _lower_root_level(root: logging.Logger, level_no: int) -> None:
         _STATE.root_level = old
     root.setLevel(level_no)
     _STATE.root_level_set = level_no
+
+
+def _inherits_root_level(logger: logging.Logger) -> bool:
+    """Whether no logger between *logger* and the root (itself included) sets a level."""
+    node: logging.Logger | None = logger
+    while node is not None and node.parent is not None:
+        if node.level != logging.NOTSET:
+            return False
+        node = node.parent
+    return True
 
 
 def _restore_levels(root: logging.Logger) -> None:

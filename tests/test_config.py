@@ -400,6 +400,11 @@ _APP_LOGGING = {
         "h = logging.StreamHandler(sys.stdout)\nh.setFormatter(logging.Formatter(FMT))\n"
         "logging.getLogger('app').addHandler(h)\nCONFIGURE"
     ),
+    "handler under a logger with its own level": (
+        "h = logging.StreamHandler(sys.stdout)\nh.setFormatter(logging.Formatter(FMT))\n"
+        "logging.getLogger('app').setLevel(logging.INFO)\n"
+        "logging.getLogger('app').addHandler(h)\nCONFIGURE"
+    ),
     "root at NOTSET": (
         "logging.getLogger().setLevel(logging.NOTSET)\n"
         "logging.basicConfig(stream=sys.stdout, format=FMT)\nCONFIGURE"
@@ -487,6 +492,25 @@ class TestAppLogging:
 
         assert (logging.INFO, logging.WARNING, logging.WARNING, False) == during
         assert (logging.WARNING, logging.NOTSET, logging.ERROR, True) == after
+
+    def test_only_handlers_that_inherit_the_root_level_are_given_one(self, tmp_path: Path) -> None:
+        """A handler under a logger with its own level is left alone; one under the root's, not."""
+        root = logging.getLogger()
+        root.setLevel(logging.WARNING)
+        explicit, inheriting = logging.getLogger("t.explicit"), logging.getLogger("t.inherit.x")
+        explicit.setLevel(logging.WARNING)
+        under_explicit, under_root = logging.Handler(), logging.Handler()
+        logging.getLogger("t.explicit.child").addHandler(under_explicit)
+        inheriting.addHandler(under_root)
+        try:
+            belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+            levels = (under_explicit.level, under_root.level)
+        finally:
+            logging.getLogger("t.explicit.child").removeHandler(under_explicit)
+            inheriting.removeHandler(under_root)
+            explicit.setLevel(logging.NOTSET)
+
+        assert (logging.NOTSET, logging.WARNING) == levels
 
     def test_root_level_set_by_app_since_is_kept(self, tmp_path: Path) -> None:
         """A root level the app set after configure() survives reset()."""
