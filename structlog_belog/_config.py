@@ -7,7 +7,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -58,7 +58,13 @@ class _State:
         self.config: Config | None = None
         self.pipeline: Pipeline | None = None
         self.handler: logging.Handler | None = None
+        # What `_lower_root_level` changed, to undo: the root's level before
+        # and the one set, and each app handler given a level, with that level.
         self.root_level: int | None = None
+        self.root_level_set: int | None = None
+        self.pinned: list[tuple[logging.Handler, int]] = []
+        # logging.basicConfig as it was before `_basic_config` replaced it.
+        self.basic_config: Callable[..., None] | None = None
         # False when an implicit configure() left the app's own structlog setup in place.
         self.owns_structlog = False
 
@@ -150,6 +156,22 @@ def configure(
     and installs one `SessionHandler` on the stdlib root logger so records of
     ``logging.getLogger(...)`` loggers — the application's and its libraries' —
     take the same path. The application's own handlers are never removed.
+
+    The stdlib's levels, and the application's own handlers:
+
+    - The handler has *level*. So that library records of that level reach
+      it, the root logger's level is lowered to *level* when it is higher
+      (never raised; a root at ``NOTSET`` already passes everything).
+    - The application's handlers see no more than before: each handler that
+      has no level of its own and inherited the root's (``basicConfig()``'s
+      stream handler, say) is given the root's previous level, so it keeps
+      printing what it printed. A handler added later with no level sees
+      whatever the root passes: give it a level.
+    - ``logging.basicConfig()`` called after ``configure()`` works as if it
+      had been called before (by itself it would do nothing, the root having
+      a handler), ``force=True`` included: belog's handler stays.
+    - `reset()` undoes all of it, except where the application changed a
+      level since.
 
     Args:
         log_dir: Root folder of the logs. Default: ``$BELOG_DIR`` or ``logs``.
@@ -272,15 +294,109 @@ def _install(config: Config) -> None:
         handler = SessionHandler(level=config.level_no, managed=True)
         root.addHandler(handler)
         _STATE.handler = handler
-        if _STATE.root_level is None:
-            _STATE.root_level = root.level
-        if root.level == logging.NOTSET or root.level > config.level_no:
-            root.setLevel(config.level_no)
+        _lower_root_level(root, config.level_no)
+        if logging.basicConfig is not _basic_config:
+            _STATE.basic_config = logging.basicConfig
+            logging.basicConfig = _basic_config
+    else:
+        _restore_levels(root)
+        _restore_basic_config()
     _join_from_environment(config)
     if config.handle_signals:
         from ._signals import install_signal_handlers
 
         install_signal_handlers()
+
+
+def _lower_root_level(root: logging.Logger, level_no: int) -> None:
+    """Let records of *level_no* reach the root, without changing what the app's handlers print.
+
+    A stdlib record below its logger's effective level is dropped before any
+    handler sees it, and the root's level is the effective level of every
+    logger that sets none: to capture the libraries' INFO records the root
+    must let them through. That would also send them to the application's own
+    handlers that have no level (``logging.basicConfig()``'s stream handler,
+    say), which until now printed WARNING and up only. So each such handler
+    that inherited the root's level is given that level: it prints what it
+    printed before. `reset()` (or a `configure()` that no longer installs the
+    handler) undoes both, unless the application changed them since.
+    A root level of NOTSET already lets everything through and is left alone.
+    """
+    old = root.level
+    if old == logging.NOTSET or old <= level_no:
+        return
+    from .stdlib import SessionHandler
+
+    loggers = [root] + [
+        lg
+        for lg in list(root.manager.loggerDict.values())
+        if isinstance(lg, logging.Logger) and lg.handlers and _inherits_root_level(lg)
+    ]
+    for lg in loggers:
+        for h in lg.handlers:
+            if h.level == logging.NOTSET and not isinstance(h, SessionHandler):
+                h.setLevel(old)
+                _STATE.pinned.append((h, old))
+    if _STATE.root_level is None:
+        _STATE.root_level = old
+    root.setLevel(level_no)
+    _STATE.root_level_set = level_no
+
+
+def _inherits_root_level(logger: logging.Logger) -> bool:
+    """Whether no logger between *logger* and the root (itself included) sets a level."""
+    node: logging.Logger | None = logger
+    while node is not None and node.parent is not None:
+        if node.level != logging.NOTSET:
+            return False
+        node = node.parent
+    return True
+
+
+def _restore_levels(root: logging.Logger) -> None:
+    """Undo `_lower_root_level`, except where the application has changed a level since."""
+    for h, level in _STATE.pinned:
+        if h.level == level:
+            h.setLevel(logging.NOTSET)
+    _STATE.pinned = []
+    if _STATE.root_level is not None and root.level == _STATE.root_level_set:
+        root.setLevel(_STATE.root_level)
+    _STATE.root_level = _STATE.root_level_set = None
+
+
+def _basic_config(**kwargs: Any) -> None:
+    """`logging.basicConfig` while belog's handler is installed: as if called before `configure()`.
+
+    ``basicConfig`` does nothing when the root logger has a handler, and
+    belog's is one: an application that sets up its console after
+    ``configure()`` would silently get none. So, as OpenTelemetry's SDK does
+    for its handler, take belog's handler off the root and undo its level
+    changes, run the real ``basicConfig`` (with the same arguments, ``force``
+    included), then put both back: the new handler prints what it would have
+    printed without belog, and belog keeps capturing.
+    """
+    original = _STATE.basic_config or logging.basicConfig
+    if original is _basic_config:  # pragma: no cover - never saved ourselves
+        return
+    with _STATE.lock:
+        handler, config = _STATE.handler, _STATE.config
+        if handler is None or config is None:
+            original(**kwargs)
+            return
+        root = logging.getLogger()
+        root.removeHandler(handler)
+        _restore_levels(root)
+        try:
+            original(**kwargs)
+        finally:
+            root.addHandler(handler)
+            _lower_root_level(root, config.level_no)
+
+
+def _restore_basic_config() -> None:
+    """Put the real `logging.basicConfig` back, unless someone replaced ours since."""
+    if logging.basicConfig is _basic_config and _STATE.basic_config is not None:
+        logging.basicConfig = _STATE.basic_config
 
 
 def _join_from_environment(config: Config) -> None:
@@ -321,12 +437,11 @@ def reset() -> None:
         root = logging.getLogger()
         if _STATE.handler is not None:
             root.removeHandler(_STATE.handler)
-        if _STATE.root_level is not None:
-            root.setLevel(_STATE.root_level)
+        _restore_levels(root)
+        _restore_basic_config()
         if _STATE.pipeline is not None and _STATE.pipeline.router is not None:
             _STATE.pipeline.router.shutdown()
         _STATE.handler = None
-        _STATE.root_level = None
         _STATE.pipeline = None
         _STATE.config = None
         _context.REGISTRY.joined = None

@@ -38,6 +38,7 @@ _LIFECYCLE: Final = frozenset(
         "output",
         "content",
         "metric",
+        "drops",
     )
 )
 _MAX_GROUPS: Final = 200  # distinct error groups kept; the rest are counted as "other"
@@ -233,6 +234,8 @@ class ReportBuilder:
         self.calls = CallStats(self.call_outputs)
         self.belog_rows: list[dict[str, Any]] = []
         self.belog_counts = {"total": 0, "succeeded": 0, "failed": 0}
+        #: Records lost by processes that joined the session, by pid (``drops`` records).
+        self.joined_drops: Counter[str] = Counter()
 
     def corrupt_line(self, source: str, number: int) -> None:
         """Count one unreadable line of the file *source*."""
@@ -270,6 +273,10 @@ class ReportBuilder:
                 self.start = rec
         elif kind == "session_end":
             self.end = rec
+        elif kind == "drops":
+            count = rec.get("records_dropped")
+            if type(count) is int and count > 0:
+                self.joined_drops[str(rec.get("pid"))] += count
 
     def _output(self, rec: dict[str, Any]) -> None:
         path = str(rec.get("path"))
@@ -381,11 +388,12 @@ class ReportBuilder:
             if stage is not None
         }
         total = self.by_level.total()
-        dropped = (self.end or {}).get("records_dropped")
+        own = (self.end or {}).get("records_dropped")
         records = {
             "total": total,
             "by_level": dict(sorted(by_level.items())),
-            "dropped": dropped if type(dropped) is int else 0,
+            # The session's own process (session_end) and the processes that joined it.
+            "dropped": (own if type(own) is int else 0) + self.joined_drops.total(),
             "corrupt_lines": self.corrupt_count,
         }
         return records, by_stage
@@ -507,13 +515,19 @@ class ReportBuilder:
                 )
             )
         if dropped:
+            where = [
+                f"process {pid}: {n}"
+                for pid, n in sorted(self.joined_drops.items(), key=lambda item: -item[1])
+            ]
+            if where:
+                where.insert(0, f"the session's process: {dropped - self.joined_drops.total()}")
             found.append(
                 issue(
                     "dropped_records",
                     "error",
                     f"{dropped} log record(s) could not be written and are missing",
                     dropped,
-                    [],
+                    where,
                 )
             )
         if self.corrupt_count:

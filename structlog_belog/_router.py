@@ -18,10 +18,11 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-__all__ = ["STREAMS", "SessionRouter", "make_dirs"]
+__all__ = ["STREAMS", "SessionRouter", "before_exit_flush", "make_dirs"]
 
 #: The per-session streams and their file stems.
 STREAMS: Final = ("processing", "prompts", "belog")
@@ -31,8 +32,10 @@ _WARN_INTERVAL_S: Final = 10.0
 
 # Every live router, so a fork can reset them all and exit can flush them all.
 _ROUTERS: weakref.WeakSet[SessionRouter] = weakref.WeakSet()
-# The process that registered the multiprocessing exit flush (see _start_flusher).
+# The process that registered the multiprocessing exit flush (see _register_exit_flush).
 _mp_finalizer_pid = 0
+# Called at exit between the routers' last flush and their close (see before_exit_flush).
+_BEFORE_EXIT: list[Callable[[], None]] = []
 
 
 def make_dirs(path: Path, mode: int = 0o700) -> None:
@@ -57,13 +60,18 @@ def make_dirs(path: Path, mode: int = 0o700) -> None:
 
 
 class _Drops:
-    """Counts of records that could not be written, by session (``None`` = global)."""
+    """Counts of records this process could not write, by session (``None`` = global).
 
-    __slots__ = ("by_session", "last_warning", "total")
+    ``reported`` is how much of each count a ``drops`` record already carries
+    (see `SessionRouter.take_unreported`).
+    """
+
+    __slots__ = ("by_session", "last_warning", "reported", "total")
 
     def __init__(self) -> None:
         self.total = 0
         self.by_session: dict[str | None, int] = {}
+        self.reported: dict[str | None, int] = {}
         self.last_warning = -_WARN_INTERVAL_S
 
 
@@ -103,13 +111,15 @@ class SessionRouter:
         self.max_open = max_open
         self.buffer_bytes = buffer_bytes
         self.flush_interval = flush_interval
-        self.drops = _Drops()
 
         self._init_process_state()
         _ROUTERS.add(self)
 
     def _init_process_state(self) -> None:
         self.pid = os.getpid()
+        # Counts are per process: a forked child starts from zero, so what the
+        # parent dropped is reported once, by the parent.
+        self.drops = _Drops()
         # Re-entrant: a signal handler that logs, or a warning written to a
         # stderr the app routes into logging, can write while this thread
         # already holds the lock; a plain Lock deadlocks the app there.
@@ -154,10 +164,33 @@ class SessionRouter:
             if n != len(line):
                 _write_rest(fd, line, n, session_id is not None)
         except Exception as exc:  # noqa: BLE001 - the log call must never raise
-            self._forget(key)
-            self._drop(session_id, exc, 1)
+            failure = self._reopen_and_write(key, line) if _is_ebadf(exc) else exc
+            if failure is not None:
+                self._forget(key)
+                self._drop(session_id, failure, 1)
         finally:
             lock.release()
+
+    def _reopen_and_write(
+        self, key: tuple[str | None, str, bool], data: bytes
+    ) -> BaseException | None:
+        """After EBADF, reopen the file and write *data* once more; only once.
+
+        EBADF means our cached descriptor was closed behind our back (by code
+        that closes descriptors it does not own). It is forgotten without a
+        close: its number may already belong to a file someone else opened.
+        Returns None when the retry wrote, else what made it fail.
+        """
+        try:
+            with self._lock:  # re-entrant: write() calls this holding it
+                self._fds.pop(key, None)
+                fd = self._open(key)
+            n = os.write(fd, data)
+            if n != len(data):
+                _write_rest(fd, data, n, key[0] is not None)
+        except Exception as exc:  # noqa: BLE001 - counted by the caller
+            return exc
+        return None
 
     def _open(self, key: tuple[str | None, str, bool]) -> int:
         """Open (creating 0600, folders 0700) and cache a descriptor. Lock held."""
@@ -183,6 +216,10 @@ class SessionRouter:
 
     def _drop(self, session_id: str | None, exc: BaseException, count: int) -> None:
         drops = self.drops
+        if not drops.total:
+            # The first drop in this process: make sure the exit hooks run even
+            # in a multiprocessing child, so its drops reach the session.
+            _register_exit_flush()
         drops.total += count
         drops.by_session[session_id] = drops.by_session.get(session_id, 0) + count
         now = time.monotonic()
@@ -200,6 +237,20 @@ class SessionRouter:
     def dropped(self, session_id: str | None) -> int:
         """Records dropped so far for *session_id* in this process."""
         return self.drops.by_session.get(session_id, 0)
+
+    def take_unreported(self, session_id: str | None) -> int:
+        """Records dropped for *session_id* not yet reported; from now on counted as reported.
+
+        A process that writes to a session it does not own reports its drops in
+        a ``drops`` record (its owner reports in ``session_end``); this keeps a
+        second report from counting them twice.
+        """
+        with self._lock:
+            drops = self.drops
+            total = drops.by_session.get(session_id, 0)
+            unreported = total - drops.reported.get(session_id, 0)
+            drops.reported[session_id] = total
+            return unreported
 
     # -- buffered mode -------------------------------------------------------
 
@@ -224,13 +275,7 @@ class SessionRouter:
         )
         self._flusher = flusher
         flusher.start()
-        # A multiprocessing child ends with os._exit, skipping atexit: flush
-        # from its exit finalizers too (registered here, after it cleared them).
-        global _mp_finalizer_pid  # noqa: PLW0603 - once per process
-        mp_util = sys.modules.get("multiprocessing.util")
-        if mp_util is not None and _mp_finalizer_pid != os.getpid():
-            _mp_finalizer_pid = os.getpid()
-            mp_util.Finalize(None, _flush_all_at_exit, exitpriority=-100)
+        _register_exit_flush()
 
     def _flush_loop(self) -> None:
         while not self._closed:
@@ -258,9 +303,11 @@ class SessionRouter:
                         _write_rest(fd, bytes(data), n, key[0] is not None)
 
                 except OSError as exc:
-                    with self._lock:
-                        self._forget(key)
-                    self._drop(key[0], exc, data.count(b"\n"))
+                    failure = self._reopen_and_write(key, bytes(data)) if _is_ebadf(exc) else exc
+                    if failure is not None:
+                        with self._lock:
+                            self._forget(key)
+                        self._drop(key[0], failure, data.count(b"\n"))
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -326,6 +373,10 @@ def _write_rest(fd: int, data: bytes, n: int, private: bool) -> None:
         raise
 
 
+def _is_ebadf(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.EBADF
+
+
 def _write_some(fd: int, view: memoryview) -> int:
     written = os.write(fd, view)
     if written == 0:  # pragma: no cover - regular files never return 0
@@ -345,8 +396,38 @@ def _after_fork_in_child() -> None:
         router._reset_after_fork()
 
 
+def before_exit_flush(hook: Callable[[], None]) -> None:
+    """Run *hook* at exit after the routers' last flush, before they close.
+
+    Records a hook writes still reach disk, in buffered mode too. A hook that
+    raises is skipped: exiting goes on.
+    """
+    _BEFORE_EXIT.append(hook)
+
+
+def _register_exit_flush() -> None:
+    """Make a multiprocessing child run `_flush_all_at_exit` too.
+
+    It ends with ``os._exit``, skipping atexit, and clears the exit finalizers
+    it inherited when it starts: register one in this process, once.
+    """
+    global _mp_finalizer_pid  # noqa: PLW0603 - once per process
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None and _mp_finalizer_pid != os.getpid():
+        _mp_finalizer_pid = os.getpid()
+        mp_util.Finalize(None, _flush_all_at_exit, exitpriority=-100)
+
+
 def _flush_all_at_exit() -> None:
-    for router in list(_ROUTERS):
+    routers = list(_ROUTERS)
+    for router in routers:
+        router.flush()
+    for hook in _BEFORE_EXIT:
+        try:
+            hook()
+        except Exception:  # noqa: BLE001, S110 - exiting: do what can be done
+            pass
+    for router in routers:
         router.close()
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from . import _context
 from ._pipeline import emit, format_exception
+from ._router import before_exit_flush
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -401,6 +402,47 @@ def _reset_locks_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_locks_after_fork)
+
+
+def _report_drops() -> None:
+    """At exit, tell each session this process joined how many of its records were lost.
+
+    A session's own process reports its drops in ``session_end``. A process
+    that joined it — forked while it was open, or started with `session_env()`
+    — writes no ``session_end``, so it writes a ``drops`` record into its own
+    shard instead; the finalizer adds them up. Only what was not reported yet
+    is written, so running twice (atexit and a multiprocessing finalizer)
+    counts nothing twice.
+    """
+    from ._config import _STATE
+
+    pipeline = _STATE.pipeline
+    router = None if pipeline is None else pipeline.router
+    if router is None or not router.drops.total:
+        return
+    me = os.getpid()
+    runs = {run.id: run for run in _context.REGISTRY.open_sessions()}
+    joined = _context.REGISTRY.joined
+    if joined is not None:
+        runs.setdefault(joined.id, joined)
+    for run in runs.values():
+        if run.pid == me:
+            continue
+        count = router.take_unreported(run.id)
+        if count <= 0:
+            continue
+        token = _context.push(session=run, stage=None, task=None)
+        emit(
+            "records_dropped",
+            level="warning",
+            logger=_LOGGER,
+            kind="drops",
+            records_dropped=count,
+        )
+        _context.reset(token)
+
+
+before_exit_flush(_report_drops)
 
 
 class Stage:

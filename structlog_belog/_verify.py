@@ -35,6 +35,7 @@ KINDS: Final = (
     "output",
     "content",
     "metric",
+    "drops",
 )
 _URN: Final = "urn:structlog-belog:schema:"
 _SUMS_LINE: Final = re.compile(r"^(\\?)([0-9a-f]{64}) [ *](.+)$")

@@ -383,3 +383,180 @@ class TestFileModes:
 
         assert [0o700] * 3 == [stat.S_IMODE(p.stat().st_mode) for p in folders]
         assert [0o600] * 4 == [stat.S_IMODE(p.stat().st_mode) for p in files]
+
+
+_FMT = "%(levelname)s %(name)s %(message)s"
+_APP_LOGGING = {
+    "basicConfig() after": "CONFIGURE\nlogging.basicConfig(stream=sys.stdout, format=FMT)",
+    "basicConfig() before": "logging.basicConfig(stream=sys.stdout, format=FMT)\nCONFIGURE",
+    "basicConfig(level=DEBUG) after": (
+        "CONFIGURE\nlogging.basicConfig(stream=sys.stdout, format=FMT, level=logging.DEBUG)"
+    ),
+    "basicConfig(force=True) after": (
+        "logging.basicConfig(stream=sys.stderr)\nCONFIGURE\n"
+        "logging.basicConfig(stream=sys.stdout, format=FMT, force=True)"
+    ),
+    "level-less handler on a named logger": (
+        "h = logging.StreamHandler(sys.stdout)\nh.setFormatter(logging.Formatter(FMT))\n"
+        "logging.getLogger('app').addHandler(h)\nCONFIGURE"
+    ),
+    "handler under a logger with its own level": (
+        "h = logging.StreamHandler(sys.stdout)\nh.setFormatter(logging.Formatter(FMT))\n"
+        "logging.getLogger('app').setLevel(logging.INFO)\n"
+        "logging.getLogger('app').addHandler(h)\nCONFIGURE"
+    ),
+    "root at NOTSET": (
+        "logging.getLogger().setLevel(logging.NOTSET)\n"
+        "logging.basicConfig(stream=sys.stdout, format=FMT)\nCONFIGURE"
+    ),
+}
+
+
+class TestAppLogging:
+    """configure() beside the application's own stdlib logging setup."""
+
+    def _run(self, setup: str, log_dir: Path | None, env: dict[str, str]) -> str:
+        configure = (
+            "pass"
+            if log_dir is None
+            else f"belog.configure(log_dir={str(log_dir)!r}, console=False, app_name='app')"
+        )
+        script = "\n".join(
+            [
+                "import logging, sys",
+                "import structlog_belog as belog",
+                f"FMT = {_FMT!r}",
+                setup.replace("CONFIGURE", configure),
+                "logging.getLogger('app.lib').debug('details')",
+                "logging.getLogger('app.lib').info('library chatter')",
+                "logging.getLogger('app').warning('disk almost full')",
+            ]
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert 0 == proc.returncode, proc.stderr
+        return proc.stdout
+
+    @pytest.mark.parametrize("setup", list(_APP_LOGGING.values()), ids=list(_APP_LOGGING))
+    def test_app_output_unchanged_and_records_captured(
+        self, setup: str, tmp_path: Path, subprocess_env: dict[str, str]
+    ) -> None:
+        """The app's handlers print what they print without belog; belog writes INFO and up."""
+        without = self._run(setup, None, subprocess_env)
+        with_belog = self._run(setup, tmp_path / "logs", subprocess_env)
+        events = [r["event"] for r in read_jsonl(tmp_path / "logs" / "app.jsonl")]
+
+        assert "WARNING app disk almost full" in without
+        assert without == with_belog
+        assert ["library chatter", "disk almost full"] == events
+
+    def test_basic_config_force_keeps_belog_handler(self, tmp_path: Path) -> None:
+        """basicConfig(force=True) after configure() leaves belog's handler on the root."""
+        belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+        handler = _session_handlers()[0]
+        root = logging.getLogger()
+        before = list(root.handlers)
+        with open(os.devnull, "w") as devnull:
+            logging.basicConfig(stream=devnull, force=True)
+            after = (_session_handlers(), root.level)
+            for h in list(root.handlers):  # force=True took pytest's handlers off: put them back
+                root.removeHandler(h)
+            for h in before:
+                root.addHandler(h)
+
+        assert ([handler], logging.INFO) == after
+
+    def test_reset_gives_back_levels_and_basic_config(self, tmp_path: Path) -> None:
+        """reset() restores the root level, the app handlers' levels and logging.basicConfig."""
+        root = logging.getLogger()
+        original = logging.basicConfig
+        mine, changed = logging.Handler(), logging.Handler()
+        root.addHandler(mine)
+        root.addHandler(changed)
+        try:
+            root.setLevel(logging.WARNING)
+            belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+            during = (root.level, mine.level, changed.level, logging.basicConfig is original)
+            changed.setLevel(logging.ERROR)  # the app changes its mind: kept
+            _config.reset()
+            after = (root.level, mine.level, changed.level, logging.basicConfig is original)
+        finally:
+            root.removeHandler(mine)
+            root.removeHandler(changed)
+
+        assert (logging.INFO, logging.WARNING, logging.WARNING, False) == during
+        assert (logging.WARNING, logging.NOTSET, logging.ERROR, True) == after
+
+    def test_only_handlers_that_inherit_the_root_level_are_given_one(self, tmp_path: Path) -> None:
+        """A handler under a logger with its own level is left alone; one under the root's, not."""
+        root = logging.getLogger()
+        root.setLevel(logging.WARNING)
+        explicit, inheriting = logging.getLogger("t.explicit"), logging.getLogger("t.inherit.x")
+        explicit.setLevel(logging.WARNING)
+        under_explicit, under_root = logging.Handler(), logging.Handler()
+        logging.getLogger("t.explicit.child").addHandler(under_explicit)
+        inheriting.addHandler(under_root)
+        try:
+            belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+            levels = (under_explicit.level, under_root.level)
+        finally:
+            logging.getLogger("t.explicit.child").removeHandler(under_explicit)
+            inheriting.removeHandler(under_root)
+            explicit.setLevel(logging.NOTSET)
+
+        assert (logging.NOTSET, logging.WARNING) == levels
+
+    def test_root_level_set_by_app_since_is_kept(self, tmp_path: Path) -> None:
+        """A root level the app set after configure() survives reset()."""
+        root = logging.getLogger()
+        root.setLevel(logging.WARNING)
+        belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+        root.setLevel(logging.DEBUG)
+        _config.reset()
+
+        assert logging.DEBUG == root.level
+        root.setLevel(logging.WARNING)
+
+    def test_reconfigure_without_capture_gives_levels_back(self, tmp_path: Path) -> None:
+        """configure(capture_stdlib=False) after configure() undoes its level change."""
+        root = logging.getLogger()
+        mine = logging.Handler()
+        root.addHandler(mine)
+        try:
+            root.setLevel(logging.WARNING)
+            belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+            belog.configure(
+                log_dir=tmp_path / "logs",
+                console=False,
+                handle_signals=False,
+                capture_stdlib=False,
+            )
+            after = (root.level, mine.level, logging.basicConfig is _config._basic_config)
+        finally:
+            root.removeHandler(mine)
+
+        assert (logging.WARNING, logging.NOTSET, False) == after
+
+    def test_basic_config_without_belog_handler_passes_through(self, tmp_path: Path) -> None:
+        """Called when belog's handler is gone, the wrapper is plain logging.basicConfig."""
+        belog.configure(log_dir=tmp_path / "logs", console=False, handle_signals=False)
+        wrapper = logging.basicConfig
+        _config._STATE.handler = None
+        root = logging.getLogger()
+        before = list(root.handlers)
+        with open(os.devnull, "w") as devnull:
+            wrapper(stream=devnull, force=True)
+            added = [h for h in root.handlers if h not in before]
+            for h in list(root.handlers):
+                root.removeHandler(h)
+            for h in before:
+                root.addHandler(h)
+
+        assert wrapper is _config._basic_config
+        assert [devnull] == [getattr(h, "stream", None) for h in added]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -15,11 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import structlog
 
 import structlog_belog as belog
-from structlog_belog import _config
+from structlog_belog import _config, _context, _router
+from structlog_belog._verify import verify_package
 from tests.conftest import read_jsonl
 
 
@@ -58,6 +61,29 @@ def _spawn_child(n: int) -> None:
     """A spawned child: configure() joins the session named in its environment."""
     belog.configure(console=False, handle_signals=False)
     _mp_child(n)
+
+
+def _lose_records(n: int) -> None:
+    """Log, lose *n* records to a file size limit, log again; then simply return.
+
+    A multiprocessing 'fork' child (module-level: picklable). The limit is real
+    (``RLIMIT_FSIZE``: every write to the shard fails with EFBIG) and lifted
+    before the end, as a full disk that frees up again would be.
+    """
+    log = structlog.get_logger("child")
+    log.info("before the limit")
+    run = belog.current_session() or _context.REGISTRY.sole
+    assert run is not None
+    assert run.directory is not None
+    shard = run.directory / f"processing.{os.getpid()}.jsonl"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (shard.stat().st_size, hard))
+    try:
+        for i in range(n):
+            log.info("lost", i=i)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    log.info("after the limit")
 
 
 def _run_child(script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -207,6 +233,135 @@ class TestSpawn:
             proc.returncode,
             start["event"],
             start["parent_session_id"],
+        )
+
+
+def _package_says(run: belog.Run) -> tuple[int, str, list[str]]:
+    """metadata.json's records.dropped, the summary, the dropped_records issue's examples.
+
+    The package must also verify: the ``drops`` records pass their schema.
+    """
+    assert run.package_path is not None
+    assert [] == verify_package(run.package_path)
+    logs = run.package_path / "logs"
+    meta = orjson.loads((logs / "metadata.json").read_bytes())
+    (dropped_issue,) = [i for i in meta["issues_detected"] if i["kind"] == "dropped_records"]
+    summary = (logs / "execution_summary.md").read_text()
+    return meta["records"]["dropped"], summary, dropped_issue["examples"]
+
+
+class TestChildDrops:
+    """Records a child process could not write reach the package's dropped count."""
+
+    def test_multiprocessing_fork_child(self, belog_config: _config.Config) -> None:
+        """A 'fork' child that loses 7 records (and ends with os._exit) reports them."""
+        ctx = multiprocessing.get_context("fork")
+        with belog.session("child-drops") as run:
+            with _fork_allowed():
+                proc = ctx.Process(target=_lose_records, args=(7,))
+                proc.start()
+            proc.join(60)
+        shard = _files(run)[f"processing.{proc.pid}.jsonl"]
+        dropped, summary, examples = _package_says(run)
+
+        assert 0 == proc.exitcode
+        assert ["before the limit", "after the limit", "records_dropped"] == [
+            r["event"] for r in shard
+        ]
+        assert ("drops", 7, proc.pid) == (
+            shard[-1]["kind"],
+            shard[-1]["records_dropped"],
+            shard[-1]["pid"],
+        )
+        assert 7 == dropped
+        assert "7 log record(s) could not be written and are missing" in summary
+        assert ["the session's process: 0", f"process {proc.pid}: 7"] == examples
+
+    @pytest.mark.parametrize("durability", ["record", "buffered"])
+    def test_subprocess_joined_with_session_env(
+        self, durability: str, belog_config: _config.Config, subprocess_env: dict[str, str]
+    ) -> None:
+        """A subprocess that joined the session loses 5 records: one drops record, counted once.
+
+        It imports multiprocessing, so both exit paths (atexit and the
+        multiprocessing finalizer) run the report: still one record.
+        """
+        script = """
+            import multiprocessing, os, resource, sys, structlog, structlog_belog as belog
+            from structlog_belog import _config
+            belog.configure(console=False, durability=sys.argv[1])
+            router = _config.ensure_pipeline().router
+            log = structlog.get_logger("sub")
+            log.info("before the limit")
+            router.flush()
+            run = belog._context.REGISTRY.joined
+            shard = run.directory / f"processing.{os.getpid()}.jsonl"
+            soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (shard.stat().st_size, hard))
+            for i in range(5):
+                log.info("lost", i=i)
+            router.flush()
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            log.info("after the limit")
+            print(os.getpid())
+        """
+        with belog.session("sub-drops") as run:
+            proc = _run_child(script, {**subprocess_env, **belog.session_env()}, durability)
+        child_pid = int(proc.stdout)
+        shard = _files(run)[f"processing.{child_pid}.jsonl"]
+        dropped, summary, _ = _package_says(run)
+
+        assert 0 == proc.returncode, proc.stderr
+        assert 1 == proc.stderr.count("structlog-belog: could not write a log record")
+        assert [("drops", 5)] == [
+            (r["kind"], r["records_dropped"]) for r in shard if r.get("kind") == "drops"
+        ]
+        assert 5 == dropped
+        assert "5 log record(s) could not be written and are missing" in summary
+
+    def test_clean_child_writes_no_drops_record(self, belog_config: _config.Config) -> None:
+        """A child that lost nothing adds no record and the package counts 0."""
+        ctx = multiprocessing.get_context("fork")
+        with belog.session("no-drops") as run:
+            with _fork_allowed():
+                proc = ctx.Process(target=_mp_child, args=(3,))
+                proc.start()
+            proc.join(60)
+        assert run.package_path is not None
+        meta = orjson.loads((run.package_path / "logs" / "metadata.json").read_bytes())
+
+        assert 0 == proc.exitcode
+        assert [] == [
+            r for r in _files(run)[f"processing.{proc.pid}.jsonl"] if r.get("kind") == "drops"
+        ]
+        assert 0 == meta["records"]["dropped"]
+
+    def test_fork_starts_counting_from_zero(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A forked child does not inherit (and so never re-reports) the parent's drops."""
+        router = _router.SessionRouter(tmp_path, "app")
+        router._drop("s", OSError("full"), 3)
+        r, w = os.pipe()
+        with _fork_allowed():
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                os.write(w, b"%d %d" % (router.dropped("s"), router.take_unreported("s")))
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as pipe:
+            child = pipe.read()
+        os.waitpid(pid, 0)
+        router.shutdown()
+        capsys.readouterr()
+
+        assert (b"0 0", 3, 3, 0) == (
+            child,
+            router.dropped("s"),
+            router.take_unreported("s"),
+            router.take_unreported("s"),
         )
 
 

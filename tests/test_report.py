@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -133,6 +134,26 @@ class TestScanSession:
         assert "The run raised: RuntimeError: disk on fire" == kinds["exception"]["message"]
         assert 3 == kinds["dropped_records"]["count"]
         assert 3 == report.records["dropped"]
+
+    def test_dropped_in_joined_processes_added(self, tmp_path: Path) -> None:
+        """drops records of child shards add to session_end's count, per process in the issue."""
+        d = session_dir(tmp_path)
+
+        def drops(t: float, pid: Any, n: Any) -> dict[str, Any]:
+            return rec(t, "records_dropped", level="warning", kind="drops", pid=pid,
+                       records_dropped=n)  # fmt: skip
+
+        write(d / "processing.jsonl", [start(0), end(9, dropped=3)])
+        write(d / "processing.101.jsonl", [drops(2, 101, 5), drops(4, 101, 1)])
+        write(d / "processing.202.jsonl", [drops(3, 202, 9), drops(5, 202, "x"), drops(6, 202, -2)])
+        report = scan_session(d)
+        (issue,) = [i for i in report.issues if i["kind"] == "dropped_records"]
+
+        assert 18 == report.records["dropped"]
+        assert (18, ["the session's process: 3", "process 202: 9", "process 101: 6"]) == (
+            issue["count"],
+            issue["examples"],
+        )
 
     def test_llm_issues(self, tmp_path: Path) -> None:
         """Rate limits, retries, truncation, empty answers, failures and slow calls are found."""

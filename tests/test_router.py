@@ -240,25 +240,78 @@ class TestFailures:
         assert 4 == records[-1]["records_dropped"]
         assert 1 == capsys.readouterr().err.count(WARNING)
 
-    def test_closed_descriptor_never_raises(
+    def test_closed_descriptor_reopened(
         self, belog_config: _config.Config, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """A descriptor closed behind the router's back costs at most one counted record."""
+        """A descriptor closed behind the router's back is reopened: no record lost, no warning."""
         with belog.session("closed", package=False) as run:
             structlog.get_logger().info("first")
             router = _config._STATE.pipeline.router  # type: ignore[union-attr]
             for fd in list(router._fds.values()):
                 os.close(fd)
             structlog.get_logger().info("second")
-            structlog.get_logger().info("third")
-        events = [r["event"] for r in _records(run)]
-        dropped = _records(run)[-1]["records_dropped"]
+            logging.getLogger("lib").warning("third")
+        records = _records(run)
 
-        assert ["session_start", "first", "third", "session_end"] == [
-            e for e in events if e != "second"
+        assert ["session_start", "first", "second", "third", "session_end"] == [
+            r["event"] for r in records
         ]
-        assert (1 if "second" not in events else 0) == dropped
-        capsys.readouterr()
+        assert (0, 0) == (records[-1]["records_dropped"], router.drops.total)
+        assert "" == capsys.readouterr().err
+
+    def test_closed_descriptor_retried_once(
+        self,
+        belog_config: _config.Config,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """When the reopened file fails too, the record is dropped and counted once, one retry."""
+        opened: list[str] = []
+        proxy = _OsProxy(os.write)
+
+        def counting_open(path: Any, *args: Any) -> int:
+            opened.append(os.fspath(path))
+            return os.open(path, *args)
+
+        proxy.open = counting_open  # type: ignore[attr-defined]
+        with belog.session("closed-then-full", package=False) as run:
+            assert run.directory is not None
+            path = run.directory / "processing.jsonl"
+            structlog.get_logger().info("first")
+            router = _config._STATE.pipeline.router  # type: ignore[union-attr]
+            os.close(router._fds[(run.id, "processing", False)])
+            path.rename(path.with_name("kept.jsonl"))
+            path.symlink_to("/dev/full")  # the reopened file is a full disk
+            monkeypatch.setattr(_router, "os", proxy)
+            structlog.get_logger().info("second")
+            monkeypatch.undo()
+            path.unlink()
+            path.with_name("kept.jsonl").rename(path)
+            structlog.get_logger().info("third")
+        records = _records(run)
+        err = capsys.readouterr().err
+
+        assert [str(path)] == opened
+        assert ["session_start", "first", "third", "session_end"] == [r["event"] for r in records]
+        assert 1 == records[-1]["records_dropped"]
+        assert (1, 1) == (err.count(WARNING), err.count("No space left on device"))
+
+    def test_closed_descriptor_reopened_buffered(self, tmp_path: Path) -> None:
+        """In buffered mode a batch whose descriptor was closed is written after a reopen."""
+        router = SessionRouter(tmp_path, "app", durability="buffered", flush_interval=60)
+        try:
+            router.write("s", "processing", False, b'{"event":"first"}\n')
+            router.flush()
+            os.close(router._fds[("s", "processing", False)])
+            router.write("s", "processing", False, b'{"event":"second"}\n')
+            router.flush()
+        finally:
+            router.shutdown()
+
+        assert ([{"event": "first"}, {"event": "second"}], 0) == (
+            read_jsonl(tmp_path / "sessions" / "s" / "processing.jsonl"),
+            router.drops.total,
+        )
 
     def test_unserializable_value_never_raises(self, belog_config: _config.Config) -> None:
         """A value whose repr raises is written or counted as dropped, never raised."""

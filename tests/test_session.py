@@ -383,3 +383,48 @@ class TestRecords:
 
         assert str(info.value).startswith(name)
         assert ["session_start", "session_end"] == [r["event"] for r in _records(run)]
+
+
+class TestDropsReport:
+    """What a process tells the sessions it joined, at exit, about records it lost."""
+
+    def test_joined_session_gets_one_drops_record_owned_gets_none(
+        self, belog_config: _config.Config, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Only unreported drops of a joined session are written; the own session's go to end."""
+        from structlog_belog import _context, _session
+        from structlog_belog._session import Run
+
+        router = _config._STATE.pipeline.router  # type: ignore[union-attr]
+        parent_pid = os.getpid() + 1_000_000  # the joined session belongs to another process
+        joined = Run.joined("sess_joined", {"BELOG_SESSION_PID": str(parent_pid)}, belog_config)
+        _context.REGISTRY.joined = joined
+        with belog.session("own", package=False) as own:
+            router._drop(own.id, OSError("full"), 2)
+            _session._report_drops()  # nothing lost for the joined session yet
+            router._drop(joined.id, OSError("full"), 3)
+            _session._report_drops()
+            _session._report_drops()  # a second exit path: nothing new to say
+        capsys.readouterr()
+        shard = (
+            belog_config.log_dir / "sessions" / "sess_joined" / f"processing.{os.getpid()}.jsonl"
+        )
+        drops = [r for r in read_jsonl(shard) if r.get("kind") == "drops"]
+        own_files = own.directory.glob("*.jsonl")  # type: ignore[union-attr]
+
+        assert [(3, os.getpid(), "warning")] == [
+            (r["records_dropped"], r["pid"], r["level"]) for r in drops
+        ]
+        assert [] == [r for p in own_files for r in read_jsonl(p) if r.get("kind") == "drops"]
+        assert 2 == _records(own)[-1]["records_dropped"]
+
+    def test_nothing_dropped_nothing_written(self, belog_config: _config.Config) -> None:
+        """With no drops in the process, the exit report writes nothing and configures nothing."""
+        from structlog_belog import _session
+
+        _session._report_drops()
+        _config.reset()
+        _session._report_drops()
+
+        assert None is _config._STATE.pipeline
+        assert [] == list(belog_config.log_dir.rglob("sessions/*/*.jsonl"))

@@ -45,6 +45,11 @@ class TestSchemas:
         validate_record(call(1, "c1"))
         validate_record(belog_record(1, "t"))
         validate_record(rec(1, "plain", user="x"))
+        validate_record(rec(1, "records_dropped", kind="drops", pid=7, records_dropped=2))
+        assert any(
+            "records_dropped" in p
+            for p in record_problems(rec(1, "records_dropped", kind="drops", pid=7))
+        )
         assert any("status" in p for p in record_problems(call(1, "c1", status="weird")))
         assert any(
             "efficiency_score" in p
