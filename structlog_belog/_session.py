@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _context
+from . import _context, _tracing
 from ._pipeline import emit, format_exception
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ class Run:
         self._pending_calls: dict[Any, list[str]] = {}
         self._last_call: dict[Any, Mapping[str, Any]] = {}
         self._config: Config | None = None
+        self._span: _tracing.SpanHandle | None = None
 
     @classmethod
     def joined(cls, session_id: str, environ: Mapping[str, str], config: Config) -> Run:
@@ -188,6 +189,7 @@ class Run:
         self._t0 = time.perf_counter()
         self._token = _context.push(session=self, stage=None, task=None)
         _context.REGISTRY.add(self)
+        self._span = _tracing.start_session(self)
         emit(
             "session_start",
             logger=_LOGGER,
@@ -238,6 +240,8 @@ class Run:
             exception=None if exc is None else format_exception(exc),
             records_dropped=0 if router is None else router.dropped(self.id),
         )
+        _tracing.end(self._span, exc)
+        self._span = None
         _context.reset(end_token)
         _context.REGISTRY.remove(self)
         if self._token is not None:
@@ -406,13 +410,14 @@ os.register_at_fork(after_in_child=_reset_locks_after_fork)
 class Stage:
     """One stage of a run; made by `Run.stage`."""
 
-    __slots__ = ("_t0", "_token", "name", "parent", "run")
+    __slots__ = ("_span", "_t0", "_token", "name", "parent", "run")
 
     def __init__(self, run: Run, name: str) -> None:
         self.run = run
         self.name = name
         self.parent: str | None = None
         self._token: Token[_context.Context] | None = None
+        self._span: _tracing.SpanHandle | None = None
         self._t0 = 0.0
 
     def __repr__(self) -> str:
@@ -421,6 +426,7 @@ class Stage:
     def __enter__(self) -> Stage:
         self.parent = _context.current().stage
         self._token = _context.push(session=self.run, stage=self.name)
+        self._span = _tracing.start_stage(self)
         self._t0 = time.perf_counter()
         emit(
             "stage_start",
@@ -446,6 +452,8 @@ class Stage:
             success=exc is None,
             error=None if exc is None else {"type": type(exc).__qualname__, "message": str(exc)},
         )
+        _tracing.end(self._span, exc)
+        self._span = None
         if self._token is not None:
             _context.reset(self._token)
             self._token = None
