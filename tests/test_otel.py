@@ -634,6 +634,18 @@ class TestInstrument:
         assert [] == traced.spans
         assert ["belog.session s"] == [s.name for s in other.spans]
 
+    def test_instrument_before_configure(self, tmp_path: Path) -> None:
+        """instrument() before configure(), and a reconfiguration after, keep it on."""
+        t = Traced()
+        otel.instrument(t.provider)
+        belog.configure(log_dir=tmp_path / "a", console=False, handle_signals=False)
+        belog.configure(log_dir=tmp_path / "b", console=False, handle_signals=False)
+        with belog.session("s", package=False) as run:
+            structlog.get_logger().info("hello")
+        [record] = [r for r in processing(run) if r["event"] == "hello"]
+        assert ids(t.named("belog.session s")) == record_ids(record)
+        assert (tmp_path / "b") in Path(str(run.directory)).parents
+
     def test_span_started_before_uninstrument_ends(self, traced: Traced) -> None:
         """A session open while OpenTelemetry is turned off still ends its span."""
         with belog.session("s", package=False):
