@@ -287,13 +287,16 @@ class _SpanTracer:
     def _start(
         self,
         name: str,
-        attributes: Mapping[str, Any],
-        parent: otel_context.Context | None,
+        attributes: Callable[[], Mapping[str, Any]],
+        owner: Any,
         finish: Callable[[trace.Span, BaseException | None], None],
     ) -> _Handle | None:
         try:
             span = self.tracer.start_span(
-                name, context=parent, kind=SpanKind.INTERNAL, attributes=_attributes(attributes)
+                name,
+                context=_parent(owner),
+                kind=SpanKind.INTERNAL,
+                attributes=_attributes(attributes()),
             )
             return _Handle(span, finish)
         except Exception as exc:  # noqa: BLE001 - the run goes on without its span
@@ -302,38 +305,45 @@ class _SpanTracer:
 
     def start_session(self, run: Run) -> _Handle | None:
         """Start the root span of *run* (a child of the current span, if any)."""
-        attributes = {
-            "belog.session.id": run.id,
-            "belog.session.title": run.title,
-            "belog.session.parent_id": run.parent_id,
-            "belog.blueprint.id": run.blueprint_id,
-            "belog.blueprint.version": run.blueprint_version,
-            "belog.execution_context": (
-                None if run.execution_context is None else _redact(run.execution_context)
-            ),
-        }
+
+        def attributes() -> dict[str, Any]:
+            context = run.execution_context
+            return {
+                "belog.session.id": run.id,
+                "belog.session.title": run.title,
+                "belog.session.parent_id": run.parent_id,
+                "belog.blueprint.id": run.blueprint_id,
+                "belog.blueprint.version": run.blueprint_version,
+                "belog.execution_context": None if context is None else _redact(context),
+            }
+
         return self._start(f"belog.session {run.title}", attributes, None, _success)
 
     def start_stage(self, stage: Stage) -> _Handle | None:
         """Start the span of *stage*, a child of the current span or of its session's."""
-        attributes = {
-            "belog.session.id": stage.run.id,
-            "belog.stage.name": stage.name,
-            "belog.stage.parent": stage.parent,
-        }
-        parent = _parent(stage.run._span)
-        return self._start(f"belog.stage {stage.name}", attributes, parent, _success)
+
+        def attributes() -> dict[str, Any]:
+            return {
+                "belog.session.id": stage.run.id,
+                "belog.stage.name": stage.name,
+                "belog.stage.parent": stage.parent,
+            }
+
+        return self._start(f"belog.stage {stage.name}", attributes, stage.run._span, _success)
 
     def start_task(self, task: Task) -> _Handle | None:
         """Start the span of *task*, a child of the current span or of its session's."""
         session = task._session
-        attributes = {
-            "belog.task.name": task.name,
-            "belog.execution_trace_id": task.trace_id,
-            "belog.session.id": None if session is None else session.id,
-        }
-        parent = _parent(getattr(session, "_span", None))
-        return self._start(f"belog.task {task.name}", attributes, parent, _task_finish(task))
+
+        def attributes() -> dict[str, Any]:
+            return {
+                "belog.task.name": task.name,
+                "belog.execution_trace_id": task.trace_id,
+                "belog.session.id": None if session is None else session.id,
+            }
+
+        owner = getattr(session, "_span", None)
+        return self._start(f"belog.task {task.name}", attributes, owner, _task_finish(task))
 
 
 # -- LLM calls ---------------------------------------------------------------------

@@ -780,6 +780,26 @@ class TestFailures:
         assert "trace_id" not in record
         assert 1 == otel.failure_count() - before
 
+    def test_broken_context_never_breaks_a_stage(
+        self, traced: Traced, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """When reading the current span fails as a stage starts, the stage runs spanless."""
+
+        def broken() -> Any:
+            raise RuntimeError("context broke")
+
+        with belog.session("s", package=False) as run:
+            before = otel.failure_count()
+            with monkeypatch.context() as patch:
+                patch.setattr(trace, "get_current_span", broken)
+                with run.stage("st"):
+                    pass
+        assert ["belog.session s"] == [s.name for s in traced.spans]
+        assert ["stage_start", "stage_end"] == [
+            r["event"] for r in processing(run) if r["event"].startswith("stage")
+        ]
+        assert otel.failure_count() - before >= 1
+
     def test_broken_finish_still_ends_the_span(
         self, traced: Traced, monkeypatch: pytest.MonkeyPatch
     ) -> None:
