@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any, Final
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import _audit_call, _context, _pipeline, _tracing
+from ._pipeline import fallback_session
 
 if TYPE_CHECKING:
     from ._belog import Task
@@ -124,10 +126,10 @@ def _trace_fields(event_dict: dict[str, Any], session: Any) -> None:
         if not span_context.is_valid:
             # A thread that did not inherit the context but whose record
             # belongs to a session (sole open session): that session's span.
-            handle = getattr(session, "_span", None)
-            if not isinstance(handle, _Handle):
+            owner = _span_of(session)
+            if owner is None:
                 return
-            span_context = handle.span_context
+            span_context = owner.get_span_context()
         _set_ids(event_dict, span_context)
     except Exception as exc:  # noqa: BLE001 - the record is written without IDs
         _note_failure("adding trace IDs to a record", exc)
@@ -207,7 +209,7 @@ def _attributes(pairs: Mapping[str, Any]) -> dict[str, Any]:
 class _Handle:
     """A started belog span, current in the context that started it."""
 
-    __slots__ = ("finish", "span", "span_context", "token")
+    __slots__ = ("finish", "span", "token")
 
     def __init__(
         self,
@@ -215,12 +217,11 @@ class _Handle:
         finish: Callable[[trace.Span, BaseException | None], None],
     ) -> None:
         self.span = span
-        self.span_context = span.get_span_context()
         self.finish = finish
         self.token = otel_context.attach(trace.set_span_in_context(span))
 
     def __repr__(self) -> str:
-        return f"<span {trace.format_span_id(self.span_context.span_id)}>"
+        return f"<span {trace.format_span_id(self.span.get_span_context().span_id)}>"
 
     def end(self, exc: BaseException | None) -> None:
         """Set the final attributes and status, end the span, restore the context."""
@@ -237,7 +238,26 @@ class _Handle:
         _detach(self.token)
 
 
-def _parent(owner: Any) -> otel_context.Context | None:
+# The parent's session span in a child process that joined it, by traceparent.
+_remote_spans: dict[str, trace.Span | None] = {}
+
+
+def _span_of(owner: Any) -> trace.Span | None:
+    """The span of a run or task: its own, or the parent process's session span."""
+    handle = getattr(owner, "_span", None)
+    if isinstance(handle, _Handle):
+        return handle.span
+    traceparent = getattr(owner, "_traceparent", None)
+    if not isinstance(traceparent, str):
+        return None
+    if traceparent not in _remote_spans:
+        carrier = {"traceparent": traceparent}
+        span = trace.get_current_span(TraceContextTextMapPropagator().extract(carrier))
+        _remote_spans[traceparent] = span if span.get_span_context().is_valid else None
+    return _remote_spans[traceparent]
+
+
+def _parent(owner: trace.Span | None) -> otel_context.Context | None:
     """The context a belog span starts in: the current one if it is in *owner*'s trace.
 
     The current span is the natural parent (an app span inside a task, a stage
@@ -246,12 +266,12 @@ def _parent(owner: Any) -> otel_context.Context | None:
     another trace (a stream consumed elsewhere), the span of its session or
     task — *owner* — is the parent instead.
     """
-    if not isinstance(owner, _Handle):
+    if owner is None:
         return None
     current = trace.get_current_span().get_span_context()
-    if current.is_valid and current.trace_id == owner.span_context.trace_id:
+    if current.is_valid and current.trace_id == owner.get_span_context().trace_id:
         return None
-    return trace.set_span_in_context(owner.span)
+    return trace.set_span_in_context(owner)
 
 
 def _success(span: trace.Span, exc: BaseException | None) -> None:
@@ -288,7 +308,7 @@ class _SpanTracer:
         self,
         name: str,
         attributes: Callable[[], Mapping[str, Any]],
-        owner: Any,
+        owner: trace.Span | None,
         finish: Callable[[trace.Span, BaseException | None], None],
     ) -> _Handle | None:
         try:
@@ -329,7 +349,7 @@ class _SpanTracer:
                 "belog.stage.parent": stage.parent,
             }
 
-        return self._start(f"belog.stage {stage.name}", attributes, stage.run._span, _success)
+        return self._start(f"belog.stage {stage.name}", attributes, _span_of(stage.run), _success)
 
     def start_task(self, task: Task) -> _Handle | None:
         """Start the span of *task*, a child of the current span or of its session's."""
@@ -342,8 +362,21 @@ class _SpanTracer:
                 "belog.session.id": None if session is None else session.id,
             }
 
-        owner = getattr(session, "_span", None)
+        owner = _span_of(session)
         return self._start(f"belog.task {task.name}", attributes, owner, _task_finish(task))
+
+    def environment(self, run: Run) -> dict[str, str]:
+        """``BELOG_TRACEPARENT``: *run*'s span, for a child process joining *run*."""
+        try:
+            span = _span_of(run)
+            if span is None:
+                return {}
+            carrier: dict[str, str] = {}
+            TraceContextTextMapPropagator().inject(carrier, trace.set_span_in_context(span))
+            return {"BELOG_TRACEPARENT": carrier["traceparent"]}
+        except Exception as exc:  # noqa: BLE001 - the child joins the session, not the trace
+            _note_failure("passing the trace to a child process", exc)
+            return {}
 
 
 # -- LLM calls ---------------------------------------------------------------------
@@ -401,13 +434,14 @@ def _call_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
     return _attributes(attributes)
 
 
-def _call_owner() -> Any:
+def _call_owner() -> trace.Span | None:
     """The span of the task, else the session, the call was made in."""
     ctx = _context.current()
-    handle = getattr(ctx.task, "_span", None)
-    if handle is None:
-        handle = getattr(ctx.session, "_span", None)
-    return handle
+    span = _span_of(ctx.task)
+    if span is None:
+        session = ctx.session if ctx.session is not None else fallback_session()[0]
+        span = _span_of(session)
+    return span
 
 
 def _start_call_span(record: Mapping[str, Any]) -> tuple[trace.Span, Any] | None:

@@ -123,6 +123,8 @@ class Run:
         self._last_call: dict[Any, Mapping[str, Any]] = {}
         self._config: Config | None = None
         self._span: _tracing.SpanHandle | None = None
+        #: W3C ``traceparent`` of the session's span, in a child process that joined it.
+        self._traceparent: str | None = None
 
     @classmethod
     def joined(cls, session_id: str, environ: Mapping[str, str], config: Config) -> Run:
@@ -131,6 +133,7 @@ class Run:
         run.pid = int(environ.get("BELOG_SESSION_PID") or 0)
         run.directory = config.log_dir / "sessions" / session_id
         run._config = config
+        run._traceparent = environ.get("BELOG_TRACEPARENT")
         return run
 
     def __repr__(self) -> str:

@@ -15,7 +15,16 @@ if TYPE_CHECKING:
     from ._belog import Task
     from ._session import Run, Stage
 
-__all__ = ["SpanHandle", "Tracer", "end", "start_session", "start_stage", "start_task", "tracer"]
+__all__ = [
+    "SpanHandle",
+    "Tracer",
+    "end",
+    "environment",
+    "start_session",
+    "start_stage",
+    "start_task",
+    "tracer",
+]
 
 
 class SpanHandle(Protocol):
@@ -36,6 +45,9 @@ class Tracer(Protocol):
 
     def start_task(self, task: Task) -> SpanHandle | None:
         """Start the span of *task* (called once the task is current)."""
+
+    def environment(self, run: Run) -> dict[str, str]:
+        """Variables that let a child process joining *run* join its trace too."""
 
 
 #: The installed tracer, or None (set by `structlog_belog.otel.instrument`).
@@ -58,6 +70,12 @@ def start_task(task: Task) -> SpanHandle | None:
     """The span handle of *task*, or None when no tracer is installed."""
     current = tracer
     return None if current is None else current.start_task(task)
+
+
+def environment(run: Run) -> dict[str, str]:
+    """What `session_env` adds for the tracer (``BELOG_TRACEPARENT``), or nothing."""
+    current = tracer
+    return {} if current is None else current.environment(run)
 
 
 def end(handle: SpanHandle | None, exc: BaseException | None) -> None:

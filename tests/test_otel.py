@@ -442,6 +442,7 @@ class TestAppSpans:
         with tracer.start_as_current_span("handle_request") as app_span:
             with belog.session("s", package=False) as run:
                 structlog.get_logger().info("inside app span")
+                assert "BELOG_TRACEPARENT" not in belog.session_env()
             expected = (
                 f"{app_span.get_span_context().trace_id:032x}",
                 f"{app_span.get_span_context().span_id:016x}",
@@ -573,6 +574,55 @@ class TestThreadsAndTasks:
             "belog.task TestThreadsAndTasks.test_async_call_and_decorated_task.<locals>.summarise"
         )
         assert span_id(task) == parent_of(traced.named("chat gpt-4o-mini"))
+
+    def test_child_process_joins_the_trace(
+        self, traced: Traced, subprocess_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """A child started with session_env() puts its spans and records in the run's trace."""
+        code = (
+            "import json, structlog, structlog_belog as belog\n"
+            "from structlog_belog import otel\n"
+            "from opentelemetry.sdk.trace import TracerProvider\n"
+            "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+            "from opentelemetry.sdk.trace.export.in_memory_span_exporter import "
+            "InMemorySpanExporter\n"
+            "belog.configure(console=False, handle_signals=False)\n"
+            "exporter = InMemorySpanExporter()\n"
+            "provider = TracerProvider()\n"
+            "provider.add_span_processor(SimpleSpanProcessor(exporter))\n"
+            "otel.instrument(provider)\n"
+            "structlog.get_logger().info('child outside')\n"
+            "with belog.task('child task'):\n"
+            "    structlog.get_logger().info('child inside')\n"
+            "[span] = exporter.get_finished_spans()\n"
+            "print(json.dumps([span.name, f'{span.context.trace_id:032x}',\n"
+            "    f'{span.context.span_id:016x}', f'{span.parent.span_id:016x}',\n"
+            "    span.parent.is_remote]))\n"
+        )
+        with belog.session("s", package=False) as run:
+            env = {**subprocess_env, **belog.session_env()}
+            out = subprocess.run(
+                [sys.executable, "-c", code],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=tmp_path,
+            )
+        session_trace, session_span = ids(traced.named("belog.session s"))
+        assert env["BELOG_TRACEPARENT"].startswith(f"00-{session_trace}-{session_span}-")
+        name, trace_id, task_span, parent_span, remote = json.loads(out.stdout)
+        assert ["belog.task child task", session_trace, session_span, True] == [
+            name,
+            trace_id,
+            parent_span,
+            remote,
+        ]
+        assert run.directory is not None
+        [shard] = run.directory.glob("processing.*.jsonl")
+        by_event = {r["event"]: record_ids(r) for r in read_jsonl(shard)}
+        assert (session_trace, session_span) == by_event["child outside"]
+        assert (session_trace, task_span) == by_event["child inside"]
 
     def test_session_closed_from_another_context(self, traced: Traced) -> None:
         """A session ended from another thread (as at exit) still ends its span, quietly."""
