@@ -4,7 +4,8 @@
 
 - a `_tracing.Tracer`: a session, stage or task starts a span when it starts,
   makes it current (so the app's own spans and other instrumentations nest in
-  it) and ends it when it ends;
+  it) and ends it when it ends; `session_env()` passes the session's span to
+  child processes (``BELOG_TRACEPARENT``);
 - a wrapper around the audit's `_audit_call.sink`: each ``llm_call`` record
   becomes a span with the GenAI semantic-convention attributes, timed by the
   call's latency, current while the record is written;
