@@ -624,6 +624,27 @@ class TestThreadsAndTasks:
         assert (session_trace, session_span) == by_event["child outside"]
         assert (session_trace, task_span) == by_event["child inside"]
 
+    def test_no_traceparent_without_a_session_span(
+        self, belog_config: _config.Config, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """session_env() passes no span for a session begun uninstrumented, or if it fails."""
+        t = Traced()
+        with belog.session("before", package=False):
+            otel.instrument(t.provider)
+            assert "BELOG_TRACEPARENT" not in belog.session_env()
+        with belog.session("after", package=False):
+            before = otel.failure_count()
+            with monkeypatch.context() as patch:
+
+                def broken(*_: Any, **__: Any) -> None:
+                    raise RuntimeError("inject broke")
+
+                patch.setattr(_otel.TraceContextTextMapPropagator, "inject", broken)
+                env = belog.session_env()
+            assert "BELOG_SESSION_ID" in env
+            assert "BELOG_TRACEPARENT" not in env
+            assert 1 == otel.failure_count() - before
+
     def test_session_closed_from_another_context(self, traced: Traced) -> None:
         """A session ended from another thread (as at exit) still ends its span, quietly."""
         failures = _otel.failure_count()
