@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
-from . import _context
+from . import _context, _tracing
 from ._pipeline import format_timestamp
 
 if TYPE_CHECKING:
@@ -314,6 +314,7 @@ class Task:
         self._level = self._risk
         self._expected_now = self._expected
         self._closed = False
+        self._span: _tracing.SpanHandle | None = None
 
     def _fresh(self) -> Task:
         return Task(self.name, **self._fields)
@@ -397,6 +398,7 @@ class Task:
             self._token = _context.push(session=self._run, task=self)
         else:
             self._token = _context.push(task=self)
+        self._span = _tracing.start_task(self)
         self._t0 = _clock()
 
     def _finish(self, exc: BaseException | None) -> None:
@@ -410,6 +412,8 @@ class Task:
         except Exception as err:  # noqa: BLE001 - never raise into the app's task
             _count_failure("record", err)
         finally:
+            _tracing.end(self._span, exc)
+            self._span = None
             _context.reset(self._token)
             with self._lock:
                 self._running = False

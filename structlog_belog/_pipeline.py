@@ -60,6 +60,8 @@ _REF_KEYS: Final[tuple[str, ...]] = (
     "stage",
     "task",
     "pid",
+    "trace_id",
+    "span_id",
     "kind",
     "call_id",
     "api",
@@ -93,6 +95,10 @@ def _reset_pid() -> None:
 
 os.register_at_fork(after_in_child=_reset_pid)
 _current = _context.current
+
+#: Adds ``trace_id``/``span_id`` to a record: ``trace_fields(event_dict, session)``.
+#: Set by `structlog_belog.otel.instrument`; None costs one global read per record.
+trace_fields: Callable[[dict[str, Any], Any], None] | None = None
 
 
 def normalize_level(name: str) -> str:
@@ -202,7 +208,7 @@ class Pipeline:
         self.process(event_dict, level, time.time())
         return _NOTHING
 
-    def process(self, ed: dict[str, Any], level: str, created: float) -> None:
+    def process(self, ed: dict[str, Any], level: str, created: float) -> None:  # noqa: PLR0915 - inlined on purpose, see below
         """Run the event dict *ed* through the chain and write it. Never raises."""
         # One function, one try block (free in CPython 3.11+): a call per
         # record saved on the hot path.
@@ -236,6 +242,8 @@ class Pipeline:
             shard = session is not None and session.pid != _pid
             if shard:
                 ed["pid"] = _pid
+            if trace_fields is not None:
+                trace_fields(ed, session)
             task = ctx.task
             if task is not None and level in _ERROR_LEVELS:
                 task.note_error(ed)

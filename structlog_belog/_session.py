@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _context
+from . import _context, _tracing
 from ._pipeline import emit, format_exception
 from ._router import before_exit_flush
 
@@ -123,6 +123,9 @@ class Run:
         self._pending_calls: dict[Any, list[str]] = {}
         self._last_call: dict[Any, Mapping[str, Any]] = {}
         self._config: Config | None = None
+        self._span: _tracing.SpanHandle | None = None
+        #: W3C ``traceparent`` of the session's span, in a child process that joined it.
+        self._traceparent: str | None = None
 
     @classmethod
     def joined(cls, session_id: str, environ: Mapping[str, str], config: Config) -> Run:
@@ -131,6 +134,7 @@ class Run:
         run.pid = int(environ.get("BELOG_SESSION_PID") or 0)
         run.directory = config.log_dir / "sessions" / session_id
         run._config = config
+        run._traceparent = environ.get("BELOG_TRACEPARENT")
         return run
 
     def __repr__(self) -> str:
@@ -189,6 +193,7 @@ class Run:
         self._t0 = time.perf_counter()
         self._token = _context.push(session=self, stage=None, task=None)
         _context.REGISTRY.add(self)
+        self._span = _tracing.start_session(self)
         emit(
             "session_start",
             logger=_LOGGER,
@@ -239,6 +244,8 @@ class Run:
             exception=None if exc is None else format_exception(exc),
             records_dropped=0 if router is None else router.dropped(self.id),
         )
+        _tracing.end(self._span, exc)
+        self._span = None
         _context.reset(end_token)
         _context.REGISTRY.remove(self)
         if self._token is not None:
@@ -448,13 +455,14 @@ before_exit_flush(_report_drops)
 class Stage:
     """One stage of a run; made by `Run.stage`."""
 
-    __slots__ = ("_t0", "_token", "name", "parent", "run")
+    __slots__ = ("_span", "_t0", "_token", "name", "parent", "run")
 
     def __init__(self, run: Run, name: str) -> None:
         self.run = run
         self.name = name
         self.parent: str | None = None
         self._token: Token[_context.Context] | None = None
+        self._span: _tracing.SpanHandle | None = None
         self._t0 = 0.0
 
     def __repr__(self) -> str:
@@ -463,6 +471,7 @@ class Stage:
     def __enter__(self) -> Stage:
         self.parent = _context.current().stage
         self._token = _context.push(session=self.run, stage=self.name)
+        self._span = _tracing.start_stage(self)
         self._t0 = time.perf_counter()
         emit(
             "stage_start",
@@ -488,6 +497,8 @@ class Stage:
             success=exc is None,
             error=None if exc is None else {"type": type(exc).__qualname__, "message": str(exc)},
         )
+        _tracing.end(self._span, exc)
+        self._span = None
         if self._token is not None:
             _context.reset(self._token)
             self._token = None

@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from . import _context
+from . import _context, _tracing
 
 __all__ = ["ThreadPoolExecutor", "propagate", "session_env"]
 
@@ -60,7 +60,9 @@ def session_env() -> dict[str, str]:
     set them before starting a ``spawn``/``forkserver`` multiprocessing child;
     the child calls `configure()` and its records go to the session's shard
     files (``processing.<pid>.jsonl``). Outside a session, only the log folder
-    is passed on.
+    is passed on. With `structlog_belog.otel` instrumented, the session's span
+    is passed on too (``BELOG_TRACEPARENT``), so the child's spans and records
+    join the run's trace.
     """
     from ._config import ensure_pipeline
 
@@ -73,4 +75,5 @@ def session_env() -> dict[str, str]:
         env["BELOG_SESSION_ID"] = run.id
         env["BELOG_SESSION_PID"] = str(run.pid or os.getpid())
         env["BELOG_SESSION_TITLE"] = run.title
+        env.update(_tracing.environment(run))
     return env
