@@ -30,6 +30,7 @@ from ._audit_record import (
 )
 from ._config import ensure_pipeline, get_config
 from ._prices import cost_usd, validate_prices
+from ._redact import VettedList
 
 __all__ = ["ACTIVE", "Call", "audit_failures", "last_outside_session", "note_failure"]
 
@@ -72,7 +73,7 @@ def last_outside_session() -> Mapping[str, Any] | None:
 def _emit(record: dict[str, Any], level: str) -> None:
     # The record is built in writing order (timestamp, level, logger, event
     # first) and is itself what the chain completes and writes.
-    ensure_pipeline().process(record, level, time.time())
+    ensure_pipeline().process(record, level, time.time(), vetted=True)
 
 
 #: Where finished records go; a test may replace it to look at records in memory.
@@ -194,10 +195,10 @@ class Call:
             "event": "llm_call",
             "kind": "llm_call",
             "call_id": self.call_id,
-            "name": self.name,
+            "name": self.name if redact is None else redact(self.name),
             "provider": "openai",
             "api": self.api,
-            "model": self.model,
+            "model": self.model if redact is None else redact(self.model),
             "request": vet_request(request, redact),
             "response": None if response is None else vet_response(response, redact),
             "usage": usage,
@@ -205,7 +206,7 @@ class Call:
             "stream": self.stream,
             "status": status,
             "error": None if error is None else vet_error(describe_error(error), redact),
-            "attempts": self.attempts or None,
+            "attempts": VettedList(self.attempts) if self.attempts else None,
             "cost_usd": cost_usd(self.model, usage, _price_overrides()),
         }
         if self.stream:

@@ -88,6 +88,48 @@ def field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+_NO_FIELDS: Final[Mapping[str, Any]] = {}
+
+
+class _Getter:
+    """`field` reads, shaped as ``.get`` (for objects that are neither dicts nor SDK models)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def get(self, name: str) -> Any:
+        return field(self.obj, name)
+
+
+def fields_of(obj: Any) -> Mapping[str, Any] | _Getter:
+    """The fields of an SDK object (or a dict of the same shape), to read with ``.get``.
+
+    An SDK model keeps its fields in ``__dict__``: reading that dict costs a
+    C call per field, where `field` costs a Python call.
+    """
+    kind = type(obj)
+    if kind is dict:
+        return obj  # type: ignore[no-any-return]
+    if kind in _MODELS:
+        return obj.__dict__  # type: ignore[no-any-return]
+    if obj is None:
+        return _NO_FIELDS
+    if hasattr(kind, "__pydantic_fields__"):
+        attributes = getattr(obj, "__dict__", None)
+        if type(attributes) is dict:
+            if len(_MODELS) < _MODELS_MAX:
+                _MODELS.add(kind)
+            return attributes
+    return _Getter(obj)
+
+
+#: SDK model classes seen, whose instances keep their fields in ``__dict__``.
+_MODELS: set[type] = set()
+_MODELS_MAX: Final = 256
+
+
 def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return per kind reads best
     """Return a JSON-ready copy of *value* (SDK models dumped, classes named).
 
@@ -185,6 +227,10 @@ Redact = Callable[[Any], Any] | None
 _RESPONSE_CONTENT: Final = frozenset(("output_text", "refusal", "tool_calls", "choices"))
 
 
+#: Metadata values written as they are.
+_PLAIN_META: Final = frozenset((str, int, bool, type(None)))
+
+
 def _meta(value: Any, redact: Redact) -> Any:
     """A metadata value (an ID, a name, a count) as it is written.
 
@@ -214,16 +260,21 @@ def vet_request(request: dict[str, Any], redact: Redact) -> Vetted:
 
 def vet_response(response: Mapping[str, Any], redact: Redact) -> Vetted:
     """The ``response`` part: content redacted, metadata checked."""
-    return Vetted(
-        {
-            key: _content(value, redact) if key in _RESPONSE_CONTENT else _meta(value, redact)
-            for key, value in response.items()
-        }
-    )
+    out = Vetted(response)
+    for key, value in response.items():
+        if value is None:
+            continue
+        if key in _RESPONSE_CONTENT:
+            out[key] = _content(value, redact)
+        elif type(value) not in _PLAIN_META:
+            out[key] = _meta(value, redact)
+    return out
 
 
 def vet_usage(usage: Mapping[str, Any], redact: Redact) -> Vetted:
     """The ``usage`` part: counts, checked."""
+    if set(map(type, usage.values())) <= _PLAIN_META:  # the SDK's ints and Nones
+        return Vetted(usage)
     return Vetted({key: _meta(value, redact) for key, value in usage.items()})
 
 
@@ -300,62 +351,65 @@ def usage_of(usage: Any) -> dict[str, Any] | None:
     """
     if usage is None:
         return None
-    input_tokens = field(usage, "input_tokens")
+    u = fields_of(usage)
+    input_tokens = u.get("input_tokens")
     if input_tokens is None:  # chat.completions and embeddings name them differently
-        input_tokens = field(usage, "prompt_tokens")
-        output_tokens = field(usage, "completion_tokens")
-        input_details = field(usage, "prompt_tokens_details")
-        output_details = field(usage, "completion_tokens_details")
+        input_tokens = u.get("prompt_tokens")
+        output_tokens = u.get("completion_tokens")
+        input_details = u.get("prompt_tokens_details")
+        output_details = u.get("completion_tokens_details")
     else:
-        output_tokens = field(usage, "output_tokens")
-        input_details = field(usage, "input_tokens_details")
-        output_details = field(usage, "output_tokens_details")
+        output_tokens = u.get("output_tokens")
+        input_details = u.get("input_tokens_details")
+        output_details = u.get("output_tokens_details")
     return {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "total_tokens": field(usage, "total_tokens"),
-        "cached_tokens": None if input_details is None else field(input_details, "cached_tokens"),
-        "reasoning_tokens": (
-            None if output_details is None else field(output_details, "reasoning_tokens")
-        ),
+        "total_tokens": u.get("total_tokens"),
+        "cached_tokens": fields_of(input_details).get("cached_tokens"),
+        "reasoning_tokens": fields_of(output_details).get("reasoning_tokens"),
     }
 
 
 def tool_call_of(call: Any) -> dict[str, Any]:
     """A chat tool call as ``{id, type, name, arguments}``."""
-    function = field(call, "function")
+    c = fields_of(call)
+    function = c.get("function")
+    named = c if function is None else fields_of(function)
     return {
-        "id": field(call, "id"),
-        "type": field(call, "type") or "function",
-        "name": field(function, "name") if function is not None else field(call, "name"),
-        "arguments": (
-            field(function, "arguments") if function is not None else field(call, "arguments")
-        ),
+        "id": c.get("id"),
+        "type": c.get("type") or "function",
+        "name": named.get("name"),
+        "arguments": named.get("arguments"),
     }
 
 
 def _chat_choice(choice: Any) -> dict[str, Any]:
-    message = field(choice, "message")
-    calls = field(message, "tool_calls") if message is not None else None
+    c = fields_of(choice)
+    message = fields_of(c.get("message"))
+    calls = message.get("tool_calls")
     out: dict[str, Any] = {
-        "output_text": field(message, "content") if message is not None else None,
-        "finish_reason": field(choice, "finish_reason"),
-        "tool_calls": [tool_call_of(c) for c in calls] if calls else None,
+        "output_text": message.get("content"),
+        "finish_reason": c.get("finish_reason"),
+        "tool_calls": [tool_call_of(call) for call in calls] if calls else None,
     }
-    refusal = field(message, "refusal") if message is not None else None
+    refusal = message.get("refusal")
     if refusal:
         out["refusal"] = refusal
     return out
 
 
 def _chat_response(result: Any) -> dict[str, Any]:
-    choices = field(result, "choices") or []
-    response: dict[str, Any] = {"id": field(result, "id"), "model": field(result, "model")}
+    r = fields_of(result)
+    choices = r.get("choices") or []
+    response: dict[str, Any] = {"id": r.get("id"), "model": r.get("model")}
     first = _chat_choice(choices[0]) if choices else {"output_text": None, "finish_reason": None}
     response.update(first)
     if len(choices) > 1:
-        response["choices"] = [{"index": field(c, "index"), **_chat_choice(c)} for c in choices]
-    fingerprint_ = field(result, "system_fingerprint")
+        response["choices"] = [
+            {"index": fields_of(c).get("index"), **_chat_choice(c)} for c in choices
+        ]
+    fingerprint_ = r.get("system_fingerprint")
     if fingerprint_:
         response["system_fingerprint"] = fingerprint_
     return response

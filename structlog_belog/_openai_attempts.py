@@ -19,17 +19,17 @@ from ._redact import Vetted
 
 __all__ = ["install", "uninstall"]
 
-#: Response header -> where it goes in the attempt (rate-limit ones under "ratelimit").
-_WANTED: Final = {
-    b"x-request-id": "request_id",
-    b"openai-processing-ms": "processing_ms",
-    b"retry-after-ms": "retry_after",
-    b"retry-after": "retry_after",
-    b"x-ratelimit-remaining-requests": "remaining_requests",
-    b"x-ratelimit-remaining-tokens": "remaining_tokens",
-    b"x-ratelimit-reset-requests": "reset_requests",
-    b"x-ratelimit-reset-tokens": "reset_tokens",
-}
+#: Rate-limit response headers -> their names under the attempt's "ratelimit".
+_LIMITS: Final = (
+    (b"x-ratelimit-remaining-requests", "remaining_requests"),
+    (b"x-ratelimit-remaining-tokens", "remaining_tokens"),
+    (b"x-ratelimit-reset-requests", "reset_requests"),
+    (b"x-ratelimit-reset-tokens", "reset_tokens"),
+)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
 
 
 def _started(_: Any) -> None:
@@ -52,21 +52,22 @@ def _answered(response: Any) -> None:
         attempt["duration_ms"] = (
             None if started is None else round((time.perf_counter() - started) * 1000, 3)
         )
-        attempt["request_id"] = None
-        attempt["processing_ms"] = None
-        limits: dict[str, str] = {}
-        # One pass over the raw headers: httpx's per-name lookups scan and decode each time.
-        for raw_name, raw_value in response.headers.raw:
-            field = _WANTED.get(raw_name.lower())
-            if field is None:
-                continue
-            value = raw_value.decode("latin-1")
-            if field == "processing_ms":
-                attempt[field] = int(value) if value.isdigit() else value
-            elif field in ("request_id", "retry_after"):
-                attempt[field] = value
-            else:
-                limits[field] = value
+        # httpx's per-name lookups scan and decode every header each time: index
+        # the raw headers once, in C, and look up only the names wanted.
+        headers = dict(response.headers.raw)
+        names = b"".join(headers)
+        if names != names.lower():  # HTTP/1.1 and HTTP/2 give lower case; a test transport may not
+            headers = dict(zip(map(bytes.lower, headers), headers.values(), strict=True))
+        get = headers.get
+        attempt["request_id"] = _text(get(b"x-request-id"))
+        processing = _text(get(b"openai-processing-ms"))
+        attempt["processing_ms"] = (
+            int(processing) if processing is not None and processing.isdigit() else processing
+        )
+        retry_after = get(b"retry-after-ms") or get(b"retry-after")
+        if retry_after is not None:
+            attempt["retry_after"] = retry_after.decode("latin-1")
+        limits = {key: value.decode("latin-1") for name, key in _LIMITS if (value := get(name))}
         if limits:
             attempt["ratelimit"] = limits
     except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller

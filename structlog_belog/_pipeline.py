@@ -20,7 +20,7 @@ import structlog.contextvars
 
 from . import _context
 from ._redact import SecretRedactor
-from ._render import render_jsonl
+from ._render import render_jsonl, render_vetted
 from ._truncate import ValueTruncator
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ _REF_KEYS: Final[tuple[str, ...]] = (
     "efficiency_score",
     "execution_time",
 )
+
+_REF_KEY_SET: Final = frozenset(_REF_KEYS)
 
 # structlog's bound contextvars, merged into every record. Read through the
 # module's registry so we look only at structlog's variables, not at every
@@ -208,21 +210,31 @@ class Pipeline:
         self.process(event_dict, level, time.time())
         return _NOTHING
 
-    def process(self, ed: dict[str, Any], level: str, created: float) -> None:  # noqa: PLR0915 - inlined on purpose, see below
-        """Run the event dict *ed* through the chain and write it. Never raises."""
+    def process(  # noqa: PLR0915 - inlined on purpose, see below
+        self, ed: dict[str, Any], level: str, created: float, *, vetted: bool = False
+    ) -> None:
+        """Run the event dict *ed* through the chain and write it. Never raises.
+
+        *vetted* says the code that built *ed* has already redacted it and made
+        it JSON-ready and finite (the LLM audit does, part by part): only the
+        fields merged from the context are then redacted here.
+        """
         # One function, one try block (free in CPython 3.11+): a call per
         # record saved on the hot path.
         try:
             ctx = _current()
-            if _STRUCTLOG_VARS:
-                _merge_structlog_contextvars(ed)
-            if ctx.fields:
-                for key, value in ctx.fields.items():
-                    ed.setdefault(key, value)
-            # Redact before adding what the record path itself sets (time,
-            # level, session, stage, task): fewer keys to walk, same result.
-            for proc in self.processors:
-                ed = proc(None, level, ed)
+            if vetted:
+                vetted = self._merge_vetted(ed, ctx, level)
+            else:
+                if _STRUCTLOG_VARS:
+                    _merge_structlog_contextvars(ed)
+                if ctx.fields:
+                    for key, value in ctx.fields.items():
+                        ed.setdefault(key, value)
+                # Redact before adding what the record path itself sets (time,
+                # level, session, stage, task): fewer keys to walk, same result.
+                for proc in self.processors:
+                    ed = proc(None, level, ed)
             ed["timestamp"] = format_timestamp(created)
             ed["level"] = level
             session = ctx.session
@@ -247,7 +259,7 @@ class Pipeline:
             task = ctx.task
             if task is not None and level in _ERROR_LEVELS:
                 task.note_error(ed)
-            line = render_jsonl(None, level, ed)
+            line = render_vetted(ed) if vetted else render_jsonl(None, level, ed)
             if len(line) > self.truncate_over and self.truncator is not None:
                 ed = self.truncator(None, level, ed)
                 line = render_jsonl(None, level, ed)
@@ -268,6 +280,22 @@ class Pipeline:
             if self.router is not None:
                 self.router._drop(ed.get("session_id"), exc, 1)
 
+    def _merge_vetted(self, ed: dict[str, Any], ctx: _context.Context, level: str) -> bool:
+        """Add the context's fields to a vetted record, redacted; False if there were any."""
+        extra: dict[str, Any] = {}
+        if _STRUCTLOG_VARS:
+            _merge_structlog_contextvars(extra)
+        if ctx.fields:
+            for key, value in ctx.fields.items():
+                extra.setdefault(key, value)
+        if not extra:
+            return True
+        for proc in self.processors:
+            extra = proc(None, level, extra)
+        for key, value in extra.items():
+            ed.setdefault(key, value)
+        return False  # the caller's values: the renderer checks them
+
     @staticmethod
     def _route_kind(
         router: SessionRouter,
@@ -281,7 +309,9 @@ class Pipeline:
         stream = _STREAM_OF_KIND.get(kind, "processing")
         router.write(sid, stream, shard, line)
         if stream != "processing" and sid is not None:
-            ref: dict[str, Any] = {k: ed[k] for k in _REF_KEYS if k in ed}
+            # Built in C: the record's own order, the keys a reader of processing.jsonl wants.
+            keys = list(filter(_REF_KEY_SET.__contains__, ed))
+            ref: dict[str, Any] = dict(zip(keys, map(ed.__getitem__, keys), strict=True))
             ref["ref"] = stream
             router.write(sid, "processing", shard, render_jsonl(None, level, ref))
         if kind in _GLOBAL_KINDS and sid is not None:

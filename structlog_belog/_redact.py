@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from ._truncate import cap_bytes, cap_text, rebuilt_like
 
-__all__ = ["DEFAULT_MARKER", "SENSITIVE_KEYS", "SecretRedactor", "Vetted"]
+__all__ = ["DEFAULT_MARKER", "SENSITIVE_KEYS", "SecretRedactor", "Vetted", "VettedList"]
 
 # Tuples, not X | Y unions: isinstance with a union is several times slower.
 _CONTAINERS: Final = (dict, list, tuple, set, frozenset)
@@ -90,7 +90,6 @@ _CLEAN_MAX_LEN: Final = 256  # only strings up to this length are remembered cle
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-
 class Vetted(dict):  # type: ignore[type-arg]
     """A dict the code that built it has already made safe to write.
 
@@ -105,8 +104,14 @@ class Vetted(dict):  # type: ignore[type-arg]
     __slots__ = ()
 
 
+class VettedList(list):  # type: ignore[type-arg]
+    """A list made safe to write by the code that built it (see `Vetted`)."""
+
+    __slots__ = ()
+
+
 # Types whose values are left alone where a record is walked.
-_SCALARS: Final = (int, float, bool, Vetted)
+_SCALARS: Final = (int, float, bool, Vetted, VettedList)
 
 # Scalars that cannot hold a secret, or whose rendering is their value.
 _OPAQUE: Final = (
@@ -436,6 +441,8 @@ class SecretRedactor:
         Containers are walked (keys judged, strings scanned); one that changes
         is copied, never mutated. A value without secrets is returned itself.
         """
+        if type(value) is str:
+            return value if value in self._clean else self._redact_str(value)
         return self._redact_obj(value, 1, None)
 
     def _redact_str(self, text: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import orjson
 
-from ._redact import Vetted
+from ._redact import Vetted, VettedList
 
 __all__ = ["render_jsonl"]
 
@@ -23,6 +23,9 @@ __all__ = ["render_jsonl"]
 _CONTAINERS: Final = (dict, list, tuple, set, frozenset)
 _BYTES: Final = (bytes, bytearray, memoryview)
 _WALKED: Final = (dict, list, tuple)
+#: Values that are finite or not numbers; Vetted ones were built finite.
+_LEAVES: Final = frozenset((str, int, bool, float, type(None), Vetted, VettedList))
+_is_float: Final = float.__instancecheck__
 
 _OPTIONS: Final = orjson.OPT_APPEND_NEWLINE
 # Characters JSON leaves raw that line splitters other than "\n" break on
@@ -66,6 +69,19 @@ def render_jsonl(_: Any, __: str, event_dict: Any) -> bytes:
     return line
 
 
+def render_vetted(event_dict: dict[str, Any]) -> bytes:
+    """`render_jsonl` for a record built finite (see `Vetted`): no NaN check."""
+    try:
+        line = orjson.dumps(event_dict, default=_default, option=_OPTIONS)
+    except Exception:  # noqa: BLE001 - anything orjson refuses takes the slow path
+        return _render_safely(event_dict)
+    if not line.isascii():
+        for raw, escaped in _LINE_BREAKS:
+            if raw in line:
+                line = line.replace(raw, escaped)
+    return line
+
+
 def _default(obj: Any) -> Any:
     """orjson's hook for types it does not know; must not raise."""
     if isinstance(obj, _BYTES):
@@ -97,24 +113,31 @@ def _type_name(obj: Any) -> str:
 
 
 def _has_non_finite(obj: Any, depth: int) -> bool:
-    """Whether a NaN or Infinity hides in *obj* (only asked when a null was written)."""
+    """Whether a NaN or Infinity hides in *obj* (only asked when a null was written).
+
+    The common records hold only strings, ints, finite floats and None: those
+    are told apart by their types in C (a set of the types, the floats checked
+    by ``math.isfinite``); only containers are walked.
+    """
     values = obj.values() if isinstance(obj, dict) else obj
+    kinds = set(map(type, values))
+    if float in kinds and not all(map(math.isfinite, filter(_is_float, values))):
+        return True
+    if kinds <= _LEAVES:
+        return False
     for value in values:
         tp = type(value)
-        if tp is float:
-            if value - value != 0.0:  # NaN and ±Infinity only
-                return True
-        elif tp is dict or tp is list or tp is tuple:
-            if depth < _MAX_DEPTH and _has_non_finite(value, depth + 1):
-                return True
-        elif tp is Vetted or tp is str or value is None:
-            continue  # built finite (see Vetted), or not a number
-        elif isinstance(value, float):
+        if tp in _LEAVES:
+            continue
+        if isinstance(value, float):  # a float subclass
             if not math.isfinite(value):
                 return True
-        elif isinstance(value, _WALKED):  # subclasses: OrderedDict, named tuples
-            if depth < _MAX_DEPTH and _has_non_finite(value, depth + 1):
-                return True
+        elif (
+            isinstance(value, _WALKED)  # dict, list, tuple and their subclasses
+            and depth < _MAX_DEPTH
+            and _has_non_finite(value, depth + 1)
+        ):
+            return True
     return False
 
 

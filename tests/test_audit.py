@@ -663,3 +663,145 @@ class TestCaptureSession:
         [call] = captured.calls
         assert "chat.completions" == call["api"]
         assert call["usage"]["total_tokens"] > 0
+
+
+def _client_answering(answer: httpx.Response) -> openai.OpenAI:
+    """A real SDK client whose every request gets *answer* (status, headers, JSON body)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            answer.status_code, headers=answer.headers, content=answer.content, request=request
+        )
+
+    return openai.OpenAI(
+        api_key="-".join(("test", "placeholder")),
+        base_url="http://answer.invalid/v1",
+        http_client=httpx.Client(transport=httpx.MockTransport(handle)),
+        max_retries=0,
+    )
+
+
+def _chat_answer(message: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }
+    return httpx.Response(200, headers=headers or {}, json=body)
+
+
+class TestEachPartRedactedOnce:
+    """The audit redacts its parts where it builds them; the record path skips them."""
+
+    def test_secret_in_answer_and_tool_arguments_never_on_disk(self, belog_config: Config) -> None:
+        """A key the model echoes, in its text or in a tool call's arguments, is redacted."""
+        key = "sk-" + "proj-" + "Z9y8X7w6" * 6
+        answer = _chat_answer(
+            {
+                "role": "assistant",
+                "content": f"your key: {key}",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "store", "arguments": json.dumps({"api_key": key})},
+                    }
+                ],
+            }
+        )
+        client = belog.instrument_openai(_client_answering(answer))
+        with belog.session("echo") as run:
+            result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert key in (result.choices[0].message.content or "")  # the caller gets it whole
+        for path in Path(belog_config.log_dir).rglob("*.jsonl"):
+            assert key not in path.read_text(), path
+        [record] = prompts(run)
+        assert record["response"]["output_text"].startswith("your key: [REDACTED:")
+        assert "store" == record["response"]["tool_calls"][0]["name"]
+
+    def test_secret_in_error_message_never_on_disk(self, belog_config: Config) -> None:
+        """A server error that quotes the key it was sent is recorded without it."""
+        key = "sk-" + "proj-" + "Q1w2E3r4" * 6
+        refused = httpx.Response(
+            401, json={"error": {"message": f"Incorrect API key provided: {key}", "code": "bad"}}
+        )
+        client = belog.instrument_openai(_client_answering(refused))
+        with belog.session("refused") as run, pytest.raises(openai.AuthenticationError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        [record] = prompts(run)
+        assert 401 == record["error"]["status_code"]
+        assert "Incorrect API key provided: [REDACTED:" in record["error"]["message"]
+        for path in Path(belog_config.log_dir).rglob("*.jsonl"):
+            assert key not in path.read_text(), path
+
+    def test_bound_context_fields_are_redacted_in_call_records(self, belog_config: Config) -> None:
+        """Fields bound to the context (belog.bind, structlog's contextvars) are scanned too."""
+        import structlog
+
+        token = "ghp_" + "a1B2c3D4e5" * 4
+        password = "-".join(("hunter2", "long", "enough"))
+        client = belog.instrument_openai(fake_openai_client())
+        with belog.session("bound") as run, belog.bound(note=f"token {token}"):
+            structlog.contextvars.bind_contextvars(user_password=password)
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            finally:
+                structlog.contextvars.clear_contextvars()
+        [record] = prompts(run)
+        assert token not in record["note"]
+        assert "[REDACTED:" in record["note"]
+        assert password != record["user_password"]
+        for path in Path(belog_config.log_dir).rglob("*.jsonl"):
+            text = path.read_text()
+            assert token not in text, path
+            assert password not in text, path
+
+    def test_non_finite_parameters_are_written_as_text(self, belog_config: Config) -> None:
+        """NaN and Infinity in the request are written as the record path writes them.
+
+        The SDK refuses to send them (JSON has no such numbers); the call is
+        recorded with its arguments and the SDK's error is re-raised.
+        """
+        client = belog.instrument_openai(fake_openai_client())
+        create = client.chat.completions.create
+        with belog.session("nan") as run:
+            with pytest.raises(ValueError, match="JSON"):
+                create(model="gpt-4o-mini", messages=MESSAGES, temperature=float("nan"))
+            with pytest.raises(ValueError, match="JSON"):
+                create(model="gpt-4o-mini", messages=MESSAGES, logit_bias={"1": float("-inf")})
+        first, second = prompts(run)
+        assert "NaN" == first["request"]["temperature"]
+        assert {"1": "-Infinity"} == second["request"]["logit_bias"]
+        assert "ValueError" == first["error"]["type"]
+
+    def test_capitalised_header_names_are_read(self, belog_config: Config) -> None:
+        """A transport that keeps header names' case still gives the attempt its request ID."""
+        answer = _chat_answer(
+            {"role": "assistant", "content": "fine"},
+            headers={"X-Request-ID": "req_upper", "X-RateLimit-Remaining-Requests": "7"},
+        )
+        client = belog.instrument_openai(_client_answering(answer))
+        with belog.session("case") as run:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        [record] = prompts(run)
+        [attempt] = record["attempts"]
+        assert "req_upper" == attempt["request_id"]
+        assert {"remaining_requests": "7"} == attempt["ratelimit"]
+
+    def test_last_call_is_the_record_written(self, belog_config: Config) -> None:
+        """last_call() returns the record as it was written: redacted, with its session fields."""
+        key = "sk-" + "proj-" + "L0k9J8h7" * 6
+        client = belog.instrument_openai(fake_openai_client())
+        with belog.session("last") as run:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"key {key}"}]
+            )
+            call = belog.last_call()
+        assert call is not None
+        [record] = prompts(run)
+        assert record == json.loads(json.dumps(call))
+        assert run.id == call["session_id"]
+        assert key not in json.dumps(call)

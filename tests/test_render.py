@@ -87,6 +87,25 @@ class TestRenderJsonl:
             "d": {"e": "NaN"},
         } == render(record)
 
+    def test_non_finite_floats_in_subclasses_named(self) -> None:
+        """NaN hidden in an OrderedDict, a named tuple or a float subclass is named too."""
+        import collections
+
+        class Ratio(float):
+            pass
+
+        point = collections.namedtuple("point", "x y")
+        record = {
+            "n": None,
+            "o": collections.OrderedDict(x=math.nan),
+            "t": point(1.0, math.inf),
+            "f": Ratio("-inf"),
+        }
+
+        assert {"n": None, "o": {"x": "NaN"}, "t": [1.0, "Infinity"], "f": "-Infinity"} == render(
+            record
+        )
+
     def test_null_without_nan_kept(self) -> None:
         """A record with None and finite floats keeps null and numbers."""
         assert {"a": None, "b": 0.5} == render({"a": None, "b": 0.5})
