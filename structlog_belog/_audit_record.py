@@ -13,6 +13,7 @@ exists: ``input_tokens``/``output_tokens`` (``gen_ai.usage.*``),
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
@@ -151,6 +152,13 @@ def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return p
             if type(v) not in _sentinels
         }
     if kind is list:
+        # Messages and embedding inputs: lists of strings, or of flat dicts of
+        # strings, copied in C once their types say no value needs converting.
+        kinds = set(map(type, value))
+        if kinds <= _FLAT:
+            return list(value)
+        if kinds == _DICTS and _flat_dicts(value):
+            return list(map(dict, value))
         return [jsonable(v, depth + 1) for v in value]
     if isinstance(value, float):
         return jsonable(float(value), depth)
@@ -170,9 +178,27 @@ def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return p
             return repr(value)
     if isinstance(value, bytes | bytearray):
         return {"bytes": len(value)}
+    if not _sentinels:  # asked before any request: look for the SDK's placeholders now
+        _find_sentinels()
     if not is_given(value):
         return None
     return repr(value)
+
+
+#: Value types `jsonable` returns as they are (floats are checked one by one).
+_FLAT: Final = frozenset((str, int, bool, type(None)))
+_DICTS: Final = frozenset((dict,))
+
+
+def _flat_dicts(dicts: list[dict[Any, Any]]) -> bool:
+    """Whether every dict has only string keys and `_FLAT` values."""
+    return (
+        set(map(type, itertools.chain.from_iterable(dicts))) <= _STR
+        and set(map(type, itertools.chain.from_iterable(map(dict.values, dicts)))) <= _FLAT
+    )
+
+
+_STR: Final = frozenset((str,))
 
 
 def _non_finite(value: float) -> str:
@@ -186,7 +212,8 @@ def request_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The ``request`` part of a record: the create call's arguments, JSON-ready."""
     if not _sentinels:
         _find_sentinels()
-    request: dict[str, Any] = {}
+    # Built as the Vetted it becomes once redacted: no copy when nothing changes.
+    request: dict[str, Any] = Vetted()
     for key, value in kwargs.items():
         if key in _TRANSPORT_KWARGS or not is_given(value):
             continue
@@ -255,7 +282,8 @@ def _content(value: Any, redact: Redact) -> Any:
 
 def vet_request(request: dict[str, Any], redact: Redact) -> Vetted:
     """The ``request`` part (already JSON-ready, from `request_of`), redacted."""
-    return Vetted(request if redact is None else redact(request))
+    out = request if redact is None else redact(request)
+    return out if type(out) is Vetted else Vetted(out)
 
 
 def vet_response(response: Mapping[str, Any], redact: Redact) -> Vetted:

@@ -115,6 +115,26 @@ class TestJsonable:
         if isinstance(value, list | dict) and value:
             assert copied is not value
 
+    def test_message_lists_are_copied_deep_enough(self) -> None:
+        """Flat message dicts are copied (a caller editing one later changes no record)."""
+        messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": None}]
+        copied = record_fields.jsonable(messages)
+        messages[0]["content"] = "changed"
+        messages.append({"role": "user", "content": "b"})
+        assert [{"role": "user", "content": "a"}, {"role": "assistant", "content": None}] == copied
+
+    def test_lists_with_values_to_convert_take_the_slow_path(self) -> None:
+        """Sentinels, floats and nested containers inside message lists are still converted."""
+        messages = [
+            {"role": "user", "content": "a", "name": openai.NOT_GIVEN},
+            {"role": "user", "content": [{"type": "text", "text": "b"}], "weight": float("nan")},
+        ]
+        assert [
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": [{"type": "text", "text": "b"}], "weight": "NaN"},
+        ] == record_fields.jsonable(messages)
+        assert ["x", 1, None, "Infinity"] == record_fields.jsonable(["x", 1, None, float("inf")])
+
 
 class TestRequestOf:
     def test_transport_arguments_left_out(self) -> None:
