@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from ._audit_record import (
     vet_usage,
 )
 from ._config import ensure_pipeline, get_config
+from ._failures import FailureCounter
 from ._prices import cost_usd, validate_prices
 from ._redact import VettedList
 
@@ -38,31 +38,18 @@ __all__ = ["ACTIVE", "Call", "audit_failures", "last_outside_session", "note_fai
 ACTIVE: ContextVar[Call | None] = ContextVar("structlog_belog.audit.active", default=None)
 
 _LOGGER: Final = "structlog_belog.audit"
-_state_lock = threading.Lock()
 _finish_lock = threading.Lock()
-_failures = 0
 _last_outside: Mapping[str, Any] | None = None
 
 
-def note_failure(where: str, exc: BaseException) -> None:
-    """Count an internal audit failure; say so once on stderr. Never raises."""
-    global _failures  # noqa: PLW0603 - a process-wide counter
-    with _state_lock:
-        _failures += 1
-        first = _failures == 1
-    if first:
-        try:
-            sys.stderr.write(
-                f"structlog-belog: the LLM audit failed in {where} ({type(exc).__name__}: {exc}); "
-                "the call itself went on. Further failures are counted, not reported.\n"
-            )
-        except Exception:  # noqa: BLE001, S110 - stderr may be closed; nothing left to tell
-            pass
+_FAILURES: Final = FailureCounter("the LLM audit", "the call itself went on")
+#: Count an internal audit failure; the first is reported on stderr. Never raises.
+note_failure: Final = _FAILURES.note
 
 
 def audit_failures() -> int:
     """How many times the audit failed internally in this process (calls were unaffected)."""
-    return _failures
+    return _FAILURES.count
 
 
 def last_outside_session() -> Mapping[str, Any] | None:

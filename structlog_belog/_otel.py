@@ -19,7 +19,6 @@ counted (`failure_count`) and reported once on stderr.
 from __future__ import annotations
 
 import contextvars
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import _audit_call, _context, _pipeline, _tracing
+from ._failures import FailureCounter
 from ._pipeline import fallback_session
 
 if TYPE_CHECKING:
@@ -65,7 +65,6 @@ _REQUEST_NUMBERS: Final = (
 )
 
 _lock = threading.Lock()
-_failures = 0
 #: ``(tracer_provider, spans)`` while instrumented, else None.
 _installed: tuple[Any, bool] | None = None
 #: The sink `_traced_sink` hands records to (the one found at `instrument`).
@@ -76,25 +75,14 @@ _tracer: trace.Tracer | None = None
 # -- failures ------------------------------------------------------------------
 
 
-def _note_failure(where: str, exc: BaseException) -> None:
-    """Count a failure of the OpenTelemetry side; say so once on stderr. Never raises."""
-    global _failures  # noqa: PLW0603 - a process-wide counter
-    with _lock:
-        _failures += 1
-        first = _failures == 1
-    if first:
-        try:
-            sys.stderr.write(
-                f"structlog-belog: OpenTelemetry failed in {where} ({type(exc).__name__}: {exc}); "
-                "records and the app are unaffected, further failures are only counted\n"
-            )
-        except Exception:  # noqa: BLE001, S110 - stderr itself may be gone
-            pass
+_FAILURES: Final = FailureCounter("OpenTelemetry", "records and the app are unaffected")
+#: Count a failure of the OpenTelemetry side; the first is reported on stderr. Never raises.
+_note_failure: Final = _FAILURES.note
 
 
 def failure_count() -> int:
     """How many times the OpenTelemetry side failed in this process (records were unaffected)."""
-    return _failures
+    return _FAILURES.count
 
 
 # -- trace IDs on records --------------------------------------------------------

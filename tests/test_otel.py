@@ -813,7 +813,7 @@ class TestFailures:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """A raising span processor: the run, its calls and all its records go on; counted."""
-        monkeypatch.setattr(_otel, "_failures", 0)
+        monkeypatch.setattr(_otel._FAILURES, "count", 0)
         provider = TracerProvider()
         provider.add_span_processor(_Failing(on))
         otel.instrument(provider)
