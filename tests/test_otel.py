@@ -40,6 +40,14 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
 
 
+def _run_python(code: str, env: dict[str, str], cwd: Path) -> str:
+    """Run *code* in a new interpreter (it must succeed); return what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=cwd
+    )
+    return done.stdout
+
+
 class Traced:
     """A tracer provider recording into memory, and the spans it finished."""
 
@@ -601,17 +609,10 @@ class TestThreadsAndTasks:
         )
         with belog.session("s", package=False) as run:
             env = {**subprocess_env, **belog.session_env()}
-            out = subprocess.run(
-                [sys.executable, "-c", code],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=tmp_path,
-            )
+            out = _run_python(code, env, tmp_path)
         session_trace, session_span = ids(traced.named("belog.session s"))
         assert env["BELOG_TRACEPARENT"].startswith(f"00-{session_trace}-{session_span}-")
-        name, trace_id, task_span, parent_span, remote = json.loads(out.stdout)
+        name, trace_id, task_span, parent_span, remote = json.loads(out)
         assert ["belog.task child task", session_trace, session_span, True] == [
             name,
             trace_id,
@@ -932,15 +933,8 @@ class TestImport:
             "    structlog.get_logger().info('hi')\n"
             "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
         )
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tmp_path,
-        )
-        assert "[]" == out.stdout.strip()
+        out = _run_python(code, subprocess_env, tmp_path)
+        assert "[]" == out.strip()
 
     def test_without_the_extra(self, subprocess_env: dict[str, str], tmp_path: Path) -> None:
         """Without opentelemetry, the core works and importing otel names the extra."""
@@ -955,15 +949,8 @@ class TestImport:
             "    print(exc.name)\n"
             "    print(exc)\n"
         )
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tmp_path,
-        )
-        name, message = out.stdout.strip().splitlines()
+        out = _run_python(code, subprocess_env, tmp_path)
+        name, message = out.strip().splitlines()
         assert "opentelemetry" == name
         assert "pip install 'structlog-belog[otel]'" in message
         assert issubclass(ModuleNotFoundError, ImportError)
@@ -992,15 +979,8 @@ class TestImport:
             "print(json.dumps([f'{span.context.trace_id:032x}', f'{span.context.span_id:016x}']))\n"
             "print(run.directory)\n"
         )
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tmp_path,
-        )
-        expected, directory = out.stdout.strip().splitlines()
+        out = _run_python(code, subprocess_env, tmp_path)
+        expected, directory = out.strip().splitlines()
         records = read_jsonl(Path(directory) / "processing.jsonl")
         [record] = [r for r in records if r["event"] == "hi"]
         assert json.loads(expected) == [record["trace_id"], record["span_id"]]
