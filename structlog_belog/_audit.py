@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, overload
 
-from . import _context
+from . import _context, _tracing
 from ._audit_call import ACTIVE, Call, last_outside_session, note_failure
 from ._audit_record import (
     API_CHAT,
@@ -155,12 +155,15 @@ def _fail(call: Call, exc: BaseException) -> None:
 
 async def _awaited(options: _Options, call: Call, hide: bool, pending: Awaitable[Any]) -> Any:
     token = ACTIVE.set(call)
+    span = None if _tracing.tracer is None else _tracing.start_call(call)
     try:
         result = await pending
     except BaseException as exc:
         _fail(call, exc)
         raise
     finally:
+        if span is not None:
+            span.end(None)
         ACTIVE.reset(token)
     return _complete(options, call, hide, result)
 
@@ -174,12 +177,17 @@ def _wrap_sync(fn: Callable[..., Any], options: _Options) -> Callable[..., Any]:
         if call is None:
             return fn(*args, **send)
         token = ACTIVE.set(call)
+        # The call's span (with a tracer) is current while the SDK works, so the
+        # HTTP client's own spans nest under it.
+        span = None if _tracing.tracer is None else _tracing.start_call(call)
         try:
             result = fn(*args, **send)
         except BaseException as exc:
             _fail(call, exc)
             raise
         finally:
+            if span is not None:
+                span.end(None)
             ACTIVE.reset(token)
         if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
             # An async create reached through a plain function: audit when awaited.

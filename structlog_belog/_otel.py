@@ -34,6 +34,7 @@ from ._failures import FailureCounter
 from ._pipeline import fallback_session
 
 if TYPE_CHECKING:
+    from ._audit_call import Call
     from ._belog import Task
     from ._session import Run, Stage
 
@@ -287,6 +288,23 @@ def _task_finish(task: Task) -> Callable[[trace.Span, BaseException | None], Non
     return finish
 
 
+class _Leave:
+    """Leaves an LLM call's span (restores the context) without ending it."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: Any) -> None:
+        self.token = token
+
+    def end(self, exc: BaseException | None) -> None:
+        _detach(self.token)
+
+
+#: Spans of audited calls started and not yet recorded, by call ID.
+_call_spans: dict[str, tuple[trace.Span, int]] = {}
+_CALL_SPANS_MAX: Final = 10_000
+
+
 class _SpanTracer:
     """The `_tracing.Tracer` of `instrument`: one span per session, stage and task."""
 
@@ -353,6 +371,38 @@ class _SpanTracer:
 
         owner = _span_of(session)
         return self._start(f"belog.task {task.name}", attributes, owner, _task_finish(task))
+
+    def start_call(self, call: Call) -> _Leave | None:
+        """Start the CLIENT span of an audited call; it ends when its record is written."""
+        try:
+            attributes = _call_attributes(
+                {
+                    "api": call.api,
+                    "model": call.model,
+                    "call_id": call.call_id,
+                    "name": call.name,
+                    "stream": call.stream,
+                    "request": call.request,
+                }
+            )
+            model = attributes.get("gen_ai.request.model")
+            operation = attributes["gen_ai.operation.name"]
+            # Started when the call did, so its duration is the record's latency.
+            start = time.time_ns() - int((time.perf_counter() - call.started) * 1e9)
+            span = self.tracer.start_span(
+                f"{operation} {model}" if model else operation,
+                context=_parent(_call_owner()),
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+                start_time=start,
+            )
+            if len(_call_spans) >= _CALL_SPANS_MAX:  # records that never came: end the oldest
+                _call_spans.pop(next(iter(_call_spans)))[0].end()
+            _call_spans[call.call_id] = (span, start)
+            return _Leave(otel_context.attach(trace.set_span_in_context(span)))
+        except Exception as exc:  # noqa: BLE001 - the call goes on; its span is made at the end
+            _note_failure("starting an LLM call span", exc)
+            return None
 
     def environment(self, run: Run) -> dict[str, str]:
         """``BELOG_TRACEPARENT``: *run*'s span, for a child process joining *run*."""
@@ -462,7 +512,19 @@ def _traced_sink(record: dict[str, Any], level: str) -> None:
     started = None
     token = None
     try:
-        started = _start_call_span(record)
+        begun = _call_spans.pop(record.get("call_id"), None)  # type: ignore[arg-type]
+        if begun is not None:  # started with the call: complete it from the record
+            span, start = begun
+            span.set_attributes(_call_attributes(record))
+            if record.get("status") == "error":
+                error = record.get("error")
+                description = str(error.get("type")) if isinstance(error, Mapping) else "error"
+                span.set_status(Status(StatusCode.ERROR, description))
+            latency = record.get("latency_ms")
+            end = start + int(latency * 1_000_000) if isinstance(latency, int | float) else None
+            started = (span, end)
+        else:
+            started = _start_call_span(record)
         if started is not None:
             token = otel_context.attach(trace.set_span_in_context(started[0]))
     except Exception as exc:  # noqa: BLE001 - the record is written without a span

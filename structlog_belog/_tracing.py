@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ._audit_call import Call
     from ._belog import Task
     from ._session import Run, Stage
 
@@ -20,6 +21,7 @@ __all__ = [
     "Tracer",
     "end",
     "environment",
+    "start_call",
     "start_session",
     "start_stage",
     "start_task",
@@ -46,6 +48,14 @@ class Tracer(Protocol):
     def start_task(self, task: Task) -> SpanHandle | None:
         """Start the span of *task* (called once the task is current)."""
 
+    def start_call(self, call: Call) -> SpanHandle | None:
+        """Start the span of an audited LLM call, current until the handle's ``end``.
+
+        The handle's ``end`` only leaves the span (restores the context when
+        the create call returns, a stream's included); the span itself ends
+        when the call's record is written.
+        """
+
     def environment(self, run: Run) -> dict[str, str]:
         """Variables that let a child process joining *run* join its trace too."""
 
@@ -70,6 +80,12 @@ def start_task(task: Task) -> SpanHandle | None:
     """The span handle of *task*, or None when no tracer is installed."""
     current = tracer
     return None if current is None else current.start_task(task)
+
+
+def start_call(call: Call) -> SpanHandle | None:
+    """The span handle of an audited *call*, or None when no tracer is installed."""
+    current = tracer
+    return None if current is None else current.start_call(call)
 
 
 def environment(run: Run) -> dict[str, str]:

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import structlog
@@ -30,7 +31,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import structlog_belog as belog
 from structlog_belog import _audit_call, _config, _otel, _pipeline, _tracing, otel
-from structlog_belog.testing import fake_openai_client
+from structlog_belog.testing import FakeLLM, fake_openai_client
 
 from .conftest import read_jsonl
 
@@ -234,6 +235,90 @@ class TestErrors:
             raise ValueError(f"x {secret}")
         [event] = t.named("belog.session s").events
         assert f"x {secret}" == (event.attributes or {})["exception.message"]
+
+
+class _HttpSpans(FakeLLM):
+    """A FakeLLM that opens a CLIENT span per HTTP request, as an HTTP instrumentation does."""
+
+    def __init__(self, provider: TracerProvider, **options: Any) -> None:
+        super().__init__(**options)
+        self.tracer = provider.get_tracer("http-test")
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self.tracer.start_as_current_span("HTTP POST", kind=SpanKind.CLIENT):
+            return super().handle_request(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        with self.tracer.start_as_current_span("HTTP POST", kind=SpanKind.CLIENT):
+            return await super().handle_async_request(request)
+
+
+class TestLlmCallSpansNest:
+    """The call's span is current while the SDK works: HTTP spans and records nest in it."""
+
+    def test_http_spans_and_records_nest_under_the_call(self, traced: Traced) -> None:
+        """Each HTTP attempt's span is a child of the call's span; so are records logged inside."""
+        client = belog.instrument_openai(
+            fake_openai_client(transport=_HttpSpans(traced.provider, fail_first=1))
+        )
+        with belog.session("s", package=False) as run:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            structlog.get_logger().info("after the call")
+        call = traced.named("chat gpt-4o-mini")
+        attempts = [span for span in traced.spans if span.name == "HTTP POST"]
+        assert 2 == len(attempts)  # a 429, then the answer
+        assert {span_id(call)} == {parent_of(span) for span in attempts}
+        assert span_id(traced.named("belog.session s")) == parent_of(call)
+        records = processing(run)
+        [http_record, *_] = [r for r in records if r["logger"] == "httpx"]
+        assert ids(call) == record_ids(http_record)
+        [after] = [r for r in records if r["event"] == "after the call"]
+        assert ids(traced.named("belog.session s")) == record_ids(after)
+
+    def test_stream_span_ends_with_its_record(self, traced: Traced) -> None:
+        """A stream's span covers the call; it is not current while the caller reads chunks."""
+        client = belog.instrument_openai(fake_openai_client(transport=_HttpSpans(traced.provider)))
+        with belog.session("s", package=False) as run:
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+            current = trace.get_current_span()
+            assert isinstance(current, Span)
+            assert "belog.session s" == current.name  # the call's span was left on return
+            structlog.get_logger().info("between")
+            chunks = list(stream)
+        assert chunks
+        call = traced.named("chat gpt-4o-mini")
+        [record] = read_jsonl(run.directory / "prompts.jsonl")  # type: ignore[operator]
+        assert ids(call) == record_ids(record)
+        assert span_id(call) == parent_of(traced.named("HTTP POST"))
+        [between] = [r for r in processing(run) if r["event"] == "between"]
+        assert ids(traced.named("belog.session s")) == record_ids(between)
+        assert call.start_time is not None
+        assert call.end_time is not None
+        assert record["latency_ms"] == pytest.approx((call.end_time - call.start_time) / 1e6)
+
+    def test_async_calls_nest_each_in_its_own_span(self, traced: Traced) -> None:
+        """Concurrent async calls: each HTTP span sits under its own call's span."""
+        client = belog.instrument_openai(
+            fake_openai_client(async_=True, transport=_HttpSpans(traced.provider))
+        )
+
+        async def main() -> None:
+            with belog.session("s", package=False):
+                await asyncio.gather(
+                    *(
+                        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                        for _ in range(5)
+                    )
+                )
+
+        asyncio.run(main())
+        calls = {span_id(s) for s in traced.spans if s.name == "chat gpt-4o-mini"}
+        http = [parent_of(s) for s in traced.spans if s.name == "HTTP POST"]
+        assert 5 == len(calls)
+        assert calls == set(http)
+        assert 5 == len(http)
 
 
 class TestLlmCallSpans:
@@ -904,7 +989,7 @@ class TestFailures:
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert 1 == len(read_jsonl(run.directory / "prompts.jsonl"))  # type: ignore[operator]
         assert ["belog.session s"] == [s.name for s in traced.spans]
-        assert 1 == otel.failure_count() - before
+        assert 2 == otel.failure_count() - before  # at the call's start, and at its record
 
 
 _BLOCK_OTEL = """
