@@ -153,18 +153,33 @@ def _fail(call: Call, exc: BaseException) -> None:
     call.finish("error" if isinstance(exc, Exception) else "incomplete", error=exc)
 
 
+class _Calling:
+    """The SDK's work on *call*: the call is ACTIVE (its attempts are listed) and
+    its span, with a tracer, current (HTTP spans nest in it); an exception is
+    recorded as the call's error and goes on unchanged."""
+
+    __slots__ = ("call", "span", "token")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+
+    def __enter__(self) -> None:
+        self.token = ACTIVE.set(self.call)
+        self.span = _tracing.start_call(self.call)
+
+    def __exit__(self, _: object, exc: BaseException | None, __: object) -> None:
+        try:
+            if exc is not None:
+                _fail(self.call, exc)
+        finally:
+            if self.span is not None:
+                self.span.end(None)
+            ACTIVE.reset(self.token)
+
+
 async def _awaited(options: _Options, call: Call, hide: bool, pending: Awaitable[Any]) -> Any:
-    token = ACTIVE.set(call)
-    span = None if _tracing.tracer is None else _tracing.start_call(call)
-    try:
+    with _Calling(call):
         result = await pending
-    except BaseException as exc:
-        _fail(call, exc)
-        raise
-    finally:
-        if span is not None:
-            span.end(None)
-        ACTIVE.reset(token)
     return _complete(options, call, hide, result)
 
 
@@ -176,19 +191,8 @@ def _wrap_sync(fn: Callable[..., Any], options: _Options) -> Callable[..., Any]:
         call, send, hide = _begin(options, kwargs)
         if call is None:
             return fn(*args, **send)
-        token = ACTIVE.set(call)
-        # The call's span (with a tracer) is current while the SDK works, so the
-        # HTTP client's own spans nest under it.
-        span = None if _tracing.tracer is None else _tracing.start_call(call)
-        try:
+        with _Calling(call):
             result = fn(*args, **send)
-        except BaseException as exc:
-            _fail(call, exc)
-            raise
-        finally:
-            if span is not None:
-                span.end(None)
-            ACTIVE.reset(token)
         if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
             # An async create reached through a plain function: audit when awaited.
             return _awaited(options, call, hide, result)

@@ -20,7 +20,7 @@ import structlog.contextvars
 
 from . import _context
 from ._redact import SecretRedactor
-from ._render import render_jsonl, render_vetted
+from ._render import render_jsonl
 from ._truncate import ValueTruncator
 
 if TYPE_CHECKING:
@@ -215,26 +215,31 @@ class Pipeline:
     ) -> None:
         """Run the event dict *ed* through the chain and write it. Never raises.
 
-        *vetted* says the code that built *ed* has already redacted it and made
-        it JSON-ready and finite (the LLM audit does, part by part): only the
-        fields merged from the context are then redacted here.
+        *vetted* says the code that built *ed* has already redacted it (the
+        LLM audit does, part by part): only the fields merged from the context
+        are then redacted here.
         """
         # One function, one try block (free in CPython 3.11+): a call per
         # record saved on the hot path.
         try:
             ctx = _current()
-            if vetted:
-                vetted = self._merge_vetted(ed, ctx, level)
-            else:
-                if _STRUCTLOG_VARS:
-                    _merge_structlog_contextvars(ed)
-                if ctx.fields:
-                    for key, value in ctx.fields.items():
-                        ed.setdefault(key, value)
+            # A vetted record gets the context's fields apart, to redact only them.
+            fields = {} if vetted else ed
+            if _STRUCTLOG_VARS:
+                _merge_structlog_contextvars(fields)
+            if ctx.fields:
+                for key, value in ctx.fields.items():
+                    fields.setdefault(key, value)
+            if fields:
                 # Redact before adding what the record path itself sets (time,
                 # level, session, stage, task): fewer keys to walk, same result.
                 for proc in self.processors:
-                    ed = proc(None, level, ed)
+                    fields = proc(None, level, fields)
+                if vetted:
+                    for key, value in fields.items():
+                        ed.setdefault(key, value)
+                else:
+                    ed = fields
             ed["timestamp"] = format_timestamp(created)
             ed["level"] = level
             session = ctx.session
@@ -259,7 +264,7 @@ class Pipeline:
             task = ctx.task
             if task is not None and level in _ERROR_LEVELS:
                 task.note_error(ed)
-            line = render_vetted(ed) if vetted else render_jsonl(None, level, ed)
+            line = render_jsonl(None, level, ed)
             if len(line) > self.truncate_over and self.truncator is not None:
                 ed = self.truncator(None, level, ed)
                 line = render_jsonl(None, level, ed)
@@ -279,22 +284,6 @@ class Pipeline:
             self.failures += 1
             if self.router is not None:
                 self.router._drop(ed.get("session_id"), exc, 1)
-
-    def _merge_vetted(self, ed: dict[str, Any], ctx: _context.Context, level: str) -> bool:
-        """Add the context's fields to a vetted record, redacted; False if there were any."""
-        extra: dict[str, Any] = {}
-        if _STRUCTLOG_VARS:
-            _merge_structlog_contextvars(extra)
-        if ctx.fields:
-            for key, value in ctx.fields.items():
-                extra.setdefault(key, value)
-        if not extra:
-            return True
-        for proc in self.processors:
-            extra = proc(None, level, extra)
-        for key, value in extra.items():
-            ed.setdefault(key, value)
-        return False  # the caller's values: the renderer checks them
 
     @staticmethod
     def _route_kind(

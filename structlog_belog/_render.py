@@ -69,19 +69,6 @@ def render_jsonl(_: Any, __: str, event_dict: Any) -> bytes:
     return line
 
 
-def render_vetted(event_dict: dict[str, Any]) -> bytes:
-    """`render_jsonl` for a record built finite (see `Vetted`): no NaN check."""
-    try:
-        line = orjson.dumps(event_dict, default=_default, option=_OPTIONS)
-    except Exception:  # noqa: BLE001 - anything orjson refuses takes the slow path
-        return _render_safely(event_dict)
-    if not line.isascii():
-        for raw, escaped in _LINE_BREAKS:
-            if raw in line:
-                line = line.replace(raw, escaped)
-    return line
-
-
 def _default(obj: Any) -> Any:
     """orjson's hook for types it does not know; must not raise."""
     if isinstance(obj, _BYTES):
