@@ -374,6 +374,9 @@ class _SpanTracer:
 
     def start_call(self, call: Call) -> _Leave | None:
         """Start the CLIENT span of an audited call; it ends when its record is written."""
+        begun = _call_spans.get(call.call_id)
+        if begun is not None:  # awaited after a plain function returned it: the same span
+            return _Leave(otel_context.attach(trace.set_span_in_context(begun[0])))
         try:
             attributes = _call_attributes(
                 {

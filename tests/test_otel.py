@@ -298,6 +298,30 @@ class TestLlmCallSpansNest:
         assert call.end_time is not None
         assert record["latency_ms"] == pytest.approx((call.end_time - call.start_time) / 1e6)
 
+    def test_async_create_through_a_plain_function_has_one_span(self, traced: Traced) -> None:
+        """A plain function returning the SDK's coroutine: one span, the HTTP span inside it."""
+        client = fake_openai_client(async_=True, transport=_HttpSpans(traced.provider))
+        started: list[str] = []
+
+        class Starts(SpanProcessor):
+            def on_start(self, span: Span, parent_context: Any = None) -> None:
+                started.append(span.name)
+
+        traced.provider.add_span_processor(Starts())
+
+        @belog.audit_llm
+        def create(**kwargs: Any) -> Any:
+            return client.chat.completions.create(**kwargs)
+
+        async def main() -> None:
+            with belog.session("s", package=False):
+                await create(model="gpt-4o-mini", messages=MESSAGES)
+
+        asyncio.run(main())
+        [call] = [s for s in traced.spans if s.name == "chat gpt-4o-mini"]
+        assert span_id(call) == parent_of(traced.named("HTTP POST"))
+        assert 1 == started.count("chat gpt-4o-mini")  # not a second one when awaited
+
     def test_async_calls_nest_each_in_its_own_span(self, traced: Traced) -> None:
         """Concurrent async calls: each HTTP span sits under its own call's span."""
         client = belog.instrument_openai(
