@@ -10,6 +10,7 @@ record, later ones do nothing.
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import threading
 import time
@@ -17,22 +18,29 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, Final
 
-from . import _context
+from . import _config, _context
 from ._audit_record import (
     describe_error,
+    jsonable,
     scrub_request,
     scrub_response,
     vet_error,
-    vet_request,
     vet_response,
     vet_usage,
 )
-from ._config import ensure_pipeline, get_config
+from ._config import ensure_pipeline
 from ._failures import FailureCounter
-from ._prices import cost_usd, validate_prices
-from ._redact import VettedList
+from ._prices import Price, price_of, validate_prices
+from ._redact import Vetted, VettedList
 
-__all__ = ["ACTIVE", "Call", "audit_failures", "last_outside_session", "note_failure"]
+__all__ = [
+    "ACTIVE",
+    "Call",
+    "audit_failures",
+    "describe_attempts",
+    "last_outside_session",
+    "note_failure",
+]
 
 #: The audited call in progress in this context (nested audited calls pass through).
 ACTIVE: ContextVar[Call | None] = ContextVar("structlog_belog.audit.active", default=None)
@@ -70,6 +78,8 @@ sink: Callable[[dict[str, Any], str], None] = _emit
 class _CallIds:
     """Unique call IDs without a system call each: a random per-process prefix and a counter."""
 
+    __slots__ = ("counter", "prefix")
+
     def __init__(self) -> None:
         self.reseed()
         os.register_at_fork(after_in_child=self.reseed)
@@ -78,11 +88,9 @@ class _CallIds:
         self.prefix = "llm_" + os.urandom(6).hex()
         self.counter = itertools.count(1)
 
-    def __call__(self) -> str:
-        return f"{self.prefix}{next(self.counter):08x}"
 
-
-_new_call_id = _CallIds()
+_ids = _CallIds()
+_perf_counter: Final = time.perf_counter
 
 
 class Call:
@@ -112,17 +120,20 @@ class Call:
         capture_content: bool,
         stream: bool,
     ) -> None:
-        self.started = time.perf_counter()
+        self.started = _perf_counter()
         self.ctx = _context.current()
-        self.call_id = _new_call_id()
+        self.call_id = f"{_ids.prefix}{next(_ids.counter):08x}"
         self.api = api
         self.name = name
         self.request = request
-        self.model = request.get("model")
+        model = request.get("model")
+        # The model is written at the top level as given: made JSON-safe (and finite) here.
+        self.model = model if model is None or type(model) is str else jsonable(model)
         self.capture_content = capture_content
         self.stream = stream
         self.first_token: float | None = None
-        self.attempts: list[dict[str, Any]] = []
+        #: Each HTTP attempt as the hooks saw it: ``[sent]``, then ``[sent, answered, response]``.
+        self.attempts: list[list[Any]] = []
         self.done = False
 
     def __repr__(self) -> str:
@@ -146,75 +157,85 @@ class Call:
             if self.done:
                 return None
             self.done = True
+        # Few functions from here to the write, on purpose: the audit runs once
+        # per call, after a millisecond of SDK code has evicted it from the CPU's
+        # caches, so each function it enters costs several times what it does
+        # in a loop (docs/performance.md).
         try:
-            record = self._record(status, response, usage, error)
+            ended = _perf_counter()
+            request = self.request
+            if not self.capture_content:
+                request = scrub_request(request)
+                if response is not None:
+                    response = scrub_response(response)
+            # Each part is redacted here, where its shape is known, and marked
+            # Vetted: the record path then writes it without a second walk.
+            pipeline = _config._STATE.pipeline or ensure_pipeline()
+            redactor = pipeline.redactor
+            model = self.model
+            if redactor is None:
+                redact = None
+                name = self.name
+            else:
+                redact = redactor.redact_value
+                name = None if self.name is None else redact(self.name)
+                request = redact(request)
+                if type(model) is str and model is request.get("model"):
+                    model = request["model"]  # redacted with the request
+                elif model is not None:
+                    model = redact(model)
+            if type(request) is not Vetted:
+                request = Vetted(request)
+            if usage is not None:
+                usage = vet_usage(usage, redact)
+            attempts = self.attempts
+            # Vetted: every part is redacted and finite (the record path trusts it).
+            record: dict[str, Any] = Vetted(
+                timestamp=None,
+                level=None,
+                logger=_LOGGER,
+                event="llm_call",
+                kind="llm_call",
+                call_id=self.call_id,
+                name=name,
+                provider="openai",
+                api=self.api,
+                model=model,
+                request=request,
+                response=None if response is None else vet_response(response, redact),
+                usage=usage,
+                latency_ms=round((ended - self.started) * 1000, 3),
+                stream=self.stream,
+                status=status,
+                error=None if error is None else vet_error(describe_error(error), redact),
+                attempts=VettedList(describe_attempts(attempts, error)) if attempts else None,
+                cost_usd=_cost(self.model, usage),
+            )
+            if self.stream:
+                record["time_to_first_token_ms"] = (
+                    None
+                    if self.first_token is None
+                    else round((self.first_token - self.started) * 1000, 3)
+                )
             self._publish(record, "warning" if status == "error" else "info")
         except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
             note_failure("finishing a call record", exc)
             return None
         return record
 
-    def _record(
-        self,
-        status: str,
-        response: dict[str, Any] | None,
-        usage: dict[str, Any] | None,
-        error: BaseException | None,
-    ) -> dict[str, Any]:
-        ended = time.perf_counter()
-        for attempt in self.attempts:
-            if attempt.pop("_t0", None) is not None:  # sent, but no HTTP response came
-                attempt["duration_ms"] = None
-                attempt["error"] = "no response" if error is None else type(error).__name__
-        request = self.request if self.capture_content else scrub_request(self.request)
-        if response is not None and not self.capture_content:
-            response = scrub_response(response)
-        # Each part is redacted here, where its shape is known, and marked
-        # Vetted: the record path then writes it without a second walk.
-        redactor = ensure_pipeline().redactor
-        redact = None if redactor is None else redactor.redact_value
-        if usage is not None:
-            usage = vet_usage(usage, redact)
-        record: dict[str, Any] = {
-            "timestamp": None,
-            "level": None,
-            "logger": _LOGGER,
-            "event": "llm_call",
-            "kind": "llm_call",
-            "call_id": self.call_id,
-            "name": self.name if redact is None else redact(self.name),
-            "provider": "openai",
-            "api": self.api,
-            "model": self.model if redact is None else redact(self.model),
-            "request": vet_request(request, redact),
-            "response": None if response is None else vet_response(response, redact),
-            "usage": usage,
-            "latency_ms": round((ended - self.started) * 1000, 3),
-            "stream": self.stream,
-            "status": status,
-            "error": None if error is None else vet_error(describe_error(error), redact),
-            "attempts": VettedList(self.attempts) if self.attempts else None,
-            "cost_usd": cost_usd(self.model, usage, _price_overrides()),
-        }
-        if self.stream:
-            record["time_to_first_token_ms"] = (
-                None
-                if self.first_token is None
-                else round((self.first_token - self.started) * 1000, 3)
-            )
-        return record
-
     def _publish(self, record: dict[str, Any], level: str) -> None:
+        """Write *record* in the call's own context and tell its session and task."""
         global _last_outside  # noqa: PLW0603 - the last call made outside sessions
-        token = None if _context.current() is self.ctx else _context.set_context(self.ctx)
+        ctx = self.ctx
+        token = None if _context.current() is ctx else _context.set_context(ctx)
         try:
             sink(record, level)
-            run = self.ctx.session
+            run = ctx.session
             if run is None:
                 _last_outside = record
             else:
                 run.note_call(record)
-            task = self.ctx.task
+            task = ctx.task
             if task is not None:
                 task.note_call(record)
         finally:
@@ -222,16 +243,103 @@ class Call:
                 _context.reset(token)
 
 
-_overrides_cache: tuple[object, Mapping[str, Any] | None] = (object(), None)
+#: Rate-limit response headers -> their names under the attempt's "ratelimit".
+_LIMITS: Final = (
+    (b"x-ratelimit-remaining-requests", "remaining_requests"),
+    (b"x-ratelimit-remaining-tokens", "remaining_tokens"),
+    (b"x-ratelimit-reset-requests", "reset_requests"),
+    (b"x-ratelimit-reset-tokens", "reset_tokens"),
+)
+_lower_names: Final = operator.itemgetter(1)
+_values: Final = operator.itemgetter(2)
 
 
-def _price_overrides() -> Mapping[str, Any] | None:
-    """The configured price overrides as `Price` objects, validated once per config."""
-    global _overrides_cache  # noqa: PLW0603 - one cache per process
-    config = get_config()
-    prices = None if config is None else config.prices
-    if prices is None:
+def describe_attempts(attempts: list[list[Any]], error: BaseException | None) -> list[Vetted]:
+    """A record's ``attempts``, from what the hooks kept (``[sent, answered, response]`` each).
+
+    An attempt sent without an HTTP response has no duration and names the
+    call's error (``"no response"`` without one).
+    """
+    described: list[Vetted] = []
+    for number, (sent, *answer) in enumerate(attempts, 1):
+        # Vetted: status, timings and the server's own IDs and counters, written as they are.
+        if not answer:
+            described.append(
+                Vetted(
+                    attempt=number,
+                    status_code=None,
+                    duration_ms=None,
+                    error="no response" if error is None else type(error).__name__,
+                )
+            )
+            continue
+        answered, response = answer
+        attempt = Vetted(
+            attempt=number,
+            status_code=response.status_code,
+            duration_ms=round((answered - sent) * 1000, 3),
+        )
+        try:
+            _read_headers(attempt, response.headers)
+        except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
+            note_failure("reading an HTTP attempt's headers", exc)
+        described.append(attempt)
+    return described
+
+
+def _read_headers(attempt: dict[str, Any], headers: Any) -> None:
+    """Add the server's request ID, timing and rate-limit headers to *attempt*."""
+    # httpx's per-name lookups scan and decode every header each time: index
+    # the lower-cased names once, in C, and look up only the names wanted.
+    triples = getattr(headers, "_list", None)  # httpx's (raw, lower, value) triples
+    if type(triples) is list:
+        get = dict(zip(map(_lower_names, triples), map(_values, triples), strict=True)).get
+    else:
+        get = {name.lower(): value for name, value in headers.raw}.get
+    request_id = get(b"x-request-id")
+    attempt["request_id"] = None if request_id is None else request_id.decode("latin-1")
+    processing = get(b"openai-processing-ms")
+    attempt["processing_ms"] = (
+        None
+        if processing is None
+        else int(processing)
+        if processing.isdigit()
+        else processing.decode("latin-1")
+    )
+    retry_after = get(b"retry-after-ms") or get(b"retry-after")
+    if retry_after is not None:
+        attempt["retry_after"] = retry_after.decode("latin-1")
+    limits = {key: value.decode("latin-1") for name, key in _LIMITS if (value := get(name))}
+    if limits:
+        attempt["ratelimit"] = limits
+
+
+#: The configured overrides (as given, then validated) and the prices looked up so far, by model.
+_prices: tuple[object, Mapping[str, Price] | None, dict[str, Price | None]] = (object(), None, {})
+_PRICES_MAX: Final = 1024
+_UNKNOWN: Final = Price(input=-1.0)
+
+
+def _cost(model: Any, usage: Mapping[str, Any] | None) -> float | None:
+    """What a call cost in US dollars (configured, then built-in prices); None if unknown."""
+    global _prices  # noqa: PLW0603 - one cache per process
+    if not usage or type(model) is not str:
         return None
-    if _overrides_cache[0] is not prices:
-        _overrides_cache = (prices, validate_prices(prices))
-    return _overrides_cache[1]
+    config = _config._STATE.config
+    given = None if config is None else config.prices
+    known, overrides, book = _prices
+    if known is not given:  # configured anew: validate once, forget what was looked up
+        overrides = None if given is None else validate_prices(given)
+        book = {}
+        _prices = (given, overrides, book)
+    price = book.get(model, _UNKNOWN)
+    if price is _UNKNOWN:
+        price = price_of(model, overrides)
+        if len(book) < _PRICES_MAX:
+            book[model] = price
+    input_tokens = usage.get("input_tokens")
+    if price is None or not isinstance(input_tokens, int):
+        return None
+    return price.cost(
+        input_tokens, int(usage.get("output_tokens") or 0), int(usage.get("cached_tokens") or 0)
+    )

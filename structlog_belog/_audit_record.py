@@ -214,10 +214,12 @@ def request_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         _find_sentinels()
     # Built as the Vetted it becomes once redacted: no copy when nothing changes.
     request: dict[str, Any] = Vetted()
+    sentinels = _sentinels
     for key, value in kwargs.items():
-        if key in _TRANSPORT_KWARGS or not is_given(value):
+        kind = type(value)
+        if key in _TRANSPORT_KWARGS or kind in sentinels:
             continue
-        request[key] = jsonable(value)
+        request[key] = value if kind is str else jsonable(value)
     headers = kwargs.get("extra_headers")
     if headers:
         request["headers"] = jsonable(headers)

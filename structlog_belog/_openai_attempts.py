@@ -14,64 +14,29 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
-from ._audit_call import ACTIVE, note_failure
-from ._redact import Vetted
+from ._audit_call import ACTIVE
 
 __all__ = ["install", "uninstall"]
 
-#: Rate-limit response headers -> their names under the attempt's "ratelimit".
-_LIMITS: Final = (
-    (b"x-ratelimit-remaining-requests", "remaining_requests"),
-    (b"x-ratelimit-remaining-tokens", "remaining_tokens"),
-    (b"x-ratelimit-reset-requests", "reset_requests"),
-    (b"x-ratelimit-reset-tokens", "reset_tokens"),
-)
+_perf_counter: Final = time.perf_counter
 
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
+# The hooks run inside the SDK's call, so they only take the time (and keep
+# the response): each attempt is described once, with the rest of the record
+# (`_audit_call.describe_attempts`).
 
 
 def _started(_: Any) -> None:
     call = ACTIVE.get()
     if call is not None:
-        # Vetted: status, timings and the server's own IDs and counters, written as they are.
-        call.attempts.append(
-            Vetted(attempt=len(call.attempts) + 1, status_code=None, _t0=time.perf_counter())
-        )
+        call.attempts.append([_perf_counter()])
 
 
 def _answered(response: Any) -> None:
     call = ACTIVE.get()
-    if call is None or not call.attempts:
-        return
-    try:
+    if call is not None and call.attempts:
         attempt = call.attempts[-1]
-        started = attempt.pop("_t0", None)
-        attempt["status_code"] = response.status_code
-        attempt["duration_ms"] = (
-            None if started is None else round((time.perf_counter() - started) * 1000, 3)
-        )
-        # httpx's per-name lookups scan and decode every header each time: index
-        # the raw headers once, in C, and look up only the names wanted.
-        headers = dict(response.headers.raw)
-        names = b"".join(headers)
-        if names != names.lower():  # HTTP/1.1 and HTTP/2 give lower case; a test transport may not
-            headers = dict(zip(map(bytes.lower, headers), headers.values(), strict=True))
-        get = headers.get
-        attempt["request_id"] = _text(get(b"x-request-id"))
-        processing = _text(get(b"openai-processing-ms"))
-        attempt["processing_ms"] = (
-            int(processing) if processing is not None and processing.isdigit() else processing
-        )
-        retry_after = get(b"retry-after-ms") or get(b"retry-after")
-        if retry_after is not None:
-            attempt["retry_after"] = retry_after.decode("latin-1")
-        limits = {key: value.decode("latin-1") for name, key in _LIMITS if (value := get(name))}
-        if limits:
-            attempt["ratelimit"] = limits
-    except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
-        note_failure("recording an HTTP attempt", exc)
+        if len(attempt) == 1:  # one answer per attempt sent
+            attempt += (_perf_counter(), response)
 
 
 async def _started_async(request: Any) -> None:

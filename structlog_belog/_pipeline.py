@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog.contextvars
 
 from . import _context
-from ._redact import SecretRedactor
-from ._render import render_jsonl
+from ._redact import SecretRedactor, Vetted
+from ._render import has_non_finite as _has_non_finite
+from ._render import render_jsonl, render_safely
 from ._truncate import ValueTruncator
 
 if TYPE_CHECKING:
@@ -216,8 +217,9 @@ class Pipeline:
         """Run the event dict *ed* through the chain and write it. Never raises.
 
         *vetted* says the code that built *ed* has already redacted it (the
-        LLM audit does, part by part): only the fields merged from the context
-        are then redacted here.
+        LLM audit does, part by part) and that it holds no NaN or infinity:
+        only the fields merged from the context are then redacted and checked
+        here. A vetted *ed* is a `Vetted` (the renderer does not look inside it).
         """
         # One function, one try block (free in CPython 3.11+): a call per
         # record saved on the hot path.
@@ -230,12 +232,16 @@ class Pipeline:
             if ctx.fields:
                 for key, value in ctx.fields.items():
                     fields.setdefault(key, value)
+            unsafe = False
             if fields:
                 # Redact before adding what the record path itself sets (time,
                 # level, session, stage, task): fewer keys to walk, same result.
                 for proc in self.processors:
                     fields = proc(None, level, fields)
                 if vetted:
+                    # A vetted record is a `Vetted` the renderer trusts to hold
+                    # no NaN; fields from the context are checked here instead.
+                    unsafe = _has_non_finite(fields, 0)
                     for key, value in fields.items():
                         ed.setdefault(key, value)
                 else:
@@ -264,7 +270,7 @@ class Pipeline:
             task = ctx.task
             if task is not None and level in _ERROR_LEVELS:
                 task.note_error(ed)
-            line = render_jsonl(None, level, ed)
+            line = render_safely(ed) if unsafe else render_jsonl(None, level, ed)
             if len(line) > self.truncate_over and self.truncator is not None:
                 ed = self.truncator(None, level, ed)
                 line = render_jsonl(None, level, ed)
@@ -300,7 +306,10 @@ class Pipeline:
         if stream != "processing" and sid is not None:
             # Built in C: the record's own order, the keys a reader of processing.jsonl wants.
             keys = list(filter(_REF_KEY_SET.__contains__, ed))
-            ref: dict[str, Any] = dict(zip(keys, map(ed.__getitem__, keys), strict=True))
+            # Of the same type as the record: a vetted record's reference is vetted too.
+            ref: dict[str, Any] = (Vetted if type(ed) is Vetted else dict)(
+                zip(keys, map(ed.__getitem__, keys), strict=True)
+            )
             ref["ref"] = stream
             router.write(sid, "processing", shard, render_jsonl(None, level, ref))
         if kind in _GLOBAL_KINDS and sid is not None:

@@ -777,6 +777,30 @@ class TestEachPartRedactedOnce:
         assert {"1": "-Infinity"} == second["request"]["logit_bias"]
         assert "ValueError" == first["error"]["type"]
 
+    def test_non_finite_bound_field_on_a_call_record(self, belog_config: Config) -> None:
+        """A NaN bound in the context reaches the call record and its reference as "NaN"."""
+        client = belog.instrument_openai(fake_openai_client())
+        with belog.session("bound-nan") as run, belog.bound(score=float("nan")):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        [record] = prompts(run)
+        assert "NaN" == record["score"]
+        [ref] = [r for r in read_jsonl(run.directory / "processing.jsonl") if r.get("ref")]
+        assert record["call_id"] == ref["call_id"]
+
+    def test_model_of_another_type_is_written_json_safe(self, belog_config: Config) -> None:
+        """A wrapper called with a non-string model: the record holds a JSON-safe copy."""
+
+        @belog.audit_llm(api="chat.completions")
+        def call(**kwargs: Any) -> dict[str, Any]:
+            return {"id": "x", "choices": [], "usage": None}
+
+        with belog.session("odd-model") as run:
+            call(model=float("inf"), messages=MESSAGES)
+        [record] = prompts(run)
+        assert "Infinity" == record["model"]
+        assert "Infinity" == record["request"]["model"]
+        assert record["cost_usd"] is None
+
     def test_capitalised_header_names_are_read(self, belog_config: Config) -> None:
         """A transport that keeps header names' case still gives the attempt its request ID."""
         answer = _chat_answer(

@@ -9,6 +9,7 @@ import openai
 import pytest
 
 import structlog_belog as belog
+from structlog_belog._audit_call import audit_failures, describe_attempts
 from structlog_belog._config import Config
 from structlog_belog._fake_llm import FakeLLM, fake_openai_client
 
@@ -105,3 +106,68 @@ class TestAttempts:
 
         records = prompts(asyncio.run(main()))
         assert [[429, 200], [200]] == [[a["status_code"] for a in r["attempts"]] for r in records]
+
+
+class _Answer:
+    """What describe_attempts reads of an HTTP response: a status code and headers."""
+
+    def __init__(self, headers: object) -> None:
+        self.status_code = 200
+        self.headers = headers
+
+
+class _RawOnly:
+    """Headers that give only ``raw`` pairs (not httpx's own type), names in any case."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.raw = raw
+
+
+class _Unreadable:
+    """Headers whose every read raises."""
+
+    @property
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        raise RuntimeError("headers gone")
+
+
+class TestDescribeAttempts:
+    def test_headers_without_httpx_triples(self) -> None:
+        """Headers that only give raw pairs are read by lower-cased name."""
+        raw = [(b"X-Request-Id", b"req_raw"), (b"openai-processing-ms", b"soon")]
+        [attempt] = describe_attempts([[1.0, 1.5, _Answer(_RawOnly(raw))]], None)
+        assert {
+            "attempt": 1,
+            "status_code": 200,
+            "duration_ms": 500.0,
+            "request_id": "req_raw",
+            "processing_ms": "soon",
+        } == attempt
+
+    def test_unreadable_headers_keep_the_attempt(self) -> None:
+        """Headers that raise: the attempt keeps status and duration; the failure is counted."""
+        before = audit_failures()
+        [attempt] = describe_attempts([[2.0, 2.25, _Answer(_Unreadable())]], None)
+        assert {"attempt": 1, "status_code": 200, "duration_ms": 250.0} == attempt
+        assert before + 1 == audit_failures()
+
+    def test_unanswered_attempt_names_the_error(self) -> None:
+        """An attempt with no response has no duration and names the call's error."""
+        described = describe_attempts([[1.0], [2.0]], TimeoutError())
+        assert [
+            {"attempt": 1, "status_code": None, "duration_ms": None, "error": "TimeoutError"},
+            {"attempt": 2, "status_code": None, "duration_ms": None, "error": "TimeoutError"},
+        ] == described
+
+    def test_a_second_response_hook_call_is_ignored(self, belog_config: Config) -> None:
+        """A response hook run twice for one attempt (another hook re-emitting) adds nothing."""
+        client = fake_openai_client()
+        belog.instrument_openai(client)
+        http = client._client
+        [ours] = [hook for hook in http.event_hooks["response"] if hook.__name__ == "_answered"]
+        http.event_hooks = {**http.event_hooks, "response": [ours, ours]}
+        with belog.session("twice") as run:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        [record] = prompts(run)
+        [attempt] = record["attempts"]
+        assert 200 == attempt["status_code"]
