@@ -25,6 +25,7 @@ import binascii
 import datetime as _dt
 import decimal
 import enum
+import itertools
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -112,6 +113,8 @@ class VettedList(list):  # type: ignore[type-arg]
 
 # Types whose values are left alone where a record is walked.
 _SCALARS: Final = (int, float, bool, Vetted, VettedList)
+_STR_ONLY: Final = frozenset((str,))
+_DICT_ONLY: Final = frozenset((dict,))
 
 # Scalars that cannot hold a secret, or whose rendering is their value.
 _OPAQUE: Final = (
@@ -332,6 +335,7 @@ class SecretRedactor:
         "_max_depth",
         "_max_scan",
         "_named",
+        "_scanned_keys",
         "_sensitive",
         "_shapes",
     )
@@ -358,6 +362,8 @@ class SecretRedactor:
         self._markers: dict[str, str] = {}
         self._kind_of_name: dict[str, str] = {}
         self._key_cache: dict[Any, _Verdict] = {}
+        #: Cached keys whose values are only scanned (not sensitive, not renamed).
+        self._scanned_keys: set[str] = set()
         self._clean: set[str] = set()
         self._check_markers_stable()
 
@@ -529,7 +535,10 @@ class SecretRedactor:
             cache = self._key_cache
             if len(cache) >= _CACHE_MAX:
                 cache.clear()
+                self._scanned_keys.clear()
             cache[key] = verdict
+            if type(verdict) is int and verdict == _SCAN:
+                self._scanned_keys.add(key)
         return verdict
 
     def _sensitive_kind(self, key: str) -> str | None:
@@ -586,6 +595,8 @@ class SecretRedactor:
         return obj if new is text else new
 
     def _redact_dict(self, obj: dict[Any, Any], depth: int, path: set[int]) -> dict[Any, Any]:
+        if self._scanned_keys.issuperset(obj) and self._all_clean(obj.values()):
+            return obj  # a message: known keys, clean strings (checked in C)
         out: dict[Any, Any] | None = None
         judged = self._key_cache.get
         clean = self._clean
@@ -618,6 +629,12 @@ class SecretRedactor:
         return obj if out is None else out
 
     def _redact_seq(self, obj: Any, depth: int, path: set[int]) -> Any:
+        if (
+            _DICT_ONLY == set(map(type, obj))
+            and self._scanned_keys.issuperset(itertools.chain.from_iterable(obj))
+            and self._all_clean(itertools.chain.from_iterable(map(dict.values, obj)))
+        ):
+            return obj  # a list of messages: known keys, clean strings (checked in C)
         items: list[Any] | None = None
         clean = self._clean
         for i, value in enumerate(obj):
@@ -630,6 +647,11 @@ class SecretRedactor:
                     items = list(obj)
                 items[i] = new
         return obj if items is None else rebuilt_like(obj, items)
+
+    def _all_clean(self, values: Iterable[Any]) -> bool:
+        """Whether *values* are all strings already known clean (False when unsure)."""
+        values = list(values)
+        return _STR_ONLY >= set(map(type, values)) and self._clean.issuperset(values)
 
     def _redact_bytes(self, obj: bytes | bytearray | memoryview) -> Any:
         # The renderer writes bytes as UTF-8 text, so scan that same text.

@@ -236,6 +236,28 @@ class TestSecretRedactorInvariants:
 
         assert once == redactor.redact_text(once)
 
+    @given(secret=secrets(), messages=st.lists(benign_texts(), min_size=1, max_size=4))
+    def test_known_clean_messages_still_catch_a_new_secret(
+        self, secret: Secret, messages: list[str]
+    ) -> None:
+        """Messages seen clean before pass as they are; one new secret among them is redacted."""
+        redactor = SecretRedactor()
+        seen = [{"role": "user", "content": text} for text in messages]
+        assert seen is redactor.redact_value(seen)
+        assert seen is redactor.redact_value(seen)  # now known clean: the same list back
+        assert seen[0] is redactor.redact_value(seen[0])
+        leaked = [*seen, {"role": "user", "content": f"key: {secret.text}"}]
+        assert secret.needle not in rendered({"m": redactor.redact_value(leaked)})
+        assert secret.needle not in rendered({"m": redactor.redact_value(leaked[-1])})
+
+    def test_sensitive_keys_are_never_known_clean(self) -> None:
+        """A flat dict under a sensitive key name is redacted however often it is seen."""
+        redactor = SecretRedactor()
+        flat = {"role": "user", "password": "hunter2-but-longer"}
+        for _ in range(3):
+            assert "hunter2-but-longer" != redactor.redact_value(flat)["password"]
+            assert "hunter2-but-longer" != redactor.redact_value([flat])[0]["password"]
+
     def test_caller_containers_not_mutated(self) -> None:
         """Nested dicts and lists the caller owns are copied, never changed."""
         secret = make_secrets(1, seed=8)[0]
