@@ -23,12 +23,10 @@ from ._audit_record import (
     API_EMBEDDINGS,
     API_RESPONSES,
     ITERABLE_KWARGS,
-    field,
     guess_api,
     is_given,
     request_of,
-    response_of,
-    usage_of,
+    result_of,
 )
 
 __all__ = ["audit_llm", "instrument_openai", "last_call", "uninstrument_openai"]
@@ -94,7 +92,7 @@ def _begin(options: _Options, kwargs: dict[str, Any]) -> tuple[Call | None, dict
                 and not isinstance(value, str | bytes | list | tuple | Mapping)
             ):
                 send = {**send, key: list(value)}
-        if _is_raw_response(send):
+        if "extra_headers" in send and _is_raw_response(send):
             return None, send, False
         stream = send.get("stream") is True
         api = options.api or guess_api(send)
@@ -139,11 +137,8 @@ def _complete(options: _Options, call: Call, hide: bool, result: Any) -> Any:
                 return AuditedStream(result, aggregator_for(call, hide_usage=hide))
         if options.api is None:
             call.api = guess_api(call.request, result)
-        call.finish(
-            "ok",
-            response=response_of(call.api, result),
-            usage=usage_of(field(result, "usage")),
-        )
+        response, usage = result_of(call.api, result)
+        call.finish("ok", response=response, usage=usage)
     except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
         note_failure("recording a result", exc)
     return result

@@ -10,7 +10,6 @@ record, later ones do nothing.
 from __future__ import annotations
 
 import itertools
-import operator
 import os
 import threading
 import time
@@ -91,6 +90,11 @@ class _CallIds:
 
 _ids = _CallIds()
 _perf_counter: Final = time.perf_counter
+
+
+def _ms(seconds: float) -> float:
+    """Seconds as milliseconds to the microsecond (``round(x, 3)`` without its decimal code)."""
+    return round(seconds * 1_000_000) / 1000
 
 
 class Call:
@@ -204,7 +208,7 @@ class Call:
                 request=request,
                 response=None if response is None else vet_response(response, redact),
                 usage=usage,
-                latency_ms=round((ended - self.started) * 1000, 3),
+                latency_ms=_ms(ended - self.started),
                 stream=self.stream,
                 status=status,
                 error=None if error is None else vet_error(describe_error(error), redact),
@@ -213,9 +217,7 @@ class Call:
             )
             if self.stream:
                 record["time_to_first_token_ms"] = (
-                    None
-                    if self.first_token is None
-                    else round((self.first_token - self.started) * 1000, 3)
+                    None if self.first_token is None else _ms(self.first_token - self.started)
                 )
             self._publish(record, "warning" if status == "error" else "info")
         except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
@@ -243,15 +245,18 @@ class Call:
                 _context.reset(token)
 
 
-#: Rate-limit response headers -> their names under the attempt's "ratelimit".
-_LIMITS: Final = (
-    (b"x-ratelimit-remaining-requests", "remaining_requests"),
-    (b"x-ratelimit-remaining-tokens", "remaining_tokens"),
-    (b"x-ratelimit-reset-requests", "reset_requests"),
-    (b"x-ratelimit-reset-tokens", "reset_tokens"),
-)
-_lower_names: Final = operator.itemgetter(1)
-_values: Final = operator.itemgetter(2)
+#: Response headers an attempt keeps -> their names in it (rate limits go under "ratelimit").
+_WANTED: Final = {
+    b"x-request-id": "request_id",
+    b"openai-processing-ms": "processing_ms",
+    b"retry-after-ms": "retry_after_ms",
+    b"retry-after": "retry_after",
+    b"x-ratelimit-remaining-requests": "remaining_requests",
+    b"x-ratelimit-remaining-tokens": "remaining_tokens",
+    b"x-ratelimit-reset-requests": "reset_requests",
+    b"x-ratelimit-reset-tokens": "reset_tokens",
+}
+_LIMIT_KEYS: Final = ("remaining_requests", "remaining_tokens", "reset_requests", "reset_tokens")
 
 
 def describe_attempts(attempts: list[list[Any]], error: BaseException | None) -> list[Vetted]:
@@ -277,7 +282,7 @@ def describe_attempts(attempts: list[list[Any]], error: BaseException | None) ->
         attempt = Vetted(
             attempt=number,
             status_code=response.status_code,
-            duration_ms=round((answered - sent) * 1000, 3),
+            duration_ms=_ms(answered - sent),
         )
         try:
             _read_headers(attempt, response.headers)
@@ -289,16 +294,20 @@ def describe_attempts(attempts: list[list[Any]], error: BaseException | None) ->
 
 def _read_headers(attempt: dict[str, Any], headers: Any) -> None:
     """Add the server's request ID, timing and rate-limit headers to *attempt*."""
-    # httpx's per-name lookups scan and decode every header each time: index
-    # the lower-cased names once, in C, and look up only the names wanted.
-    triples = getattr(headers, "_list", None)  # httpx's (raw, lower, value) triples
-    if type(triples) is list:
-        get = dict(zip(map(_lower_names, triples), map(_values, triples), strict=True)).get
-    else:
-        get = {name.lower(): value for name, value in headers.raw}.get
-    request_id = get(b"x-request-id")
+    # One pass over httpx's (raw, lower-cased, value) triples, keeping only the
+    # names wanted: httpx's own lookups scan and decode every header each time.
+    triples = getattr(headers, "_list", None)
+    if type(triples) is not list:  # not httpx's Headers: raw pairs, names in any case
+        triples = [(name, name.lower(), value) for name, value in headers.raw]
+    found: dict[str, bytes] = {}
+    for _, name, value in triples:
+        key = _WANTED.get(name)
+        if key is not None:
+            found[key] = value
+    get = found.get
+    request_id = get("request_id")
     attempt["request_id"] = None if request_id is None else request_id.decode("latin-1")
-    processing = get(b"openai-processing-ms")
+    processing = get("processing_ms")
     attempt["processing_ms"] = (
         None
         if processing is None
@@ -306,10 +315,10 @@ def _read_headers(attempt: dict[str, Any], headers: Any) -> None:
         if processing.isdigit()
         else processing.decode("latin-1")
     )
-    retry_after = get(b"retry-after-ms") or get(b"retry-after")
+    retry_after = get("retry_after_ms") or get("retry_after")
     if retry_after is not None:
         attempt["retry_after"] = retry_after.decode("latin-1")
-    limits = {key: value.decode("latin-1") for name, key in _LIMITS if (value := get(name))}
+    limits = {key: found[key].decode("latin-1") for key in _LIMIT_KEYS if key in found}
     if limits:
         attempt["ratelimit"] = limits
 

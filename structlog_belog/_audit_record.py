@@ -31,6 +31,7 @@ __all__ = [
     "jsonable",
     "request_of",
     "response_of",
+    "result_of",
     "scrub_request",
     "scrub_response",
     "usage_of",
@@ -429,8 +430,7 @@ def _chat_choice(choice: Any) -> dict[str, Any]:
     return out
 
 
-def _chat_response(result: Any) -> dict[str, Any]:
-    r = fields_of(result)
+def _chat_fields(r: Mapping[str, Any] | _Getter) -> dict[str, Any]:
     choices = r.get("choices") or []
     response: dict[str, Any] = {"id": r.get("id"), "model": r.get("model")}
     first = _chat_choice(choices[0]) if choices else {"output_text": None, "finish_reason": None}
@@ -518,11 +518,18 @@ def _embeddings_response(result: Any) -> dict[str, Any]:
 
 def response_of(api: str, result: Any) -> dict[str, Any]:
     """The ``response`` part of a record for a finished (non-streamed) call."""
+    return result_of(api, result)[0]
+
+
+def result_of(api: str, result: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The ``response`` and ``usage`` parts of a record for a finished (non-streamed) call."""
+    fields = fields_of(result)
+    usage = usage_of(fields.get("usage"))
     if api == API_CHAT:
-        return _chat_response(result)
+        return _chat_fields(fields), usage
     if api == API_EMBEDDINGS:
-        return _embeddings_response(result)
-    return responses_response(result)
+        return _embeddings_response(result), usage
+    return responses_response(result), usage
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:

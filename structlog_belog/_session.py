@@ -27,6 +27,9 @@ __all__ = ["Run", "Stage", "new_session_id", "session"]
 
 _HASH_LIMIT: Final = 256 * 1024 * 1024  # hash inputs/outputs up to this size
 _LOGGER: Final = "structlog_belog.session"
+#: The key of the session itself among a context's keys (see `Run._context_keys`).
+_SESSION_KEY: Final = ("session",)
+_SESSION_KEYS: Final = (_SESSION_KEY,)
 
 
 def new_session_id() -> str:
@@ -367,25 +370,32 @@ class Run:
 
     # -- LLM call correlation -----------------------------------------------
 
-    def _context_keys(self) -> list[Any]:
+    def _context_keys(self) -> tuple[Any, ...]:
         """Keys of the current context, innermost first: task, stage, session."""
         ctx = _context.current()
+        if ctx.task is None and ctx.stage is None:
+            return _SESSION_KEYS
         keys: list[Any] = []
         if ctx.task is not None:
             keys.append(("task", id(ctx.task)))
         if ctx.stage is not None:
             keys.append(("stage", ctx.stage))
-        keys.append(("session",))
-        return keys
+        keys.append(_SESSION_KEY)
+        return tuple(keys)
 
     def note_call(self, record: Mapping[str, Any]) -> None:
         """Called by the audit after each LLM call made in this run."""
         call_id = record.get("call_id")
         keys = self._context_keys()
+        pending = self._pending_calls
         with self._lock:
             for key in keys:
                 if isinstance(call_id, str):
-                    self._pending_calls.setdefault(key, []).append(call_id)
+                    calls = pending.get(key)
+                    if calls is None:
+                        pending[key] = [call_id]
+                    else:
+                        calls.append(call_id)
                 self._last_call[key] = record
 
     def last_call(self) -> Mapping[str, Any] | None:

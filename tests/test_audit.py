@@ -289,7 +289,7 @@ class TestErrors:
         def broken(*_: Any) -> Any:
             raise ValueError("audit bug")
 
-        monkeypatch.setattr("structlog_belog._audit.response_of", broken)
+        monkeypatch.setattr("structlog_belog._audit.result_of", broken)
         client = belog.instrument_openai(fake_openai_client())
         before = _audit_call.audit_failures()
         with belog.session("broken"):
