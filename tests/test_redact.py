@@ -425,6 +425,44 @@ class TestSecretRedactorLongText:
         assert bytes is type(out)
         assert len(out) <= 131_072
 
+    def test_long_clean_text_is_scanned_once(self) -> None:
+        """A long clean text (a system prompt sent with every call) is scanned once."""
+        scanned: list[int] = []
+
+        class Counting(SecretRedactor):
+            __slots__ = ()
+
+            def _scan(self, text: str) -> str:
+                scanned.append(len(text))
+                return super()._scan(text)
+
+        redactor = Counting()
+        scanned.clear()  # the constructor checks its markers
+        prompt = " ".join(make_benign_texts(40, seed=3))
+        assert 256 < len(prompt) < 131_072
+        for _ in range(5):
+            record = {"messages": [{"role": "system", "content": "".join(list(prompt))}]}
+            assert record == redact(record, redactor)
+        assert [len(prompt)] == [n for n in scanned if n > 256]  # keys are scanned too, once
+
+    def test_clean_texts_are_remembered_within_a_budget(self) -> None:
+        """Remembered clean text is bounded: past the budget it is forgotten and scanned again."""
+        scanned: list[int] = []
+
+        class Counting(SecretRedactor):
+            __slots__ = ()
+
+            def _scan(self, text: str) -> str:
+                scanned.append(len(text))
+                return super()._scan(text)
+
+        redactor = Counting(max_scan_chars=3_000_000)
+        scanned.clear()  # the constructor checks its markers
+        first, second = "a " * 1_000_000, "b " * 1_000_000
+        for text in (first, second, first):
+            redactor.redact_text(text)
+        assert [2_000_000, 2_000_000, 2_000_000] == scanned
+
 
 class TestSecretRedactorInPipeline:
     def test_no_secret_reaches_a_file(self, belog_config: Config) -> None:
