@@ -273,14 +273,14 @@ class Pipeline:
             line = render_safely(ed) if unsafe else render_jsonl(None, level, ed)
             if len(line) > self.truncate_over and self.truncator is not None:
                 ed = self.truncator(None, level, ed)
-                line = render_jsonl(None, level, ed)
+                line = render_safely(ed) if unsafe else render_jsonl(None, level, ed)
             router = self.router
             if router is not None:
                 kind = ed.get("kind")
                 if kind is None:
                     router.write(sid, "processing", shard, line)
                 else:
-                    self._route_kind(router, ed, kind, sid, shard, line, level)
+                    self._route_kind(router, ed, kind, sid, shard, line, level, unsafe)
             if self.captures:
                 for capture in self.captures:
                     capture._add(ed)
@@ -300,14 +300,16 @@ class Pipeline:
         shard: bool,
         line: bytes,
         level: str,
+        unsafe: bool,
     ) -> None:
         stream = _STREAM_OF_KIND.get(kind, "processing")
         router.write(sid, stream, shard, line)
         if stream != "processing" and sid is not None:
             # Built in C: the record's own order, the keys a reader of processing.jsonl wants.
             keys = list(filter(_REF_KEY_SET.__contains__, ed))
-            # Of the same type as the record: a vetted record's reference is vetted too.
-            ref: dict[str, Any] = (Vetted if type(ed) is Vetted else dict)(
+            # A vetted record's reference is vetted too (not scanned for NaN),
+            # unless the context added one: then it is a plain dict, and is.
+            ref: dict[str, Any] = (Vetted if type(ed) is Vetted and not unsafe else dict)(
                 zip(keys, map(ed.__getitem__, keys), strict=True)
             )
             ref["ref"] = stream

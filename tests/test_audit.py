@@ -780,12 +780,25 @@ class TestEachPartRedactedOnce:
     def test_non_finite_bound_field_on_a_call_record(self, belog_config: Config) -> None:
         """A NaN bound in the context reaches the call record and its reference as "NaN"."""
         client = belog.instrument_openai(fake_openai_client())
-        with belog.session("bound-nan") as run, belog.bound(score=float("nan")):
+        with (
+            belog.session("bound-nan") as run,
+            belog.bound(score=float("nan"), efficiency_score=float("inf")),
+        ):
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         [record] = prompts(run)
-        assert "NaN" == record["score"]
+        assert ("NaN", "Infinity") == (record["score"], record["efficiency_score"])
         [ref] = [r for r in read_jsonl(run.directory / "processing.jsonl") if r.get("ref")]
-        assert record["call_id"] == ref["call_id"]
+        assert (record["call_id"], "Infinity") == (ref["call_id"], ref["efficiency_score"])
+
+    def test_non_finite_bound_field_on_a_truncated_call_record(self, belog_config: Config) -> None:
+        """A call record cut by the truncator still writes a NaN from the context as "NaN"."""
+        client = belog.instrument_openai(fake_openai_client())
+        long_prompt = [{"role": "user", "content": "word " * 400_000}]
+        with belog.session("bound-nan-long") as run, belog.bound(score=float("nan")):
+            client.chat.completions.create(model="gpt-4o-mini", messages=long_prompt)
+        [record] = prompts(run)
+        assert "NaN" == record["score"]
+        assert len(record["request"]["messages"][0]["content"]) < 400_000 * 5
 
     def test_model_of_another_type_is_written_json_safe(self, belog_config: Config) -> None:
         """A wrapper called with a non-string model: the record holds a JSON-safe copy."""
