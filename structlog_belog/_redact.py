@@ -457,7 +457,8 @@ class SecretRedactor:
     def _redact_str(self, text: str) -> str:
         if len(text) > self._max_scan:
             capped = cap_text(text, self._max_scan)
-            return self._scan(capped)
+            # The same long text is cut the same way each time: scan its cut once.
+            return capped if capped in self._clean else self._scan(capped)
         return self._scan(text)
 
     def _scan(self, text: str) -> str:

@@ -445,6 +445,25 @@ class TestSecretRedactorLongText:
             assert record == redact(record, redactor)
         assert [len(prompt)] == [n for n in scanned if n > 256]  # keys are scanned too, once
 
+    def test_text_over_the_scan_cap_is_scanned_once(self) -> None:
+        """A clean text longer than max_scan_chars is cut each time but its cut scanned once."""
+        scanned: list[int] = []
+
+        class Counting(SecretRedactor):
+            __slots__ = ()
+
+            def _scan(self, text: str) -> str:
+                scanned.append(len(text))
+                return super()._scan(text)
+
+        redactor = Counting(max_scan_chars=4096)
+        scanned.clear()  # the constructor checks its markers
+        text = "lorem ipsum " * 50_000
+        first, second = redactor.redact_text(text), redactor.redact_text("".join(list(text)))
+        assert first == second
+        assert ValueTruncator(max_chars=4096).truncate(text) == first
+        assert 1 == len(scanned)
+
     def test_clean_texts_are_remembered_within_a_budget(self) -> None:
         """Remembered clean text is bounded: past the budget it is forgotten and scanned again."""
         scanned: list[int] = []
