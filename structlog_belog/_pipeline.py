@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ._router import SessionRouter
     from .testing import Capture
 
-__all__ = ["Pipeline", "emit", "format_timestamp", "normalize_level"]
+__all__ = ["Pipeline", "emit", "format_timestamp", "normalize_level", "reference"]
 
 Processor = Callable[[Any, str, dict[str, Any]], Any]
 
@@ -285,7 +285,11 @@ class Pipeline:
                 for capture in self.captures:
                     capture._add(ed)
             if self.console is not None:
-                self.console(ed)
+                # An llm_call or BELog record is shown as its reference line, as
+                # processing.jsonl shows it; the whole record is in its own file.
+                kind = ed.get("kind")
+                stream = _STREAM_OF_KIND.get(kind) if kind is not None else None
+                self.console(ed if stream is None else reference(ed, stream))
         except Exception as exc:  # noqa: BLE001 - a log call never raises
             self.failures += 1
             if self.router is not None:
@@ -305,17 +309,24 @@ class Pipeline:
         stream = _STREAM_OF_KIND.get(kind, "processing")
         router.write(sid, stream, shard, line)
         if stream != "processing" and sid is not None:
-            # Built in C: the record's own order, the keys a reader of processing.jsonl wants.
-            keys = list(filter(_REF_KEY_SET.__contains__, ed))
             # A vetted record's reference is vetted too (not scanned for NaN),
             # unless the context added one: then it is a plain dict, and is.
-            ref: dict[str, Any] = (Vetted if type(ed) is Vetted and not unsafe else dict)(
-                zip(keys, map(ed.__getitem__, keys), strict=True)
-            )
-            ref["ref"] = stream
+            ref = reference(ed, stream, vetted=type(ed) is Vetted and not unsafe)
             router.write(sid, "processing", shard, render_jsonl(None, level, ref))
         if kind in _GLOBAL_KINDS and sid is not None:
             router.write(None, "processing", False, line)
+
+
+def reference(ed: dict[str, Any], stream: str, *, vetted: bool = False) -> dict[str, Any]:
+    """The one-line reference to a record written to *stream*, as processing.jsonl holds it.
+
+    *vetted* makes it a `Vetted` dict (for a vetted record: nothing to check).
+    """
+    # Built in C: the record's own order, the keys a reader of processing.jsonl wants.
+    keys = list(filter(_REF_KEY_SET.__contains__, ed))
+    ref = (Vetted if vetted else dict)(zip(keys, map(ed.__getitem__, keys), strict=True))
+    ref["ref"] = stream
+    return ref
 
 
 _NOTHING: Final[tuple[tuple[()], dict[str, Any]]] = ((), {})

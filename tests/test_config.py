@@ -16,6 +16,7 @@ import structlog
 
 import structlog_belog as belog
 from structlog_belog import _config
+from structlog_belog._fake_llm import fake_openai_client
 from structlog_belog._pipeline import emit
 from structlog_belog.stdlib import SessionHandler
 from tests.conftest import read_jsonl
@@ -196,6 +197,24 @@ class TestConfigure:
             {"answer": r["answer"], "event": r["event"]}
             for r in read_jsonl(tmp_path / "logs" / "app.jsonl")
         ]
+
+    def test_console_shows_a_call_as_its_reference(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An llm_call record is one short console line (call, model, status); the prompt is not."""
+        belog.configure(log_dir=tmp_path / "logs", console=True, handle_signals=False)
+        client = belog.instrument_openai(fake_openai_client())
+        with belog.session("console") as run:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "a long story prompt"}]
+            )
+        err = capsys.readouterr().err
+        [record] = read_jsonl(run.directory / "prompts.jsonl")  # type: ignore[operator]
+        [line] = [line for line in err.splitlines() if "llm_call" in line]
+        assert record["call_id"] in line
+        assert "ref=prompts" in line
+        assert "a long story prompt" not in err
+        assert "a long story prompt" == record["request"]["messages"][0]["content"]
 
     def test_console_on_by_default_on_a_tty(
         self, tmp_path: Path, subprocess_env: dict[str, str]
