@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 import structlog_belog as belog
-from structlog_belog import _config
+from structlog_belog import _config, _session
 from tests.conftest import read_jsonl
 
 SESSION_ID_RE = re.compile(r"sess_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_[0-9a-f]{8}")
@@ -40,8 +40,19 @@ class TestNewSessionId:
         assert sid == (m.group(0) if (m := SESSION_ID_RE.fullmatch(sid)) else None)
 
     def test_unique(self) -> None:
-        """A thousand IDs made in the same second are all different."""
+        """A thousand IDs made in the same process are all different."""
         assert 1000 == len({belog.new_session_id() for _ in range(1000)})
+
+    def test_a_repeated_random_part_is_drawn_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """When the random part repeats within a second, another is drawn: no two IDs alike."""
+        drawn = iter(["0000abcd", "0000abcd", "0000abcd", "0000abce"])
+        monkeypatch.setattr(_session.secrets, "token_hex", lambda _: next(drawn))
+        monkeypatch.setattr(_session, "_issued", _session._IssuedIds())
+        first, second = belog.new_session_id(), belog.new_session_id()
+        if first[:-9] == second[:-9]:  # the same second: the repeat was drawn again
+            assert ("0000abcd", "0000abce") == (first[-8:], second[-8:])
+        else:  # the second changed between the two: the repeat is allowed
+            assert ("0000abcd", "0000abcd") == (first[-8:], second[-8:])
 
 
 class TestSession:
