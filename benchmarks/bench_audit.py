@@ -11,7 +11,9 @@ per call to prompts.jsonl plus a reference line, and for streams asks for and
 hides the usage chunk). Rounds alternate bare/audited; the best round of each
 is kept (the least disturbed by the rest of the machine). Times are this
 process's CPU time, so time spent descheduled on a busy machine does not count.
-Targets: non-streamed ≤ 1.05, 200-chunk stream ≤ 1.10.
+Targets: non-streamed ≤ 1.05, 200-chunk stream ≤ 1.10. A third scenario, the
+same non-streamed call with a 10 KB system prompt, shows what longer prompts
+add (no target).
 
 ``--floor`` also times, in the same run, the least any durable audit can do
 per non-streamed call: a hand-written wrapper with the same two httpx hooks
@@ -49,6 +51,11 @@ from structlog_belog._fake_llm import FAKE_BASE_URL, FakeLLM
 MESSAGES = [
     {"role": "system", "content": "You write supertasks for a learning app."},
     {"role": "user", "content": "Generate a beginner supertask from the Naval notes."},
+]
+#: A 10 KB system prompt, the same in every call (as an application's would be).
+LONG_MESSAGES = [
+    {"role": "system", "content": " ".join(["Answer from the notes given; cite them."] * 250)},
+    MESSAGES[1],
 ]
 TARGETS = {"non-streamed": 1.05, "stream (200 chunks)": 1.10}
 
@@ -195,14 +202,14 @@ def _time(fn: Callable[[], None], calls: int) -> float:
     return (time.process_time() - t0) / calls * 1e6
 
 
-def _once(client: openai.OpenAI, stream: bool) -> None:
+def _once(client: openai.OpenAI, stream: bool, messages: list[dict[str, str]]) -> None:
     if stream:
         for _ in client.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True
+            model="gpt-4o-mini", messages=messages, stream=True
         ):
             pass
     else:
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages)
 
 
 def measure(calls: int, rounds: int, floor: bool) -> dict[str, tuple[float, float, float]]:
@@ -212,23 +219,25 @@ def measure(calls: int, rounds: int, floor: bool) -> dict[str, tuple[float, floa
     belog.configure(log_dir=tmp / "logs", console=False, handle_signals=False)
     results: dict[str, tuple[float, float, float]] = {}
     with belog.session("bench_audit", package=False):
-        for name, tokens, stream in (
-            ("non-streamed", 20, False),
-            ("stream (200 chunks)", 200, True),
+        for name, tokens, stream, messages in (
+            ("non-streamed", 20, False, MESSAGES),
+            ("10 KB system prompt", 20, False, LONG_MESSAGES),
+            ("stream (200 chunks)", 200, True, MESSAGES),
         ):
             transport = Replay(tokens)
             clients = {"bare": _client(transport)}
             clients[name] = belog.instrument_openai(_client(transport))
-            if floor and not stream:
+            if floor and name == "non-streamed":
                 clients["floor (non-streamed)"] = Floor(tmp).instrument(_client(transport))
+            once = functools.partial(_once, stream=stream, messages=messages)
             for client in clients.values():  # warm up imports, pools and caches
                 for _ in range(20):
-                    _once(client, stream)
+                    once(client)
             times: dict[str, list[float]] = {label: [] for label in clients}
             order = list(clients.items())
             for _ in range(rounds):  # rotate which goes first, so drift hits all alike
                 for label, client in order:
-                    times[label].append(_time(functools.partial(_once, client, stream), calls))
+                    times[label].append(_time(functools.partial(once, client), calls))
                 order = order[1:] + order[:1]
             bare = times.pop("bare")
             for label, audited in times.items():
