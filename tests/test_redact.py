@@ -42,6 +42,22 @@ def rendered(record: dict[str, Any]) -> str:
     return orjson.dumps(record, default=repr).decode()
 
 
+def _counting_scans(**options: Any) -> tuple[SecretRedactor, list[int]]:
+    """A redactor that lists the length of every text it scans (after its own checks)."""
+    scanned: list[int] = []
+
+    class Counting(SecretRedactor):
+        __slots__ = ()
+
+        def _scan(self, text: str) -> str:
+            scanned.append(len(text))
+            return super()._scan(text)
+
+    redactor = Counting(**options)
+    scanned.clear()  # the constructor checks its markers
+    return redactor, scanned
+
+
 class TestSecretRedactorKeys:
     @pytest.mark.parametrize(
         "key",
@@ -427,17 +443,7 @@ class TestSecretRedactorLongText:
 
     def test_long_clean_text_is_scanned_once(self) -> None:
         """A long clean text (a system prompt sent with every call) is scanned once."""
-        scanned: list[int] = []
-
-        class Counting(SecretRedactor):
-            __slots__ = ()
-
-            def _scan(self, text: str) -> str:
-                scanned.append(len(text))
-                return super()._scan(text)
-
-        redactor = Counting()
-        scanned.clear()  # the constructor checks its markers
+        redactor, scanned = _counting_scans()
         prompt = " ".join(make_benign_texts(40, seed=3))
         assert 256 < len(prompt) < 131_072
         for _ in range(5):
@@ -447,17 +453,7 @@ class TestSecretRedactorLongText:
 
     def test_text_over_the_scan_cap_is_scanned_once(self) -> None:
         """A clean text longer than max_scan_chars is cut each time but its cut scanned once."""
-        scanned: list[int] = []
-
-        class Counting(SecretRedactor):
-            __slots__ = ()
-
-            def _scan(self, text: str) -> str:
-                scanned.append(len(text))
-                return super()._scan(text)
-
-        redactor = Counting(max_scan_chars=4096)
-        scanned.clear()  # the constructor checks its markers
+        redactor, scanned = _counting_scans(max_scan_chars=4096)
         text = "lorem ipsum " * 50_000
         first, second = redactor.redact_text(text), redactor.redact_text("".join(list(text)))
         assert first == second
@@ -466,17 +462,7 @@ class TestSecretRedactorLongText:
 
     def test_clean_texts_are_remembered_within_a_budget(self) -> None:
         """Remembered clean text is bounded: past the budget it is forgotten and scanned again."""
-        scanned: list[int] = []
-
-        class Counting(SecretRedactor):
-            __slots__ = ()
-
-            def _scan(self, text: str) -> str:
-                scanned.append(len(text))
-                return super()._scan(text)
-
-        redactor = Counting(max_scan_chars=3_000_000)
-        scanned.clear()  # the constructor checks its markers
+        redactor, scanned = _counting_scans(max_scan_chars=3_000_000)
         first, second = "a " * 1_000_000, "b " * 1_000_000
         for text in (first, second, first):
             redactor.redact_text(text)
