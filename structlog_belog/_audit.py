@@ -23,6 +23,7 @@ from ._audit_record import (
     API_EMBEDDINGS,
     API_RESPONSES,
     ITERABLE_KWARGS,
+    RAW_HEADER,
     guess_api,
     is_given,
     request_of,
@@ -68,14 +69,19 @@ def _accepts_stream_options(fn: Callable[..., Any]) -> bool:
     )
 
 
-def _is_raw_response(kwargs: Mapping[str, Any]) -> bool:
-    """``with_raw_response`` calls return an HTTP response, not a result: not audited."""
-    headers = kwargs.get("extra_headers")
-    return (
-        headers is not None
-        and isinstance(headers, Mapping)
-        and any(str(k).lower() == "x-stainless-raw-response" for k in headers)
-    )
+def _raw_mode(headers: Any) -> str | None:
+    """How the SDK was asked to return the response, from ``extra_headers``.
+
+    ``"true"``: ``with_raw_response`` (the body is read; ``parse()`` gives the
+    result); ``"stream"``/``"raw"``: ``with_streaming_response`` and kin (the
+    body is the caller's to read); None: a plain call.
+    """
+    if not isinstance(headers, Mapping):
+        return None
+    for key, value in headers.items():
+        if str(key).lower() == RAW_HEADER:
+            return str(value).lower()
+    return None
 
 
 def _begin(options: _Options, kwargs: dict[str, Any]) -> tuple[Call | None, dict[str, Any], bool]:
@@ -92,9 +98,11 @@ def _begin(options: _Options, kwargs: dict[str, Any]) -> tuple[Call | None, dict
                 and not isinstance(value, str | bytes | list | tuple | Mapping)
             ):
                 send = {**send, key: list(value)}
-        if "extra_headers" in send and _is_raw_response(send):
-            return None, send, False
         stream = send.get("stream") is True
+        raw = _raw_mode(send["extra_headers"]) if "extra_headers" in send else None
+        if raw is not None and (raw != "true" or stream):
+            # The body (or the stream) is the caller's to read: not audited.
+            return None, send, False
         api = options.api or guess_api(send)
         request = request_of(send)
         hide = False
@@ -113,6 +121,7 @@ def _begin(options: _Options, kwargs: dict[str, Any]) -> tuple[Call | None, dict
             capture_content=options.capture_content,
             stream=stream,
         )
+        call.raw = raw is not None
     except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
         note_failure("starting a call record", exc)
         return None, send, False
@@ -135,9 +144,12 @@ def _complete(options: _Options, call: Call, hide: bool, result: Any) -> Any:
                 return AuditedAsyncStream(result, aggregator_for(call, hide_usage=hide))
             if hasattr(result, "__next__"):
                 return AuditedStream(result, aggregator_for(call, hide_usage=hide))
+        # with_raw_response: the result is what parse() gives; the SDK keeps it,
+        # so the caller's own parse() returns the same object.
+        parsed = result.parse() if call.raw else result
         if options.api is None:
-            call.api = guess_api(call.request, result)
-        response, usage = result_of(call.api, result)
+            call.api = guess_api(call.request, parsed)
+        response, usage = result_of(call.api, parsed)
         call.finish("ok", response=response, usage=usage)
     except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
         note_failure("recording a result", exc)

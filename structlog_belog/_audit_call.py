@@ -110,6 +110,7 @@ class Call:
         "first_token",
         "model",
         "name",
+        "raw",
         "request",
         "started",
         "stream",
@@ -138,6 +139,8 @@ class Call:
         self.first_token: float | None = None
         #: Each HTTP attempt as the hooks saw it: ``[sent]``, then ``[sent, answered, response]``.
         self.attempts: list[list[Any]] = []
+        #: Made through ``with_raw_response``: the result is the response's ``parse()``.
+        self.raw = False
         self.done = False
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "API_CHAT",
     "API_EMBEDDINGS",
     "API_RESPONSES",
+    "RAW_HEADER",
     "describe_error",
     "guess_api",
     "jsonable",
@@ -45,6 +46,8 @@ API_CHAT: Final = "chat.completions"
 API_RESPONSES: Final = "responses"
 API_EMBEDDINGS: Final = "embeddings"
 
+#: The header the SDK's ``with_raw_response``/``with_streaming_response`` add (lower case).
+RAW_HEADER: Final = "x-stainless-raw-response"
 #: Create-call arguments that configure the transport, not the model: not part of `request`.
 _TRANSPORT_KWARGS: Final = frozenset(("extra_headers", "extra_query", "extra_body", "timeout"))
 #: Arguments that may be one-shot iterators; the audit lists them once and passes the list on.
@@ -222,6 +225,9 @@ def request_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
             continue
         request[key] = value if kind is str else jsonable(value)
     headers = kwargs.get("extra_headers")
+    if headers and isinstance(headers, Mapping):
+        # The header with_raw_response adds is the SDK's, not the caller's.
+        headers = {k: v for k, v in headers.items() if str(k).lower() != RAW_HEADER}
     if headers:
         request["headers"] = jsonable(headers)
     extra = kwargs.get("extra_body")

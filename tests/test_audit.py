@@ -384,14 +384,54 @@ class TestInstrumentOpenai:
         with pytest.raises(TypeError, match=r"expects an openai\.OpenAI"):
             belog.instrument_openai(object())
 
-    def test_raw_response_calls_pass_through(self, belog_config: Config) -> None:
-        """with_raw_response calls return the HTTP response untouched and unrecorded."""
-        client = belog.instrument_openai(fake_openai_client())
+    def test_raw_response_calls_are_recorded(self, belog_config: Config) -> None:
+        """with_raw_response: the caller gets the raw response; the record comes from parse()."""
+        client = belog.instrument_openai(fake_openai_client(fail_first=1))
         with belog.session("raw") as run:
             raw = client.chat.completions.with_raw_response.create(
-                model="gpt-4o-mini", messages=MESSAGES
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers={"X-Team": "audit"}
             )
-        assert raw.parse().choices[0].message.content
+        result = raw.parse()
+        assert result is raw.parse()
+        [record] = prompts(run)
+        assert "ok" == record["status"]
+        assert result.choices[0].message.content == record["response"]["output_text"]
+        assert result.usage.total_tokens == record["usage"]["total_tokens"]
+        assert raw.headers["x-request-id"] == record["attempts"][-1]["request_id"]
+        assert [429, 200] == [a["status_code"] for a in record["attempts"]]
+        assert {"X-Team": "audit"} == record["request"]["headers"]
+
+    def test_raw_response_errors_are_recorded(self, belog_config: Config) -> None:
+        """A with_raw_response call that fails is recorded and its exception re-raised."""
+        client = belog.instrument_openai(
+            fake_openai_client(fail_first=10, fail_status=500, max_retries=1)
+        )
+        with belog.session("raw-error") as run, pytest.raises(openai.InternalServerError):
+            client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+        [record] = prompts(run)
+        assert ("error", 500) == (record["status"], record["error"]["status_code"])
+
+    def test_streaming_response_calls_pass_through(self, belog_config: Config) -> None:
+        """with_streaming_response leaves the body to the caller: passed through, unrecorded."""
+        client = belog.instrument_openai(fake_openai_client())
+        with (
+            belog.session("streaming-response") as run,
+            client.chat.completions.with_streaming_response.create(
+                model="gpt-4o-mini", messages=MESSAGES
+            ) as response,
+        ):
+            assert response.parse().choices[0].message.content
+        assert [] == prompts(run)
+
+    def test_raw_streams_pass_through(self, belog_config: Config) -> None:
+        """with_raw_response with stream=True returns the SDK's stream untouched, unrecorded."""
+        client = belog.instrument_openai(fake_openai_client())
+        with belog.session("raw-stream") as run:
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+            chunks = list(raw.parse())
+        assert chunks
         assert [] == prompts(run)
 
 
@@ -564,7 +604,10 @@ class TestWrapperShapes:
         assert record["usage"] is None
 
     def test_nested_async_audits_record_once(self, belog_config: Config) -> None:
-        """An async wrapper around an instrumented async client records one call."""
+        """An async wrapper around an instrumented async client records one call, not two.
+
+        The with_raw_response call after it is a call of its own, recorded once.
+        """
         client = belog.instrument_openai(fake_openai_client(async_=True))
 
         @belog.audit_llm(name="outer")
@@ -579,7 +622,8 @@ class TestWrapperShapes:
                 )
             return run
 
-        assert ["outer"] == [r["name"] for r in prompts(asyncio.run(main()))]
+        names = [r["name"] for r in prompts(asyncio.run(main()))]
+        assert ["outer", "chat.completions.create"] == names
 
     def test_start_failure_still_makes_the_call(
         self, belog_config: Config, monkeypatch: pytest.MonkeyPatch
