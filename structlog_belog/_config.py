@@ -245,11 +245,17 @@ def _build_pipeline(config: Config, router: SessionRouter | None) -> Pipeline:
     return Pipeline(config, router, tuple(processors), console, truncator=ValueTruncator())
 
 
+#: Fields the console leaves out (they stay in the files): OpenTelemetry IDs
+#: would add 50 characters of hex to every line while tracing is on.
+_NOT_ON_CONSOLE: Final = frozenset(("trace_id", "span_id"))
+
+
 def _console_writer() -> Any:
     renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
 
     def write(event_dict: dict[str, Any]) -> None:
-        sys.stderr.write(renderer(None, event_dict["level"], dict(event_dict)) + "\n")
+        shown = {k: v for k, v in event_dict.items() if k not in _NOT_ON_CONSOLE}
+        sys.stderr.write(renderer(None, event_dict["level"], shown) + "\n")
 
     return write
 

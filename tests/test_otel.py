@@ -550,6 +550,23 @@ class TestTraceIdsOnRecords:
         assert checked == len(records) > 8
 
 
+class TestConsole:
+    def test_console_leaves_trace_ids_to_the_files(
+        self, traced: Traced, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With tracing on, console lines carry no trace/span IDs; the file's records do."""
+        belog.configure(log_dir=tmp_path / "logs", console=True, handle_signals=False)
+        with belog.session("console") as run:
+            structlog.get_logger().info("traced line", answer=42)
+        err = capsys.readouterr().err
+        [line] = [line for line in err.splitlines() if "traced line" in line]
+        assert "answer=42" in line
+        assert "trace_id" not in err
+        assert "span_id" not in err
+        [record] = [r for r in processing(run) if r["event"] == "traced line"]
+        assert HEX32.match(record["trace_id"])
+
+
 class TestAppSpans:
     def test_app_span_ids_without_belog_spans(self, belog_config: _config.Config) -> None:
         """With spans=False, records carry the app's own span and belog makes no spans."""
