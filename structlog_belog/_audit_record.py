@@ -453,21 +453,24 @@ def _chat_fields(r: Mapping[str, Any] | _Getter) -> dict[str, Any]:
 
 def _responses_output(output: Any) -> Iterator[tuple[str, Any]]:
     for item in output or ():
-        kind = field(item, "type")
+        i = fields_of(item)
+        kind = i.get("type")
         if kind == "message":
-            for part in field(item, "content") or ():
-                if field(part, "type") == "output_text":
-                    yield "text", field(part, "text")
-                elif field(part, "type") == "refusal":
-                    yield "refusal", field(part, "refusal")
+            for part in i.get("content") or ():
+                p = fields_of(part)
+                part_kind = p.get("type")
+                if part_kind == "output_text":
+                    yield "text", p.get("text")
+                elif part_kind == "refusal":
+                    yield "refusal", p.get("refusal")
         elif kind == "function_call":
             yield (
                 "tool",
                 {
-                    "id": field(item, "call_id"),
+                    "id": i.get("call_id"),
                     "type": "function",
-                    "name": field(item, "name"),
-                    "arguments": field(item, "arguments"),
+                    "name": i.get("name"),
+                    "arguments": i.get("arguments"),
                 },
             )
         elif kind is not None:
@@ -476,11 +479,15 @@ def _responses_output(output: Any) -> Iterator[tuple[str, Any]]:
 
 def responses_response(result: Any) -> dict[str, Any]:
     """The ``response`` part of a record for a Responses API result."""
+    return _responses_fields(fields_of(result))
+
+
+def _responses_fields(r: Mapping[str, Any] | _Getter) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     others: list[str] = []
     refusal = None
-    for kind, value in _responses_output(field(result, "output")):
+    for kind, value in _responses_output(r.get("output")):
         if kind == "text":
             texts.append(value or "")
         elif kind == "tool":
@@ -489,17 +496,17 @@ def responses_response(result: Any) -> dict[str, Any]:
             refusal = value
         else:
             others.append(value)
-    status = field(result, "status")
-    incomplete = field(result, "incomplete_details")
+    status = r.get("status")
+    incomplete = r.get("incomplete_details")
     if status == "incomplete":
-        finish = field(incomplete, "reason") if incomplete is not None else "incomplete"
+        finish = fields_of(incomplete).get("reason") if incomplete is not None else "incomplete"
     elif status in ("failed", "cancelled"):
         finish = status
     else:
         finish = "tool_calls" if calls else "stop"
     response: dict[str, Any] = {
-        "id": field(result, "id"),
-        "model": field(result, "model"),
+        "id": r.get("id"),
+        "model": r.get("model"),
         "status": status,
         "output_text": "".join(texts) if texts else None,
         "finish_reason": finish,
@@ -512,11 +519,11 @@ def responses_response(result: Any) -> dict[str, Any]:
     return response
 
 
-def _embeddings_response(result: Any) -> dict[str, Any]:
-    data = field(result, "data") or []
-    first = field(data[0], "embedding") if data else None
+def _embeddings_fields(r: Mapping[str, Any] | _Getter) -> dict[str, Any]:
+    data = r.get("data") or []
+    first = fields_of(data[0]).get("embedding") if data else None
     return {
-        "model": field(result, "model"),
+        "model": r.get("model"),
         "embeddings": len(data),
         "dimensions": len(first) if isinstance(first, list | tuple) else None,
     }
@@ -534,8 +541,8 @@ def result_of(api: str, result: Any) -> tuple[dict[str, Any], dict[str, Any] | N
     if api == API_CHAT:
         return _chat_fields(fields), usage
     if api == API_EMBEDDINGS:
-        return _embeddings_response(result), usage
-    return responses_response(result), usage
+        return _embeddings_fields(fields), usage
+    return _responses_fields(fields), usage
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
