@@ -29,6 +29,7 @@ from ._audit_record import (
     request_of,
     result_of,
 )
+from ._render import as_written
 
 __all__ = ["audit_llm", "instrument_openai", "last_call", "uninstrument_openai"]
 
@@ -386,10 +387,14 @@ def last_call() -> Mapping[str, Any] | None:
     """Return the most recent ``llm_call`` record of the current context, or None.
 
     Inside a session: the innermost of task, stage and session that made a
-    call. Outside any session: the last call made outside sessions.
+    call. Outside any session: the last call made outside sessions. The
+    record is a new plain dict each time, as it was written (read back from
+    its JSON): changing it changes nothing else, and logging it has it
+    scanned for secrets like any other value.
     """
     run = _context.current_session()
     if run is None:
-        return last_outside_session()
+        record = last_outside_session()
+        return None if record is None else as_written(record)
     get = getattr(run, "last_call", None)
     return get() if callable(get) else None

@@ -17,7 +17,7 @@ import orjson
 
 from ._redact import Vetted, VettedList
 
-__all__ = ["has_non_finite", "render_jsonl", "render_safely"]
+__all__ = ["as_written", "has_non_finite", "render_jsonl", "render_safely"]
 
 # Tuples, not X | Y unions: isinstance with a union is several times slower.
 _CONTAINERS: Final = (dict, list, tuple, set, frozenset)
@@ -67,6 +67,12 @@ def render_jsonl(_: Any, __: str, event_dict: Any) -> bytes:
             if raw in line:
                 line = line.replace(raw, escaped)
     return line
+
+
+def as_written(event_dict: Any) -> dict[str, Any]:
+    """A new plain dict of *event_dict* as `render_jsonl` writes it (read back from its JSON)."""
+    copy: dict[str, Any] = orjson.loads(render_jsonl(None, "", event_dict))
+    return copy
 
 
 def _default(obj: Any) -> Any:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from . import _context, _tracing
 from ._pipeline import emit, format_exception
+from ._render import as_written
 from ._router import before_exit_flush
 
 if TYPE_CHECKING:
@@ -436,12 +437,15 @@ class Run:
                 self._last_call[key] = record
 
     def last_call(self) -> Mapping[str, Any] | None:
-        """The most recent LLM call record of the current context, or None."""
+        """The most recent LLM call record of the current context, or None.
+
+        A new plain dict each time, as the record was written (see `last_call`).
+        """
         with self._lock:
             for key in self._context_keys():
                 record = self._last_call.get(key)
                 if record is not None:
-                    return record
+                    return as_written(record)
         return None
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import structlog
 from pydantic import BaseModel
 
 import structlog_belog as belog
@@ -464,6 +465,33 @@ class TestLastCall:
         assert [record["call_id"]] == [
             r.get("call_id") for r in lines if r.get("kind") == "llm_call"
         ]
+
+    def test_a_new_plain_copy_each_time(self, belog_config: Config) -> None:
+        """last_call() gives a new plain dict each time: changing one changes no other."""
+        client = belog.instrument_openai(fake_openai_client())
+        with belog.session("copies") as run:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            first, second = belog.last_call(), belog.last_call()
+        assert first is not None
+        assert second is not None
+        assert (dict, dict) == (type(first), type(first["request"]))
+        assert first == second
+        first["request"]["messages"].append({"role": "user", "content": "changed"})  # type: ignore[index]
+        assert second == prompts(run)[0]
+
+    def test_a_changed_copy_logged_again_is_scanned(self, belog_config: Config) -> None:
+        """A secret put into last_call()'s record and logged is redacted like any value."""
+        key = "sk-" + "proj-" + "Q9w8E7r6" * 6
+        client = belog.instrument_openai(fake_openai_client())
+        with belog.session("logged-again") as run:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            record = belog.last_call()
+            assert record is not None
+            record["request"]["note"] = f"key {key}"  # type: ignore[index]
+            structlog.get_logger().info("call again", call=record)
+        written = b"".join(p.read_bytes() for p in run.directory.glob("*.jsonl"))  # type: ignore[union-attr]
+        assert b"call again" in written
+        assert key.encode() not in written
 
 
 class TestCorrelation:
