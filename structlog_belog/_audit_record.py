@@ -28,6 +28,7 @@ __all__ = [
     "API_RESPONSES",
     "RAW_HEADER",
     "describe_error",
+    "fields_of",
     "guess_api",
     "jsonable",
     "request_of",

@@ -19,6 +19,7 @@ from ._audit_call import Call, note_failure
 from ._audit_record import (
     API_CHAT,
     field,
+    fields_of,
     responses_response,
     tool_call_of,
     usage_of,
@@ -43,11 +44,13 @@ class ChatAggregator:
 
     def feed(self, chunk: Any) -> bool:
         """Take one chunk in; return False if the caller must not see it."""
+        # Called for every chunk: each SDK object's fields are read once (fields_of).
+        c = fields_of(chunk)
         if self.id is None:
-            self.id = field(chunk, "id")
-            self.model = field(chunk, "model")
-        choices = field(chunk, "choices")
-        usage = field(chunk, "usage")
+            self.id = c.get("id")
+            self.model = c.get("model")
+        choices = c.get("choices")
+        usage = c.get("usage")
         if usage is not None:
             self.usage = usage
             if self.hide_usage and not choices:
@@ -59,33 +62,37 @@ class ChatAggregator:
             if fields_set is not None:
                 fields_set.discard("usage")
         for choice in choices or ():
-            self._feed_choice(choice)
+            self._feed_choice(fields_of(choice))
         return True
 
     def _feed_choice(self, choice: Any) -> None:
-        index = field(choice, "index") or 0
+        """Take one choice in, given as its fields (what `fields_of` returns)."""
+        index = choice.get("index") or 0
         state = self._choices.get(index)
         if state is None:
             state = self._choices[index] = [[], None, {}]
-        delta = field(choice, "delta")
+        delta = choice.get("delta")
         if delta is not None:
-            content = field(delta, "content")
+            d = fields_of(delta)
+            content = d.get("content")
+            calls = d.get("tool_calls")
+            if (content or calls) and self.call.first_token is None:
+                self.call.mark_first_token()
             if content:
                 state[0].append(content)
-                self.call.mark_first_token()
-            calls = field(delta, "tool_calls")
             if calls:
-                self.call.mark_first_token()
                 for call in calls:
-                    slot = state[2].setdefault(field(call, "index") or 0, [None, None, []])
-                    function = field(call, "function")
-                    slot[0] = slot[0] or field(call, "id")
+                    t = fields_of(call)
+                    slot = state[2].setdefault(t.get("index") or 0, [None, None, []])
+                    function = t.get("function")
+                    slot[0] = slot[0] or t.get("id")
                     if function is not None:
-                        slot[1] = slot[1] or field(function, "name")
-                        arguments = field(function, "arguments")
+                        f = fields_of(function)
+                        slot[1] = slot[1] or f.get("name")
+                        arguments = f.get("arguments")
                         if arguments:
                             slot[2].append(arguments)
-        reason = field(choice, "finish_reason")
+        reason = choice.get("finish_reason")
         if reason:
             state[1] = reason
 
