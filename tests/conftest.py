@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,23 @@ def subprocess_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.pop("PYTHONUNBUFFERED", None)
     return env
+
+
+def run_python(
+    code: str, env: dict[str, str], *, cwd: Path | None = None, timeout: float = 60
+) -> str:
+    """Run *code* in a new interpreter, which must exit 0; return what it printed."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    return proc.stdout
 
 
 def read_jsonl(path: Path) -> list[dict[str, object]]:

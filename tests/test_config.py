@@ -19,7 +19,7 @@ from structlog_belog import _config
 from structlog_belog._fake_llm import fake_openai_client
 from structlog_belog._pipeline import emit
 from structlog_belog.stdlib import SessionHandler
-from tests.conftest import read_jsonl
+from tests.conftest import read_jsonl, run_python
 
 
 def _session_handlers() -> list[logging.Handler]:
@@ -451,16 +451,7 @@ class TestAppLogging:
                 "logging.getLogger('app').warning('disk almost full')",
             ]
         )
-        proc = subprocess.run(
-            [sys.executable, "-c", script],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert 0 == proc.returncode, proc.stderr
-        return proc.stdout
+        return run_python(script, env)
 
     @pytest.mark.parametrize("setup", list(_APP_LOGGING.values()), ids=list(_APP_LOGGING))
     def test_app_output_unchanged_and_records_captured(

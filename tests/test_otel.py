@@ -11,8 +11,6 @@ import contextvars
 import json
 import logging
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from importlib import resources
@@ -33,20 +31,12 @@ import structlog_belog as belog
 from structlog_belog import _audit_call, _config, _otel, _pipeline, _tracing, otel
 from structlog_belog.testing import FakeLLM, fake_openai_client
 
-from .conftest import read_jsonl
+from .conftest import read_jsonl, run_python
 
 PROMPT = "Summarise the Naval notes, please."
 MESSAGES = [{"role": "user", "content": PROMPT}]
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
-
-
-def _run_python(code: str, env: dict[str, str], cwd: Path) -> str:
-    """Run *code* in a new interpreter (it must succeed); return what it printed."""
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=cwd
-    )
-    return done.stdout
 
 
 class Traced:
@@ -735,7 +725,7 @@ class TestThreadsAndTasks:
         )
         with belog.session("s", package=False) as run:
             env = {**subprocess_env, **belog.session_env()}
-            out = _run_python(code, env, tmp_path)
+            out = run_python(code, env, cwd=tmp_path)
         session_trace, session_span = ids(traced.named("belog.session s"))
         assert env["BELOG_TRACEPARENT"].startswith(f"00-{session_trace}-{session_span}-")
         name, trace_id, task_span, parent_span, remote = json.loads(out)
@@ -1059,7 +1049,7 @@ class TestImport:
             "    structlog.get_logger().info('hi')\n"
             "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
         )
-        out = _run_python(code, subprocess_env, tmp_path)
+        out = run_python(code, subprocess_env, cwd=tmp_path)
         assert "[]" == out.strip()
 
     def test_without_the_extra(self, subprocess_env: dict[str, str], tmp_path: Path) -> None:
@@ -1075,7 +1065,7 @@ class TestImport:
             "    print(exc.name)\n"
             "    print(exc)\n"
         )
-        out = _run_python(code, subprocess_env, tmp_path)
+        out = run_python(code, subprocess_env, cwd=tmp_path)
         name, message = out.strip().splitlines()
         assert "opentelemetry" == name
         assert "pip install 'structlog-belog[otel]'" in message
@@ -1105,7 +1095,7 @@ class TestImport:
             "print(json.dumps([f'{span.context.trace_id:032x}', f'{span.context.span_id:016x}']))\n"
             "print(run.directory)\n"
         )
-        out = _run_python(code, subprocess_env, tmp_path)
+        out = run_python(code, subprocess_env, cwd=tmp_path)
         expected, directory = out.strip().splitlines()
         records = read_jsonl(Path(directory) / "processing.jsonl")
         [record] = [r for r in records if r["event"] == "hi"]

@@ -40,6 +40,15 @@ def _fork_allowed() -> Iterator[None]:
         yield
 
 
+def _forked(target: Any, *args: Any) -> Any:
+    """Run *target(*args)* in a multiprocessing 'fork' child to its end; return the process."""
+    proc = multiprocessing.get_context("fork").Process(target=target, args=args)
+    with _fork_allowed():
+        proc.start()
+    proc.join(60)
+    return proc
+
+
 def _mp_child(n: int) -> None:
     """Log *n* records from a multiprocessing child (module-level: picklable)."""
     for i in range(n):
@@ -137,12 +146,8 @@ class TestFork:
 
     def test_multiprocessing_fork_context(self, belog_config: _config.Config) -> None:
         """A multiprocessing 'fork' child's records reach its shard in the session folder."""
-        ctx = multiprocessing.get_context("fork")
         with belog.session("mp-fork", package=False) as run:
-            with _fork_allowed():
-                proc = ctx.Process(target=_mp_child, args=(40,))
-                proc.start()
-            proc.join(60)
+            proc = _forked(_mp_child, 40)
         shard = _files(run)[f"processing.{proc.pid}.jsonl"]
 
         assert 0 == proc.exitcode
@@ -156,12 +161,8 @@ class TestFork:
         belog.configure(
             log_dir=tmp_path / "logs", console=False, handle_signals=False, durability="buffered"
         )
-        ctx = multiprocessing.get_context("fork")
         with belog.session("mp-buffered", package=False) as run:
-            with _fork_allowed():
-                proc = ctx.Process(target=_mp_child, args=(40,))
-                proc.start()
-            proc.join(60)
+            proc = _forked(_mp_child, 40)
         files = _files(run)
         shard = files.get(f"processing.{proc.pid}.jsonl", [])
 
@@ -255,12 +256,8 @@ class TestChildDrops:
 
     def test_multiprocessing_fork_child(self, belog_config: _config.Config) -> None:
         """A 'fork' child that loses 7 records (and ends with os._exit) reports them."""
-        ctx = multiprocessing.get_context("fork")
         with belog.session("child-drops") as run:
-            with _fork_allowed():
-                proc = ctx.Process(target=_lose_records, args=(7,))
-                proc.start()
-            proc.join(60)
+            proc = _forked(_lose_records, 7)
         shard = _files(run)[f"processing.{proc.pid}.jsonl"]
         dropped, summary, examples = _package_says(run)
 
@@ -321,12 +318,8 @@ class TestChildDrops:
 
     def test_clean_child_writes_no_drops_record(self, belog_config: _config.Config) -> None:
         """A child that lost nothing adds no record and the package counts 0."""
-        ctx = multiprocessing.get_context("fork")
         with belog.session("no-drops") as run:
-            with _fork_allowed():
-                proc = ctx.Process(target=_mp_child, args=(3,))
-                proc.start()
-            proc.join(60)
+            proc = _forked(_mp_child, 3)
         assert run.package_path is not None
         meta = orjson.loads((run.package_path / "logs" / "metadata.json").read_bytes())
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from .conftest import run_python
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
@@ -25,13 +25,4 @@ class TestReadme:
         """The block exits 0 in a fresh interpreter, offline, in an empty folder."""
         env = {**subprocess_env, "BELOG_DIR": str(tmp_path / "logs")}
         env["BELOG_PACKAGE_DIR"] = str(tmp_path / "packages")
-        proc = subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert 0 == proc.returncode, proc.stderr
+        run_python(code, env, cwd=tmp_path, timeout=120)

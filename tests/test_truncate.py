@@ -7,7 +7,6 @@ import hashlib
 import re
 import shutil
 import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from structlog_belog._truncate import ValueTruncator
+
+from .conftest import run_python
 
 _MARKER = re.compile(r"\.\.\.\[truncated (\d+) (chars|bytes), sha256:([0-9a-f]{64})\]\.\.\.")
 
@@ -182,13 +183,6 @@ print((after - before) * 1024)
 class TestValueTruncatorInChain:
     def test_100_mb_value_peak_rss(self, subprocess_env: dict[str, str]) -> None:
         """A 100 MB value through redactor, truncator and renderer: peak RSS grows < 3x the cap."""
-        done = subprocess.run(
-            [sys.executable, "-c", _CHAIN],
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
+        out = run_python(_CHAIN, subprocess_env, timeout=120)
 
-        assert int(done.stdout) < 3 * 131_072, done.stdout
+        assert int(out) < 3 * 131_072, out
