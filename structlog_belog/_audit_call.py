@@ -196,28 +196,29 @@ class Call:
             if usage is not None:
                 usage = vet_usage(usage, redact)
             attempts = self.attempts
-            # Vetted: every part is redacted and finite (the record path trusts it).
-            record: dict[str, Any] = Vetted(
-                timestamp=None,
-                level=None,
-                logger=_LOGGER,
-                event="llm_call",
-                kind="llm_call",
-                call_id=self.call_id,
-                name=name,
-                provider="openai",
-                api=self.api,
-                model=model,
-                request=request,
-                response=None if response is None else vet_response(response, redact),
-                usage=usage,
-                latency_ms=_ms(ended - self.started),
-                stream=self.stream,
-                status=status,
-                error=None if error is None else vet_error(describe_error(error), redact),
-                attempts=VettedList(describe_attempts(attempts, error)) if attempts else None,
-                cost_usd=_cost(self.model, usage),
-            )
+            # Its parts are Vetted (redacted and finite); the record itself is a
+            # plain dict, so what the context adds to it is checked as usual.
+            record: dict[str, Any] = {
+                "timestamp": None,
+                "level": None,
+                "logger": _LOGGER,
+                "event": "llm_call",
+                "kind": "llm_call",
+                "call_id": self.call_id,
+                "name": name,
+                "provider": "openai",
+                "api": self.api,
+                "model": model,
+                "request": request,
+                "response": None if response is None else vet_response(response, redact),
+                "usage": usage,
+                "latency_ms": _ms(ended - self.started),
+                "stream": self.stream,
+                "status": status,
+                "error": None if error is None else vet_error(describe_error(error), redact),
+                "attempts": VettedList(describe_attempts(attempts, error)) if attempts else None,
+                "cost_usd": _cost(self.model, usage),
+            }
             if self.stream:
                 record["time_to_first_token_ms"] = (
                     None if self.first_token is None else _ms(self.first_token - self.started)

@@ -32,7 +32,6 @@ __all__ = [
     "guess_api",
     "jsonable",
     "request_of",
-    "response_of",
     "result_of",
     "scrub_request",
     "scrub_response",
@@ -528,11 +527,6 @@ def _embeddings_fields(r: Mapping[str, Any] | _Getter) -> dict[str, Any]:
         "embeddings": len(data),
         "dimensions": len(first) if isinstance(first, list | tuple) else None,
     }
-
-
-def response_of(api: str, result: Any) -> dict[str, Any]:
-    """The ``response`` part of a record for a finished (non-streamed) call."""
-    return result_of(api, result)[0]
 
 
 def result_of(api: str, result: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:

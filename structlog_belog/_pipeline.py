@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog.contextvars
 
 from . import _context
-from ._redact import SecretRedactor, Vetted
-from ._render import has_non_finite as _has_non_finite
-from ._render import render_jsonl, render_safely
+from ._redact import SecretRedactor
+from ._render import render_jsonl
 from ._truncate import ValueTruncator
 
 if TYPE_CHECKING:
@@ -217,9 +216,8 @@ class Pipeline:
         """Run the event dict *ed* through the chain and write it. Never raises.
 
         *vetted* says the code that built *ed* has already redacted it (the
-        LLM audit does, part by part) and that it holds no NaN or infinity:
-        only the fields merged from the context are then redacted and checked
-        here. A vetted *ed* is a `Vetted` (the renderer does not look inside it).
+        LLM audit does, part by part): only the fields merged from the context
+        are then redacted here.
         """
         # One function, one try block (free in CPython 3.11+): a call per
         # record saved on the hot path.
@@ -232,16 +230,12 @@ class Pipeline:
             if ctx.fields:
                 for key, value in ctx.fields.items():
                     fields.setdefault(key, value)
-            unsafe = False
             if fields:
                 # Redact before adding what the record path itself sets (time,
                 # level, session, stage, task): fewer keys to walk, same result.
                 for proc in self.processors:
                     fields = proc(None, level, fields)
                 if vetted:
-                    # A vetted record is a `Vetted` the renderer trusts to hold
-                    # no NaN; fields from the context are checked here instead.
-                    unsafe = _has_non_finite(fields, 0)
                     for key, value in fields.items():
                         ed.setdefault(key, value)
                 else:
@@ -270,25 +264,24 @@ class Pipeline:
             task = ctx.task
             if task is not None and level in _ERROR_LEVELS:
                 task.note_error(ed)
-            line = render_safely(ed) if unsafe else render_jsonl(None, level, ed)
+            line = render_jsonl(None, level, ed)
             if len(line) > self.truncate_over and self.truncator is not None:
                 ed = self.truncator(None, level, ed)
-                line = render_safely(ed) if unsafe else render_jsonl(None, level, ed)
+                line = render_jsonl(None, level, ed)
+            kind = ed.get("kind")
             router = self.router
             if router is not None:
-                kind = ed.get("kind")
                 if kind is None:
                     router.write(sid, "processing", shard, line)
                 else:
-                    self._route_kind(router, ed, kind, sid, shard, line, level, unsafe)
+                    self._route_kind(router, ed, kind, sid, shard, line, level)
             if self.captures:
                 for capture in self.captures:
                     capture._add(ed)
             if self.console is not None:
                 # An llm_call or BELog record is shown as its reference line, as
                 # processing.jsonl shows it; the whole record is in its own file.
-                kind = ed.get("kind")
-                stream = _STREAM_OF_KIND.get(kind) if kind is not None else None
+                stream = None if kind is None else _STREAM_OF_KIND.get(kind)
                 self.console(ed if stream is None else reference(ed, stream))
         except Exception as exc:  # noqa: BLE001 - a log call never raises
             self.failures += 1
@@ -304,27 +297,21 @@ class Pipeline:
         shard: bool,
         line: bytes,
         level: str,
-        unsafe: bool,
     ) -> None:
         stream = _STREAM_OF_KIND.get(kind, "processing")
         router.write(sid, stream, shard, line)
         if stream != "processing" and sid is not None:
-            # A vetted record's reference is vetted too (not scanned for NaN),
-            # unless the context added one: then it is a plain dict, and is.
-            ref = reference(ed, stream, vetted=type(ed) is Vetted and not unsafe)
+            ref = reference(ed, stream)
             router.write(sid, "processing", shard, render_jsonl(None, level, ref))
         if kind in _GLOBAL_KINDS and sid is not None:
             router.write(None, "processing", False, line)
 
 
-def reference(ed: dict[str, Any], stream: str, *, vetted: bool = False) -> dict[str, Any]:
-    """The one-line reference to a record written to *stream*, as processing.jsonl holds it.
-
-    *vetted* makes it a `Vetted` dict (for a vetted record: nothing to check).
-    """
+def reference(ed: dict[str, Any], stream: str) -> dict[str, Any]:
+    """The one-line reference to a record written to *stream*, as processing.jsonl holds it."""
     # Built in C: the record's own order, the keys a reader of processing.jsonl wants.
     keys = list(filter(_REF_KEY_SET.__contains__, ed))
-    ref = (Vetted if vetted else dict)(zip(keys, map(ed.__getitem__, keys), strict=True))
+    ref = dict(zip(keys, map(ed.__getitem__, keys), strict=True))
     ref["ref"] = stream
     return ref
 

@@ -17,7 +17,7 @@ import orjson
 
 from ._redact import Vetted, VettedList
 
-__all__ = ["as_written", "has_non_finite", "render_jsonl", "render_safely"]
+__all__ = ["as_written", "render_jsonl"]
 
 # Tuples, not X | Y unions: isinstance with a union is several times slower.
 _CONTAINERS: Final = (dict, list, tuple, set, frozenset)
@@ -58,10 +58,10 @@ def render_jsonl(_: Any, __: str, event_dict: Any) -> bytes:
     try:
         line = orjson.dumps(event_dict, default=_default, option=_OPTIONS)
     except Exception:  # noqa: BLE001 - anything orjson refuses takes the slow path
-        return render_safely(event_dict)
-    if b"null" in line and type(event_dict) is dict and has_non_finite(event_dict, 0):
+        return _render_safely(event_dict)
+    if b"null" in line and type(event_dict) is dict and _has_non_finite(event_dict, 0):
         # orjson writes NaN and Infinity as null; say what they were.
-        return render_safely(event_dict)
+        return _render_safely(event_dict)
     if not line.isascii():
         for raw, escaped in _LINE_BREAKS:
             if raw in line:
@@ -105,7 +105,7 @@ def _type_name(obj: Any) -> str:
         return "object"
 
 
-def has_non_finite(obj: Any, depth: int) -> bool:
+def _has_non_finite(obj: Any, depth: int) -> bool:
     """Whether a NaN or Infinity hides in *obj* (only asked when a null was written).
 
     The common records hold only strings, ints, finite floats and None: those
@@ -128,13 +128,13 @@ def has_non_finite(obj: Any, depth: int) -> bool:
         elif (
             isinstance(value, _WALKED)  # dict, list, tuple and their subclasses
             and depth < _MAX_DEPTH
-            and has_non_finite(value, depth + 1)
+            and _has_non_finite(value, depth + 1)
         ):
             return True
     return False
 
 
-def render_safely(event_dict: Any) -> bytes:
+def _render_safely(event_dict: Any) -> bytes:
     """Render *event_dict* through a JSON-safe copy (see `render_jsonl`). Never raises."""
     try:
         safe = _sanitize(event_dict, 0, set())

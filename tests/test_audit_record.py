@@ -245,11 +245,11 @@ class TestUsageOf:
 class TestResponseOf:
     def test_chat_with_several_choices(self) -> None:
         """n > 1 lists every choice; a refusal is kept."""
-        response = record_fields.response_of("chat.completions", chat_completion())
+        response = record_fields.result_of("chat.completions", chat_completion())[0]
         assert "one" == response["output_text"]
         assert [0, 1] == [c["index"] for c in response["choices"]]
         assert "no" == response["choices"][1]["refusal"]
-        empty = record_fields.response_of("chat.completions", chat_completion(choices=[]))
+        empty = record_fields.result_of("chat.completions", chat_completion(choices=[]))[0]
         assert empty["output_text"] is None
 
     def test_responses_items(self) -> None:
@@ -271,7 +271,7 @@ class TestResponseOf:
                 {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
             ],
         }
-        response = record_fields.response_of("responses", result)
+        response = record_fields.result_of("responses", result)[0]
         assert "max_output_tokens" == response["finish_reason"]
         assert "a" == response["output_text"]
         assert "no" == response["refusal"]
@@ -279,18 +279,18 @@ class TestResponseOf:
         assert [{"id": "c", "type": "function", "name": "f", "arguments": "{}"}] == (
             response["tool_calls"]
         )
-        failed = record_fields.response_of("responses", {"status": "failed", "output": []})
+        failed = record_fields.result_of("responses", {"status": "failed", "output": []})[0]
         assert "failed" == failed["finish_reason"]
-        calls = record_fields.response_of(
+        calls = record_fields.result_of(
             "responses", {"status": "completed", "output": [result["output"][2]]}
-        )
+        )[0]
         assert "tool_calls" == calls["finish_reason"]
 
     def test_embeddings_without_data(self) -> None:
         """An empty embeddings result has no dimensions."""
-        assert {"model": "m", "embeddings": 0, "dimensions": None} == record_fields.response_of(
+        assert {"model": "m", "embeddings": 0, "dimensions": None} == record_fields.result_of(
             "embeddings", {"model": "m", "data": []}
-        )
+        )[0]
 
 
 class TestDescribeError:
