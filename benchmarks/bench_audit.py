@@ -22,6 +22,11 @@ renders a record of the same shape with one ``orjson.dumps`` and writes it and
 a reference line with two ``os.write`` calls (no context, no timestamp
 formatting, no price lookup, no session bookkeeping). It is a yardstick for
 the target, not something the library could ship.
+
+``--unwritten`` times a third yardstick: the real audit (``instrument_openai``)
+with its record built but not written (the audit's record sink replaced by a
+no-op for those calls). It shows what the audit costs before its record
+reaches the record path.
 """
 
 from __future__ import annotations
@@ -194,6 +199,29 @@ class Floor:
         return result
 
 
+def unwritten(client: openai.OpenAI) -> openai.OpenAI:
+    """Instrument *client*; its calls build their records but do not write them."""
+    from structlog_belog import _audit_call
+
+    belog.instrument_openai(client)
+    create = client.chat.completions.create
+
+    def call(**kwargs: Any) -> Any:
+        sink = _audit_call.sink
+        _audit_call.sink = _discard
+        try:
+            return create(**kwargs)
+        finally:
+            _audit_call.sink = sink
+
+    client.chat.completions.create = functools.wraps(create)(call)  # type: ignore[method-assign]
+    return client
+
+
+def _discard(_: dict[str, Any], __: str) -> None:
+    """A record sink that writes nothing."""
+
+
 def _time(fn: Callable[[], None], calls: int) -> float:
     gc.collect()
     t0 = time.process_time()
@@ -212,7 +240,9 @@ def _once(client: openai.OpenAI, stream: bool, messages: list[dict[str, str]]) -
         client.chat.completions.create(model="gpt-4o-mini", messages=messages)
 
 
-def measure(calls: int, rounds: int, floor: bool) -> dict[str, tuple[float, float, float]]:
+def measure(
+    calls: int, rounds: int, floor: bool, unwritten_too: bool = False
+) -> dict[str, tuple[float, float, float]]:
     """Per scenario: µs per call bare and audited (best round of each), and the
     median of the rounds' audited/bare ratios (each against the bare round next to it)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench_audit_"))
@@ -229,6 +259,8 @@ def measure(calls: int, rounds: int, floor: bool) -> dict[str, tuple[float, floa
             clients[name] = belog.instrument_openai(_client(transport))
             if floor and name == "non-streamed":
                 clients["floor (non-streamed)"] = Floor(tmp).instrument(_client(transport))
+            if unwritten_too and name == "non-streamed":
+                clients["audit, not written"] = unwritten(_client(transport))
             once = functools.partial(_once, stream=stream, messages=messages)
             for client in clients.values():  # warm up imports, pools and caches
                 for _ in range(20):
@@ -254,8 +286,13 @@ def main() -> int:
     parser.add_argument(
         "--floor", action="store_true", help="also time the least a durable audit can do"
     )
+    parser.add_argument(
+        "--unwritten",
+        action="store_true",
+        help="also time the audit with its record built but not written",
+    )
     args = parser.parse_args()
-    results = measure(args.calls, args.rounds, args.floor)
+    results = measure(args.calls, args.rounds, args.floor, args.unwritten)
     print(
         f"python {platform.python_version()}, openai {openai.__version__}, "
         f"httpx {httpx.__version__}, {args.calls} calls x {args.rounds} rounds"
