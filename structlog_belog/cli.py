@@ -1,4 +1,4 @@
-"""The ``belog`` command: list, show, tail, summarise, package, recover and verify sessions.
+"""The ``belog`` command: list, show, tail, view, summarise, package, recover and verify sessions.
 
 Every command that a program might read takes ``--json``. Log and package
 folders default to ``$BELOG_DIR``/``logs`` and ``$BELOG_PACKAGE_DIR``/``packages``.
@@ -222,6 +222,30 @@ def _follow(directory: Path, args: argparse.Namespace, console: Console) -> int:
             time.sleep(args.interval)
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from ._view import call_view, find_call, session_tree
+
+    source = _source(args)
+    if args.call is not None:
+        call = find_call(_records(source, "prompts"), args.call)
+        if args.json:
+            _print_json(call)
+            return 0
+        outputs = (r for r in _records(source, "processing") if r.get("kind") == "output")
+        _out().print(call_view(call, outputs))
+        return 0
+    if args.json:
+        msg = "--json needs --call (for records as JSON: belog show --json)"
+        raise ValueError(msg)
+    # Only what the tree shows of each call: its attempts.
+    calls = (
+        {"call_id": c.get("call_id"), "attempts": c.get("attempts")}
+        for c in _records(source, "prompts")
+    )
+    _out().print(session_tree(_records(source, "processing"), calls, all_records=args.all))
     return 0
 
 
@@ -479,6 +503,15 @@ def _add_view_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--timeout", type=float, help="stop following after this many seconds")
     _filters(p)
     p.set_defaults(func=_cmd_tail)
+
+    p = sub.add_parser(
+        "view", help="a session as a tree of stages, tasks and LLM calls; --call: one call whole"
+    )
+    p.add_argument("session", nargs="?", help="session ID, ID prefix, folder, package or 'last'")
+    p.add_argument("--call", metavar="CALL_ID", help="show this LLM call (ID, prefix or 'last')")
+    p.add_argument("--all", action="store_true", help="list every log record, not a count")
+    p.add_argument("--json", action="store_true", help="with --call: the call's record as JSON")
+    p.set_defaults(func=_cmd_view)
 
 
 def _add_package_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 __all__ = [
     "BelogError",
+    "CallNotFoundError",
     "CorruptDataError",
     "DecompressionLimitError",
     "PackageError",
@@ -65,3 +66,15 @@ class StoreError(BelogError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class CallNotFoundError(BelogError, LookupError):
+    """No LLM call of a session matches *call_id*, or a prefix matches several.
+
+    Attributes:
+        call_id: The ID (or prefix) that was asked for.
+    """
+
+    def __init__(self, message: str, call_id: str) -> None:
+        super().__init__(message)
+        self.call_id = call_id

@@ -275,6 +275,7 @@ class TestOther:
             "sessions",
             "show",
             "tail",
+            "view",
             "summary",
             "package",
             "recover",
