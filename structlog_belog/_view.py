@@ -24,7 +24,7 @@ from rich.tree import Tree
 
 from .exceptions import CallNotFoundError
 
-__all__ = ["call_view", "find_call", "session_tree"]
+__all__ = ["call_view", "find_call", "session_tree", "shorten"]
 
 _PROBLEMS: Final = frozenset(("warning", "error", "critical"))
 _PROBLEM_STYLE: Final = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
@@ -46,9 +46,10 @@ class _Node:
         return cls(label, parent.add(label))
 
 
-def _short(value: Any, limit: int = _TEXT_MAX) -> str:
+def shorten(value: Any, limit: int = _TEXT_MAX) -> str:
+    """*value* on one line (JSON unless a string), cut to *limit* characters with ``…``."""
     text = value if isinstance(value, str) else orjson.dumps(value, default=repr).decode()
-    text = text.replace("\n", " ⏎ ")
+    text = text.replace("\n", "⏎")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -100,7 +101,7 @@ def _call_line(ref: Mapping[str, Any], call: Mapping[str, Any] | None) -> Text:
     ]
     error = ref.get("error")
     if isinstance(error, Mapping):
-        parts.append(f"{error.get('type')}: {_short(error.get('message'), 80)}")
+        parts.append(f"{error.get('type')}: {shorten(error.get('message'), 80)}")
     text = Text.assemble(
         ("LLM ", "bold"),
         (str(ref.get("call_id")), "cyan"),
@@ -118,11 +119,11 @@ def _problem_line(rec: Mapping[str, Any]) -> Text:
     text = Text.assemble(
         (f"{level.upper()} ", _PROBLEM_STYLE.get(level, "")),
         (f"{rec.get('logger')}: ", "blue"),
-        _short(rec.get("event")),
+        shorten(rec.get("event")),
     )
     exception = rec.get("exception")
     if isinstance(exception, str) and exception:
-        text.append(f" · {_short(exception.strip().splitlines()[-1], 100)}", "dim")
+        text.append(f" · {shorten(exception.strip().splitlines()[-1], 100)}", "dim")
     return text
 
 
@@ -138,7 +139,8 @@ def _fact_line(rec: Mapping[str, Any]) -> Text | None:
     if kind == "input":
         return Text.assemble(("input ", "bold"), (str(rec.get("path")), "magenta"))
     if kind == "metric":
-        return Text.assemble(("metric ", "bold"), f"{rec.get('name')} = {_short(rec.get('value'))}")
+        value = shorten(rec.get("value"))
+        return Text.assemble(("metric ", "bold"), f"{rec.get('name')} = {value}")
     if kind == "content":
         return Text.assemble(
             ("content ", "bold"), (str(rec.get("path")), "magenta"), f" as {rec.get('as_name')}"
@@ -150,7 +152,7 @@ def _plain_line(rec: Mapping[str, Any]) -> Text:
     return Text.assemble(
         (str(rec.get("timestamp", ""))[11:23] + " ", "dim"),
         (f"{rec.get('logger')}: ", "blue"),
-        _short(rec.get("event")),
+        shorten(rec.get("event")),
     )
 
 
@@ -248,7 +250,7 @@ class _Builder:
         label.append(f"  {_seconds(rec.get('duration_s'))} ", "dim")
         label.append("✓" if ok else "✗", "green" if ok else "bold red")
         if not ok and rec.get("error"):
-            label.append(f" {_short(rec.get('error'), 80)}", "red")
+            label.append(f" {shorten(rec.get('error'), 80)}", "red")
 
     def _task_done(self, rec: Mapping[str, Any]) -> None:
         name = rec.get("task") or rec.get("task_name")
@@ -353,7 +355,7 @@ def _kv_table(rows: Iterable[tuple[str, Any]]) -> Table:
     table.add_column(overflow="fold")
     for key, value in rows:
         if value is not None and value != "":
-            table.add_row(key, escape(value if isinstance(value, str) else _short(value, 400)))
+            table.add_row(key, escape(value if isinstance(value, str) else shorten(value, 400)))
     return table
 
 
@@ -367,7 +369,7 @@ def _message_text(content: Any) -> str:
         return f"(not captured: {content['length']} chars, sha256 {str(content['sha256'])[:16]}…)"
     if isinstance(content, list):  # content parts: text parts as text, others as JSON
         return "\n".join(
-            str(p["text"]) if isinstance(p, Mapping) and "text" in p else _short(p, 400)
+            str(p["text"]) if isinstance(p, Mapping) and "text" in p else shorten(p, 400)
             for p in content
         )
     return orjson.dumps(content, default=repr, option=orjson.OPT_INDENT_2).decode()
@@ -375,7 +377,7 @@ def _message_text(content: Any) -> str:
 
 def _request_part(request: Any) -> list[RenderableType]:
     if not isinstance(request, Mapping):
-        return [Text(_short(request), "dim")]
+        return [Text(shorten(request), "dim")]
     shown: list[RenderableType] = []
     messages = request.get("messages")
     if isinstance(messages, list):
@@ -385,9 +387,9 @@ def _request_part(request: Any) -> list[RenderableType]:
                 if message.get("content") is not None:
                     shown.append(Text(_message_text(message["content"])))
                 if message.get("tool_calls"):
-                    shown.append(Text(_short(message["tool_calls"], 400), "dim"))
+                    shown.append(Text(shorten(message["tool_calls"], 400), "dim"))
             else:  # scrubbed (capture_content=False): length and SHA-256
-                shown.append(Text(_short(message, 400), "dim"))
+                shown.append(Text(shorten(message, 400), "dim"))
     for key in ("instructions", "input"):
         if key in request:
             shown.append(Text(f"[{key}]", "bold cyan"))
@@ -423,7 +425,7 @@ def _attempts_table(attempts: Any) -> Table | None:
             "—" if a.get("duration_ms") is None else f"{a['duration_ms']:.1f} ms",
             escape(str(a.get("request_id") or "—")),
             escape(str(a.get("processing_ms") or "—")),
-            escape(_short(limits, 80)) if limits else "—",
+            escape(shorten(limits, 80)) if limits else "—",
         )
     return table
 

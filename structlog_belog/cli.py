@@ -25,6 +25,7 @@ from ._package import build_package
 from ._reader import read_package, session_files
 from ._report import scan_session
 from ._summary import render_summary
+from ._view import shorten
 from .exceptions import BelogError, PackageError
 
 __all__ = ["main"]
@@ -127,19 +128,13 @@ def _line(rec: dict[str, Any]) -> str:
     style = _LEVEL_STYLE.get(level, "")
     ts = str(rec.get("timestamp", ""))[11:23]
     extras = " ".join(
-        f"[dim]{escape(str(k))}=[/]{escape(_short(v))}"
+        f"[dim]{escape(str(k))}=[/]{escape(shorten(v, 120))}"
         for k, v in rec.items()
         if k not in _SHOWN_KEYS
     )
     event = escape(str(rec.get("event", "")))
     logger = escape(str(rec.get("logger", "")))
     return f"[dim]{ts}[/] [{style}]{level:<8}[/] [blue]{logger}[/] {event} {extras}".rstrip()
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value, default=repr).decode()
-    text = text.replace("\n", "⏎")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _emit(rec: dict[str, Any], args: argparse.Namespace, console: Console) -> None:
