@@ -20,13 +20,19 @@ Records:
   event, session_id and the five-field payload (the event and four fields);
 - ``unique message``: the same with an event text that differs every time
   (a stdlib message with its arguments applied), so no cache helps;
-- ``llm call``: a nested chat request with two messages and headers.
+- ``llm call``: a nested chat request with two messages and headers;
+- ``llm answer``: a 2 KB answer that differs every time, in the words of
+  technical prose (``key``, ``token``, ``author``, ``passage`` among them, so
+  the name rules of `SecretRedactor` have stems to look at), as a new
+  response or a growing conversation brings; ``--records`` / 10 of them,
+  since each costs tens of microseconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -84,6 +90,34 @@ def _llm_call(i: int) -> dict[str, Any]:
     return record
 
 
+# About one word in thirty holds a stem of a name rule ("key", "token",
+# "author", "passage"), as in technical prose (docs/design.md has about one
+# in twenty).
+_PROSE = (  # noqa: SIM905 - prose reads better as prose than as a list of words
+    "the key point of this design is that every record carries its session id "
+    "a reader of the log finds which prompt produced which output file and when "
+    "each stage hands its results to the next one and the audit keeps the request "
+    "and the response with usage latency and cost for every call made in the run "
+    "while the summary written at the end explains how the run went and what the "
+    "next attempt should change so that the whole pipeline can be compared across "
+    "runs on the same blueprint with the same model and the same input documents "
+    "an author of a task may read the passage again and count the token budget"
+).split()
+
+
+def _answer(i: int) -> dict[str, Any]:
+    rng = random.Random(i)
+    words: list[str] = []
+    size = 0
+    while size < 2048:
+        word = rng.choice(_PROSE)
+        words.append(word)
+        size += len(word) + 1
+    record = _typical(i)
+    record.update(event="llm_answer", output_text=" ".join(words))
+    return record
+
+
 def _structlog_chain() -> Processor:
     procs: list[Processor] = [
         structlog.processors.add_log_level,
@@ -136,9 +170,14 @@ def main() -> None:
         "render_jsonl": render_jsonl,
     }
     print(f"Python {sys.version.split()[0]}, {args.records} records, best of {args.rounds} rounds")
-    shapes = (("typical", _typical), ("unique message", _message), ("llm call", _llm_call))
-    for label, make in shapes:
-        records = [make(i) for i in range(args.records)]
+    shapes = (
+        ("typical", _typical, 1),
+        ("unique message", _message, 1),
+        ("llm call", _llm_call, 1),
+        ("llm answer", _answer, 10),
+    )
+    for label, make, fewer in shapes:
+        records = [make(i) for i in range(args.records // fewer)]
         best = dict.fromkeys(procs, float("inf"))
         for _ in range(args.rounds):
             for name, proc in procs.items():

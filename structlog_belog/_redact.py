@@ -15,7 +15,8 @@ are remembered in a bounded set (clean ones only: no secret is kept), and
 non-string scalars are never scanned. A string costs one combined regex for
 the secret shapes, anchored on characters rare in prose; the
 case-insensitive ``name=value`` rules, which the regex engine cannot skip
-through quickly, run only on strings that contain one of their stems.
+through quickly, are tried only where one of their stems (``pass``, ``key``,
+``token`` …, found with ``str.find``) starts a name.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import enum
 import itertools
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePath
 from typing import Any, Final
 
@@ -246,14 +247,42 @@ def _value_patterns(marker_prefix: str) -> tuple[str, str]:
 
 
 _ALL_NAMES: Final = _HEADER_NAMES + _COOKIE_NAMES + _ASSIGNED_NAMES
+#: Where a name rule can match: a first letter of a name, not inside a word.
+_NAME_START: Final = re.compile(
+    "(?<![A-Za-z0-9])["
+    + "".join(sorted({c for n in _ALL_NAMES for c in (n[0], n[0].upper())}))
+    + "]"
+)
 
-# Stems of every name rule: a string without one (lower-cased) has no
-# assignment to look for, and that check is far cheaper than the regex.
+# Stems of every name rule: a match of the named pattern starts at most
+# `_NAME_BACK` characters before one of them (lower-cased). Finding the stems
+# with str.find and trying the pattern only there is what keeps prose cheap:
+# the pattern's leading class holds common letters, so searching the whole
+# text tried it at a third of all positions (~70 ns per character).
 _STEMS: Final = ("pass", "pwd", "secret", "token", "key", "auth", "cookie")
 _STEM_CHUNK: Final = 1 << 14
+_STEM_OVERLAP: Final = max(map(len, _STEMS)) - 1
 
-# Characters of a secret before the anchor its pattern matched at.
-_BACK: Final = {"anthropic_key": 2, "openai_key": 2, "jwt": 2, "github_token": 3}
+
+# Trying the name rules near a stem costs about what a whole-text search
+# costs on this many characters (~1 µs against ~70 ns per character): with
+# denser stems ("keykeykey…") the whole text is searched at once.
+_CHARS_PER_STEM: Final = 16
+
+
+def _stem_back(name: str) -> int:
+    """How far into *name* (as written, separators included) its first stem starts."""
+    found = [i for i in map(name.find, _STEMS) if i >= 0]
+    if not found:  # pragma: no cover - checked for every name at import
+        msg = f"name rule {name!r} has none of the stems {_STEMS!r}"
+        raise AssertionError(msg)
+    return min(found)
+
+
+# Separators in a name are optional in the pattern, so a match is never
+# further from its stem than the name as written.
+_NAME_BACK: Final = max(_stem_back(name) for name in (*_HEADER_NAMES, *_COOKIE_NAMES,
+                                                      *_ASSIGNED_NAMES))  # fmt: skip
 
 
 def _has_stem(text: str) -> bool:
@@ -271,11 +300,36 @@ def _has_stem(text: str) -> bool:
     # Long text: lower-case it piecewise, never as a whole copy.
     step = _STEM_CHUNK
     for i in range(0, len(text), step):
-        low = text[max(0, i - 8) : i + step].lower()
+        low = text[max(0, i - _STEM_OVERLAP) : i + step].lower()
         if any(stem in low for stem in _STEMS):
             return True
     return False
 
+
+def _stem_positions(text: str) -> list[int] | None:
+    """Where a stem starts in *text* (lower-cased), in no order; None if positions shift.
+
+    A long text is lower-cased piecewise, never as a whole copy. A character
+    whose lower case is longer (``İ``) would shift positions: None then asks
+    for a search of the whole text.
+    """
+    found: list[int] = []
+    step = _STEM_CHUNK
+    for base in range(0, len(text), step):
+        piece = text[base : base + step + _STEM_OVERLAP]
+        low = piece.lower()
+        if len(low) != len(piece):
+            return None
+        for stem in _STEMS:
+            i = low.find(stem)
+            while 0 <= i < step:  # a stem starting in the overlap is the next piece's
+                found.append(base + i)
+                i = low.find(stem, i + 1)
+    return found
+
+
+# Characters of a secret before the anchor its pattern matched at.
+_BACK: Final = {"anthropic_key": 2, "openai_key": 2, "jwt": 2, "github_token": 3}
 
 # Kinds whose whole match is the secret; the others keep the text before it.
 _WHOLE: Final = frozenset(
@@ -465,15 +519,20 @@ class SecretRedactor:
         """*text* with its secrets replaced; *text* itself when it has none."""
         new = text
         if self._shapes.search(text) is not None:
-            new = self._apply(self._shapes, new)
-        if _has_stem(new) and self._named.search(new) is not None:
-            new = self._apply(self._named, new)
+            new = self._apply(new, self._shapes.finditer(new))
+        if _has_stem(new):  # most text has none: a few `in` tests in C say so
+            stems = _stem_positions(new)
+            if stems is None or len(stems) * _CHARS_PER_STEM > len(new):
+                # Positions shift, or stems so dense that one search is cheaper.
+                new = self._apply(new, self._named.finditer(new))
+            else:
+                new = self._apply(new, self._named_at(new, stems))
         for extra, kind in self._extra:
             new = extra.sub(self._marker_for(kind), new)
         if new == text:
             # Remembered clean, long texts included (a system prompt sent with
-            # every call is scanned once, not per call: a scan costs ~12 µs per
-            # KB, a lookup ~0.4), within a budget of characters.
+            # every call is scanned once, not per call: a scan costs ~15-30 µs
+            # per KB of prose, a lookup ~0.4), within a budget of characters.
             size = len(text)
             clean = self._clean
             if len(clean) >= _CACHE_MAX or self._clean_chars + size > _CLEAN_CHARS_MAX:
@@ -484,11 +543,37 @@ class SecretRedactor:
             return text
         return new
 
-    def _apply(self, regex: re.Pattern[str], text: str) -> str:
-        """Replace every match of *regex* in *text* (only called when one exists)."""
+    def _named_at(self, text: str, stems: list[int]) -> Iterator[re.Match[str]]:
+        """The named pattern's matches in *text*, as ``finditer`` finds them.
+
+        Tried only where a name can start: at the start of a word, up to
+        `_NAME_BACK` characters before a stem, left to right, each after the
+        previous match. Both searches run in C; Python sees a stem or two per
+        line of prose.
+        """
+        next_start = _NAME_START.search
+        match_at = self._named.match
+        back = _NAME_BACK
+        pos = 0  # where the next match may start: after the last match, past tried places
+        for stem in sorted(stems):
+            while pos <= stem:
+                candidate = next_start(text, max(pos, stem - back), stem + 1)
+                if candidate is None:
+                    pos = stem + 1
+                    break
+                start = candidate.start()
+                match = match_at(text, start)
+                if match is None:
+                    pos = start + 1
+                else:
+                    yield match
+                    pos = match.end()
+
+    def _apply(self, text: str, matches: Iterable[re.Match[str]]) -> str:
+        """*text* with each of *matches* (of a rule pattern) replaced by its marker."""
         parts: list[str] = []
         pos = 0
-        for match in regex.finditer(text):
+        for match in matches:
             kind = match.lastgroup
             if kind is None:  # pragma: no cover - every branch ends in a named group
                 continue

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from structlog_belog import _pipeline
 from structlog_belog._config import Config
-from structlog_belog._redact import SENSITIVE_KEYS, SecretRedactor
+from structlog_belog._redact import _ALL_NAMES, _STEM_CHUNK, SENSITIVE_KEYS, SecretRedactor
 from structlog_belog._truncate import ValueTruncator
 
 from .strategies import (
@@ -56,6 +56,43 @@ def _counting_scans(**options: Any) -> tuple[SecretRedactor, list[int]]:
     redactor = Counting(**options)
     scanned.clear()  # the constructor checks its markers
     return redactor, scanned
+
+
+def _name_forms(name: str) -> st.SearchStrategy[str]:
+    """*name* as code and prose write it: cases, separators, camelCase."""
+    words = re.split(r"[_-]", name)
+    camel = words[0] + "".join(w.title() for w in words[1:])
+    return st.sampled_from(
+        (name, name.upper(), name.title(), name.replace("_", ""), name.replace("_", "-"), camel)
+    )
+
+
+#: Pieces that make up texts for the name rules: names, separators, values, noise.
+_PIECES = st.one_of(
+    st.sampled_from(_ALL_NAMES).flatmap(_name_forms),
+    st.sampled_from(("=", ": ", '": "', " = ", "='", '\\"', " ", "\n", "Bearer ", "token ")),
+    st.sampled_from(
+        ("hunter22", "s3cr3t-v4lue", "None", "x", "pass", "key", "auth", "İ", "\u212a")
+    ),
+    st.text(max_size=6),
+)
+
+
+@st.composite
+def _named_texts(draw: st.DrawFn) -> str:
+    """Texts dense in name-rule candidates, sometimes across the stem finder's chunk edge."""
+    body = "".join(draw(st.lists(_PIECES, max_size=24)))
+    edge = draw(st.sampled_from((None, *range(14))))
+    return body if edge is None else "a" * (_STEM_CHUNK - edge) + body
+
+
+class _WholeSearch(SecretRedactor):
+    """The name rules searched over the whole text (what the stem finder must equal)."""
+
+    __slots__ = ()
+
+    def _named_at(self, text: str, stems: list[int]) -> Any:
+        return self._named.finditer(text)
 
 
 class TestSecretRedactorKeys:
@@ -251,6 +288,27 @@ class TestSecretRedactorInvariants:
         once = redactor.redact_text(text)
 
         assert once == redactor.redact_text(once)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "İstanbul password=hunter22",  # lower() lengthens İ: positions would shift
+            "a" * (_STEM_CHUNK - 3) + " password=hunter22",  # the stem across a chunk edge
+            "keykey" * 100 + " api_key=hunter22",  # stems too dense: one whole search
+            "notes on the author: Token: hunter22 and passport",
+        ],
+    )
+    def test_named_rules_in_edge_cases(self, text: str) -> None:
+        """Shifting case, chunk edges and dense stems redact as a whole-text search does."""
+        redacted = SecretRedactor().redact_text(text)
+        assert "hunter22" not in redacted
+        assert _WholeSearch().redact_text(text) == redacted
+
+    @given(text=_named_texts())
+    def test_named_rules_near_stems_find_what_a_whole_search_finds(self, text: str) -> None:
+        """Trying the name rules only near their stems redacts exactly as a whole-text search."""
+        fast = SecretRedactor()
+        assert _WholeSearch().redact_text(text) == fast.redact_text(text)
 
     @given(secret=secrets(), messages=st.lists(benign_texts(), min_size=1, max_size=4))
     def test_known_clean_messages_still_catch_a_new_secret(
