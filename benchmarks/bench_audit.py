@@ -11,9 +11,11 @@ per call to prompts.jsonl plus a reference line, and for streams asks for and
 hides the usage chunk). Rounds alternate bare/audited; the best round of each
 is kept (the least disturbed by the rest of the machine). Times are this
 process's CPU time, so time spent descheduled on a busy machine does not count.
-Targets: non-streamed ≤ 1.05, 200-chunk stream ≤ 1.10. A third scenario, the
-same non-streamed call with a 10 KB system prompt, shows what longer prompts
-add (no target).
+Targets: non-streamed ≤ 1.05, 200-chunk stream ≤ 1.10. Two more scenarios
+have no target: the same non-streamed call with a 10 KB system prompt shows
+what longer prompts add, and one whose 2.9 KB answer is new every call (the
+other scenarios replay the same answer, which the redactor then knows clean)
+shows what scanning a real model's answers adds.
 
 ``--floor`` also times, in the same run, the least any durable audit can do
 per non-streamed call: a hand-written wrapper with the same two httpx hooks
@@ -63,6 +65,9 @@ LONG_MESSAGES = [
     MESSAGES[1],
 ]
 TARGETS = {"non-streamed": 1.05, "stream (200 chunks)": 1.10}
+#: A scenario whose 2.9 KB answer is new every call: what redaction costs when
+#: no answer is known clean yet (the other scenarios repeat theirs).
+_NEW_ANSWERS = "new 2.9 KB answers"
 
 
 def _recorded(body: dict[str, Any], output_tokens: int) -> tuple[dict[str, str], bytes]:
@@ -73,10 +78,16 @@ def _recorded(body: dict[str, Any], output_tokens: int) -> tuple[dict[str, str],
 
 
 class Replay(httpx.BaseTransport):
-    """Answers every chat request with a pre-rendered answer (stream or not, usage or not)."""
+    """Answers every chat request with a pre-rendered answer (stream or not, usage or not).
 
-    def __init__(self, output_tokens: int) -> None:
+    With *unique*, each non-streamed answer's text starts with a new number,
+    so no answer is ever seen twice (as with a real model).
+    """
+
+    def __init__(self, output_tokens: int, *, unique: bool = False) -> None:
         base = {"model": "gpt-4o-mini", "messages": MESSAGES}
+        self.unique = unique
+        self.count = 0
         self.answers = {
             (False, False): _recorded(base, output_tokens),
             (True, False): _recorded({**base, "stream": True}, output_tokens),
@@ -90,8 +101,12 @@ class Replay(httpx.BaseTransport):
         """Replay the answer matching the request's stream and include_usage flags."""
         body = json.loads(request.read())
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        headers, content = self.answers[(bool(body.get("stream")), usage)]
+        stream = bool(body.get("stream"))
+        headers, content = self.answers[(stream, usage)]
         headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        if self.unique and not stream:
+            self.count += 1
+            content = content.replace(b'"content":"', b'"content":"%d ' % self.count, 1)
         return httpx.Response(200, headers=headers, content=content, request=request)
 
 
@@ -252,9 +267,10 @@ def measure(
         for name, tokens, stream, messages in (
             ("non-streamed", 20, False, MESSAGES),
             ("10 KB system prompt", 20, False, LONG_MESSAGES),
+            (_NEW_ANSWERS, 400, False, MESSAGES),
             ("stream (200 chunks)", 200, True, MESSAGES),
         ):
-            transport = Replay(tokens)
+            transport = Replay(tokens, unique=name == _NEW_ANSWERS)
             clients = {"bare": _client(transport)}
             clients[name] = belog.instrument_openai(_client(transport))
             if floor and name == "non-streamed":
