@@ -29,6 +29,13 @@ the target, not something the library could ship.
 with its record built but not written (the audit's record sink replaced by a
 no-op for those calls). It shows what the audit costs before its record
 reaches the record path.
+
+``--tight`` times a fourth: the audit's work for this one kind of call (sync
+chat, strings known clean) written as a single function over belog's own
+parts — context, redaction lookups, timestamp, call ID, usage, attempts,
+price, the record and its reference through the real router, the session's
+bookkeeping — without the general path's fallbacks. It is where a dedicated
+fast path for the common call would land.
 """
 
 from __future__ import annotations
@@ -214,6 +221,124 @@ class Floor:
         return result
 
 
+class Tight:
+    """What a dedicated single-function path for this call would cost (see the docstring).
+
+    It does the work the audit does for a plain sync chat call whose strings
+    are known clean — context, redaction lookups, timestamp, call ID, usage,
+    attempts, price, the record and its reference through the real router,
+    the session's bookkeeping — in one function, without the general path's
+    fallbacks (other APIs, streams, errors, odd types, hooks for tests).
+    """
+
+    def __init__(self) -> None:
+        from structlog_belog import _config
+
+        pipeline = _config.ensure_pipeline()
+        assert pipeline.redactor is not None
+        assert pipeline.router is not None
+        self.redactor = pipeline.redactor
+        self.router = pipeline.router
+
+    def instrument(self, client: openai.OpenAI) -> openai.OpenAI:
+        """Wrap *client*'s chat create and add belog's own attempt hooks."""
+        from structlog_belog import _openai_attempts
+
+        create = client.chat.completions.create
+        client.chat.completions.create = functools.wraps(create)(  # type: ignore[method-assign]
+            lambda **kwargs: self.call(create, kwargs)
+        )
+        _openai_attempts.install(client)
+        return client
+
+    def call(self, create: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        from structlog_belog import _context, _pipeline
+        from structlog_belog._audit_call import ACTIVE, _cost, _ids, describe_attempts
+        from structlog_belog._redact import Vetted
+
+        if ACTIVE.get() is not None:
+            return create(**kwargs)
+        call = _Attempts()
+        ctx = _context.current()
+        started = time.perf_counter()
+        token = ACTIVE.set(call)  # type: ignore[arg-type]
+        try:
+            result = create(**kwargs)
+        finally:
+            ACTIVE.reset(token)
+        ended = time.perf_counter()
+        clean, redact = self.redactor._clean, self.redactor.redact_value
+        model, messages = kwargs["model"], kwargs["messages"]
+        for message in messages:
+            if message["content"] not in clean:
+                redact(message["content"])
+        fields = result.__dict__
+        choice = fields["choices"][0].__dict__
+        message_fields = choice["message"].__dict__
+        text = message_fields["content"]
+        if text not in clean:
+            text = redact(text)
+        counts = fields["usage"].__dict__
+        usage = Vetted(
+            input_tokens=counts["prompt_tokens"],
+            output_tokens=counts["completion_tokens"],
+            total_tokens=counts["total_tokens"],
+            cached_tokens=0,
+            reasoning_tokens=0,
+        )
+        session = ctx.session
+        record = {
+            "timestamp": _pipeline.format_timestamp(time.time()),
+            "level": "info",
+            "logger": "structlog_belog.audit",
+            "event": "llm_call",
+            "kind": "llm_call",
+            "call_id": f"{_ids.prefix}{next(_ids.counter):08x}",
+            "name": "chat.completions.create",
+            "provider": "openai",
+            "api": "chat.completions",
+            "model": model,
+            "request": {"model": model, "messages": [dict(m) for m in messages]},
+            "response": {
+                "id": fields["id"],
+                "model": fields["model"],
+                "output_text": text,
+                "finish_reason": choice["finish_reason"],
+                "tool_calls": None,
+                "system_fingerprint": fields.get("system_fingerprint"),
+            },
+            "usage": usage,
+            "latency_ms": round((ended - started) * 1e6) / 1000,
+            "stream": False,
+            "status": "ok",
+            "error": None,
+            "attempts": describe_attempts(call.attempts, None),
+            "cost_usd": _cost(model, usage),
+            "session_id": session.id,
+        }
+        record.update(ctx.record_fields)
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        self.router.write(session.id, "prompts", False, line)
+        reference = _pipeline.reference(record, "prompts")
+        self.router.write(
+            session.id,
+            "processing",
+            False,
+            orjson.dumps(reference, option=orjson.OPT_APPEND_NEWLINE),
+        )
+        session.note_call(record)
+        return result
+
+
+class _Attempts:
+    """What belog's attempt hooks need of a call: its list of attempts."""
+
+    __slots__ = ("attempts",)
+
+    def __init__(self) -> None:
+        self.attempts: list[list[Any]] = []
+
+
 def unwritten(client: openai.OpenAI) -> openai.OpenAI:
     """Instrument *client*; its calls build their records but do not write them."""
     from structlog_belog import _audit_call
@@ -256,7 +381,7 @@ def _once(client: openai.OpenAI, stream: bool, messages: list[dict[str, str]]) -
 
 
 def measure(
-    calls: int, rounds: int, floor: bool, unwritten_too: bool = False
+    calls: int, rounds: int, floor: bool, unwritten_too: bool = False, tight: bool = False
 ) -> dict[str, tuple[float, float, float]]:
     """Per scenario: µs per call bare and audited (best round of each), and the
     median of the rounds' audited/bare ratios (each against the bare round next to it)."""
@@ -277,6 +402,8 @@ def measure(
                 clients["floor (non-streamed)"] = Floor(tmp).instrument(_client(transport))
             if unwritten_too and name == "non-streamed":
                 clients["audit, not written"] = unwritten(_client(transport))
+            if tight and name == "non-streamed":
+                clients["tight (non-streamed)"] = Tight().instrument(_client(transport))
             once = functools.partial(_once, stream=stream, messages=messages)
             for client in clients.values():  # warm up imports, pools and caches
                 for _ in range(20):
@@ -307,8 +434,13 @@ def main() -> int:
         action="store_true",
         help="also time the audit with its record built but not written",
     )
+    parser.add_argument(
+        "--tight",
+        action="store_true",
+        help="also time a single-function audit of this one call (a fast path's cost)",
+    )
     args = parser.parse_args()
-    results = measure(args.calls, args.rounds, args.floor, args.unwritten)
+    results = measure(args.calls, args.rounds, args.floor, args.unwritten, args.tight)
     print(
         f"python {platform.python_version()}, openai {openai.__version__}, "
         f"httpx {httpx.__version__}, {args.calls} calls x {args.rounds} rounds"
