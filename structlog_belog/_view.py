@@ -3,7 +3,8 @@
 `session_tree` folds a session's records (``processing`` in time order, its
 shards merged) into a tree: stages inside stages, the BELog tasks in them,
 and in each the LLM calls, outputs, inputs, metrics, warnings and errors made
-there; plain log records are counted, or listed with ``--all``. `call_view`
+there; plain log records are counted, and past 50 entries in one stage or
+task the rest are too (``--all`` lists everything). `call_view`
 shows one LLM call whole: the prompt, the answer, usage, cost, every HTTP
 attempt, the error, and the output files it produced.
 """
@@ -31,6 +32,8 @@ _PROBLEM_STYLE: Final = {"warning": "yellow", "error": "bold red", "critical": "
 #: Kinds that only shape the tree (their facts go into a node's label).
 _STRUCTURE: Final = frozenset(("session_start", "session_end", "stage_start", "stage_end", "belog"))
 _TEXT_MAX: Final = 160
+#: Entry lines (calls, outputs, warnings …) shown per stage or task without --all.
+ENTRIES_PER_NODE: Final = 50
 
 
 @dataclass(slots=True)
@@ -40,6 +43,9 @@ class _Node:
     label: Text
     tree: Tree
     logs: int = 0
+    #: Entry lines added, and those left out past the limit.
+    shown: int = 0
+    hidden: int = 0
 
     @classmethod
     def under(cls, parent: Tree, label: Text) -> _Node:
@@ -190,18 +196,25 @@ class _Builder:
         if kind in _STRUCTURE:
             return
         node = self._node_of(rec)
+        line: Text | None
         if kind == "llm_call":
             self._count_call(rec)
-            node.tree.add(_call_line(rec, self.calls.get(str(rec.get("call_id")))))
+            line = _call_line(rec, self.calls.get(str(rec.get("call_id"))))
         elif (fact := _fact_line(rec)) is not None:
-            node.tree.add(fact)
+            line = fact
         elif rec.get("level") in _PROBLEMS:
             self.problems += 1
-            node.tree.add(_problem_line(rec))
+            line = _problem_line(rec)
         elif self.all_records:
-            node.tree.add(_plain_line(rec))
+            line = _plain_line(rec)
         else:
             node.logs += 1
+            return
+        if self.all_records or node.shown < ENTRIES_PER_NODE:
+            node.tree.add(line)
+            node.shown += 1
+        else:
+            node.hidden += 1
 
     def _count_call(self, rec: Mapping[str, Any]) -> None:
         self.calls_made += 1
@@ -265,6 +278,9 @@ class _Builder:
 
     def finish(self) -> Tree:
         for node in (self.root, *self.stages.values(), *self.tasks.values()):
+            if node.hidden:
+                more = _count(node.hidden, "more entry", "more entries")
+                node.tree.add(Text(f"… {more} (--all shows them)", "yellow"))
             if node.logs:
                 node.tree.add(Text(_count(node.logs, "log record"), "dim"))
         self.root.label.append_text(self._header())
@@ -308,7 +324,9 @@ def session_tree(
         calls: Its ``llm_call`` records (from ``prompts``), or at least their
             ``call_id`` and ``attempts``: each call's line then shows its
             HTTP attempts when there was more than one or one failed.
-        all_records: List every plain log record instead of counting them.
+        all_records: List every plain log record instead of counting them,
+            and every entry of a stage or task: without it, the first
+            `ENTRIES_PER_NODE` are shown and the rest counted.
     """
     by_id = {str(c.get("call_id")): c for c in calls}
     builder = _Builder(by_id, all_records=all_records)

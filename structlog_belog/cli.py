@@ -504,7 +504,11 @@ def _add_view_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("session", nargs="?", help="session ID, ID prefix, folder, package or 'last'")
     p.add_argument("--call", metavar="CALL_ID", help="show this LLM call (ID, prefix or 'last')")
-    p.add_argument("--all", action="store_true", help="list every log record, not a count")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="list every record: plain log records, and past 50 entries per stage or task",
+    )
     p.add_argument("--json", action="store_true", help="with --call: the call's record as JSON")
     p.set_defaults(func=_cmd_view)
 

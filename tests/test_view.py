@@ -74,6 +74,21 @@ class TestSessionTree:
         assert "├── stage outer  — ✓\n│   └── stage inner  1.00 s ✓\n│       └── ERROR" in text
         assert "└── stage lost\n    └── WARNING app: late" in text
 
+    def test_many_entries_are_counted(self) -> None:
+        """Past the limit, a stage's entries are counted; with all_records they are listed."""
+        records = [
+            stage(0, "bulk", "stage_start"),
+            *(rec(1 + i / 1000, f"bad row {i}", level="warning", stage="bulk") for i in range(53)),
+        ]
+        text = _text(session_tree(records))
+        assert "WARNING app: bad row 49\n" in text
+        assert "bad row 50" not in text
+        assert "    └── … 3 more entries (--all shows them)\n" in text
+        assert "· 53 warnings or errors" in text.splitlines()[0]
+        everything = _text(session_tree(records, all_records=True))
+        assert "    └── WARNING app: bad row 52\n" in everything
+        assert "more entr" not in everything
+
     def test_odd_records(self) -> None:
         """Records missing the usual fields still read: nothing is dropped or invented."""
         records = [
