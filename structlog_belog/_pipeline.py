@@ -265,8 +265,13 @@ class Pipeline:
             if task is not None and level in _ERROR_LEVELS:
                 task.note_error(ed)
             line = render_jsonl(None, level, ed)
-            if len(line) > self.truncate_over and self.truncator is not None:
-                ed = self.truncator(None, level, ed)
+            # Rendered again only when a value was cut: a line long only
+            # because it holds many short values is written as it is.
+            if (
+                len(line) > self.truncate_over
+                and self.truncator is not None
+                and self.truncator.cap_fields(ed)
+            ):
                 line = render_jsonl(None, level, ed)
             kind = ed.get("kind")
             router = self.router

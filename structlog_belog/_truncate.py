@@ -69,19 +69,30 @@ class ValueTruncator:
         return f"ValueTruncator(max_chars={self.max_chars}, max_bytes={self.max_bytes})"
 
     def __call__(self, _: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        self.cap_fields(event_dict)
+        return event_dict
+
+    def cap_fields(self, event_dict: dict[str, Any]) -> bool:
+        """Cap *event_dict*'s values in place, as the processor does; return whether any changed.
+
+        The record path renders a record again only when this is true.
+        """
         limit = self.max_chars
+        changed = False
         for key, value in event_dict.items():
             tp = type(value)
             if tp is str:
                 if len(value) > limit:
                     event_dict[key] = self.truncate(value)
+                    changed = True
             elif value is None or tp in _SCALARS:
                 continue
             else:
                 new = self._walk(value, 1, None)
                 if new is not value:
                     event_dict[key] = new
-        return event_dict
+                    changed = True
+        return changed
 
     def truncate(self, text: str) -> str:
         """Return *text* capped (unchanged when it is short enough)."""

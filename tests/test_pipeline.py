@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import structlog_belog as belog
-from structlog_belog import _config, _context
+from structlog_belog import _config, _context, _pipeline
 from structlog_belog._pipeline import emit, format_timestamp, normalize_level
 from structlog_belog.processors import add_session
 from tests.conftest import read_jsonl
@@ -160,6 +160,41 @@ class TestKinds:
             ref["success"],
             "files_changed" in ref,
         )
+
+    @pytest.mark.parametrize("redact", [True, False])
+    def test_long_record_rendered_again_only_when_cut(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redact: bool
+    ) -> None:
+        """A line over the cap is rendered a second time only when the truncator cut a value.
+
+        With redaction on, the redactor has already cut long strings to the same
+        cap, so the truncator has nothing left to cut.
+        """
+        belog.configure(log_dir=tmp_path, console=False, handle_signals=False, redact=redact)
+        renders: list[int] = []
+        real = _pipeline.render_jsonl
+
+        def counting(logger: Any, name: str, event_dict: Any) -> bytes:
+            line = real(logger, name, event_dict)
+            renders.append(len(line))
+            return line
+
+        monkeypatch.setattr(_pipeline, "render_jsonl", counting)
+        many = {f"field_{i}": "x" * 1000 for i in range(200)}  # ~200 KB, no value over 128 KB
+        with belog.session("long", package=False) as run:
+            renders.clear()
+            structlog.get_logger("app").info("many", **many)
+            many_renders = list(renders)
+            renders.clear()
+            structlog.get_logger("app").info("one", blob="y" * 200_000)
+            one_renders = list(renders)
+        many_line, one_line = _plain(run)
+
+        assert 1 == len(many_renders)  # long, nothing to cut: written as first rendered
+        assert many == {k: many_line[k] for k in many}
+        assert (1 if redact else 2) == len(one_renders)
+        assert one_renders[-1] <= 131_072 + 1000
+        assert "...[truncated 200000 chars, sha256:" in one_line["blob"]
 
     def test_other_kinds_stay_in_processing(self, belog_config: _config.Config) -> None:
         """Kinds other than llm_call and belog only go to processing.jsonl."""

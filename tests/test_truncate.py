@@ -69,6 +69,18 @@ class TestValueTruncator:
         assert match is not None
         assert printed.stdout.split()[0] == match.group(3)
 
+    def test_cap_fields_says_whether_it_changed(self) -> None:
+        """cap_fields caps in place and returns True only when it cut a value."""
+        truncator = ValueTruncator(max_chars=300)
+        short = {"a": "x" * 300, "n": 1, "nested": {"b": ["y" * 300]}}
+        assert False is truncator.cap_fields(short)
+        assert {"a": "x" * 300, "n": 1, "nested": {"b": ["y" * 300]}} == short
+        top, nested = {"a": "x" * 301}, {"nested": {"b": ["y" * 301]}}
+        assert True is truncator.cap_fields(top)
+        assert True is truncator.cap_fields(nested)
+        assert 300 >= len(top["a"])
+        assert 300 >= len(nested["nested"]["b"][0])
+
     def test_nested_values_capped_without_mutating(self) -> None:
         """Long strings in nested dicts, lists and tuples are capped in copies."""
         record = {"request": {"messages": [{"content": "z" * 5000}], "pair": ("a", "b" * 5000)}}
