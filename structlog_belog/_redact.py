@@ -89,6 +89,7 @@ _Verdict = int | str | tuple[str, "int | str"]
 _CACHE_MAX: Final = 4096  # entries in each bounded cache
 _CLEAN_MAX_LEN: Final = 256  # only keys up to this length are remembered
 _CLEAN_CHARS_MAX: Final = 4_000_000  # characters of clean text remembered at most
+_CUTS_MAX: Final = 64  # over-long texts whose clean cut is remembered
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -382,6 +383,8 @@ class SecretRedactor:
     __slots__ = (
         "_clean",
         "_clean_chars",
+        "_cuts",
+        "_cuts_chars",
         "_extra",
         "_key_cache",
         "_kind_of_name",
@@ -422,6 +425,11 @@ class SecretRedactor:
         self._scanned_keys: set[str] = set()
         self._clean: set[str] = set()
         self._clean_chars = 0
+        #: Over-long texts whose cut was clean -> that cut (the same object each time).
+        #: The texts stay in memory while remembered (as the application's own
+        #: prompt does); what is written is only ever the scanned cut.
+        self._cuts: dict[str, str] = {}
+        self._cuts_chars = 0
         self._check_markers_stable()
 
     def _check_markers_stable(self) -> None:
@@ -510,10 +518,30 @@ class SecretRedactor:
 
     def _redact_str(self, text: str) -> str:
         if len(text) > self._max_scan:
+            # A long prompt sent with every call: its clean cut is remembered, so
+            # it is not hashed (SHA-256 of the whole text) and cut each time.
+            known = self._cuts.get(text)
+            if known is not None:
+                return known
             capped = cap_text(text, self._max_scan)
             # The same long text is cut the same way each time: scan its cut once.
-            return capped if capped in self._clean else self._scan(capped)
+            if capped not in self._clean:
+                redacted = self._scan(capped)
+                if redacted is not capped:
+                    return redacted
+            self._remember_cut(text, capped)
+            return capped
         return self._scan(text)
+
+    def _remember_cut(self, text: str, cut: str) -> None:
+        """Remember *cut* as the clean cut of *text*, within a budget of characters."""
+        size = len(text)
+        if len(self._cuts) >= _CUTS_MAX or self._cuts_chars + size > _CLEAN_CHARS_MAX:
+            self._cuts.clear()
+            self._cuts_chars = 0
+        if size <= _CLEAN_CHARS_MAX:
+            self._cuts[text] = cut
+            self._cuts_chars += size
 
     def _scan(self, text: str) -> str:
         """*text* with its secrets replaced; *text* itself when it has none."""

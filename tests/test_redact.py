@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from structlog_belog import _pipeline
+from structlog_belog import _pipeline, _redact
 from structlog_belog._config import Config
 from structlog_belog._redact import _ALL_NAMES, _STEM_CHUNK, SENSITIVE_KEYS, SecretRedactor
 from structlog_belog._truncate import ValueTruncator
@@ -517,6 +517,48 @@ class TestSecretRedactorLongText:
         assert first == second
         assert ValueTruncator(max_chars=4096).truncate(text) == first
         assert 1 == len(scanned)
+
+    def test_clean_cut_is_remembered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An over-long clean text is cut (and its whole text hashed) once, not per call."""
+        cuts: list[int] = []
+        real = _redact.cap_text
+
+        def counting(text: str, cap: int) -> str:
+            cuts.append(len(text))
+            return real(text, cap)
+
+        monkeypatch.setattr(_redact, "cap_text", counting)
+        redactor = SecretRedactor(max_scan_chars=4096)
+        text = "lorem ipsum " * 50_000
+        first = redactor.redact_text(text)
+        assert first is redactor.redact_text("".join(list(text)))  # an equal, new string
+        assert [len(text)] == cuts
+        assert ValueTruncator(max_chars=4096).truncate(text) == first
+
+    def test_cut_with_a_secret_is_not_remembered(self) -> None:
+        """A cut that held a secret is redacted every time and never remembered."""
+        secret = make_secrets(1, seed=13)[0]
+        redactor = SecretRedactor(max_scan_chars=4096)
+        text = "x " * 100_000 + secret.text
+        outs = [redactor.redact_text(text) for _ in range(2)]
+        assert outs[0] == outs[1]
+        assert secret.needle not in outs[0]
+        assert {} == redactor._cuts
+
+    def test_remembered_cuts_are_bounded(self) -> None:
+        """Remembered cuts stay within their count and character budgets."""
+        redactor = SecretRedactor(max_scan_chars=4096)
+        for i in range(100):
+            redactor.redact_text(f"{i} " + "lorem ipsum " * 1000)
+        assert 64 >= len(redactor._cuts)
+        big = SecretRedactor(max_scan_chars=4096)
+        for i in range(3):
+            big.redact_text(f"{i} " + "a " * 1_500_000)
+        assert 4_000_000 >= sum(map(len, big._cuts))
+        assert 1 == len(big._cuts)
+        huge = "b " * 2_500_000  # over the whole budget: cut each time, never kept
+        assert big.redact_text(huge) == big.redact_text(huge)
+        assert huge not in big._cuts
 
     def test_clean_texts_are_remembered_within_a_budget(self) -> None:
         """Remembered clean text is bounded: past the budget it is forgotten and scanned again."""
