@@ -25,7 +25,7 @@ from ._package import build_package
 from ._reader import read_package, session_files
 from ._report import scan_session
 from ._summary import render_summary
-from ._view import shorten
+from ._view import call_view, find_call, session_tree, shorten
 from .exceptions import BelogError, PackageError
 
 __all__ = ["main"]
@@ -221,8 +221,6 @@ def _follow(directory: Path, args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
-    from ._view import call_view, find_call, session_tree
-
     source = _source(args)
     if args.call is not None:
         call = find_call(_records(source, "prompts"), args.call)
