@@ -16,6 +16,7 @@ import re
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ import structlog_belog as belog
 from structlog_belog._config import Config
 from structlog_belog._fake_llm import FakeLLM, fake_openai_client
 
+from .conftest import read_jsonl, run_python
 from .test_audit import MESSAGES, prompts
 
 CHAT = {"model": "gpt-4o-mini", "messages": MESSAGES}
@@ -537,3 +539,201 @@ class TestCounts:
         assert transport.calls == sum(len(r["attempts"]) for r in records)
         assert [429, 429, 200] == [a["status_code"] for a in records[0]["attempts"]]
         assert {"ok"} == {r["status"] for r in records}
+
+
+def _records_now(run: belog.Run) -> list[dict[str, Any]]:
+    """The records written so far (the session still open)."""
+    return prompts(run)
+
+
+class TestInstrumentProcess:
+    def test_existing_and_future_clients(self, belog_config: Config) -> None:
+        """Clients made before and after instrument_openai() are both recorded, Azure too."""
+        before = fake_openai_client()
+        belog.instrument_openai()
+        try:
+            after = fake_openai_client(async_=True)
+            azure = openai.AzureOpenAI(
+                api_key="-".join(("azure", "placeholder")),
+                api_version="2024-10-21",
+                azure_endpoint="http://azure.invalid",
+                http_client=httpx.Client(transport=FakeLLM()),
+            )
+            async_azure = openai.AsyncAzureOpenAI(
+                api_key="-".join(("azure", "placeholder")),
+                api_version="2024-10-21",
+                azure_endpoint="http://azure.invalid",
+                http_client=httpx.AsyncClient(transport=FakeLLM()),
+            )
+
+            async def async_calls() -> None:
+                await after.chat.completions.create(**CHAT)
+                await async_azure.chat.completions.create(**CHAT)
+
+            with belog.session("process") as run:
+                before.chat.completions.create(**CHAT)
+                azure.chat.completions.create(**CHAT)
+                asyncio.run(async_calls())
+        finally:
+            belog.uninstrument_openai()
+        assert 4 == len(prompts(run))
+        assert {"ok"} == {r["status"] for r in prompts(run)}
+
+    def test_uninstrument_restores_the_sdk(self, belog_config: Config) -> None:
+        """After uninstrument_openai() nothing is recorded and the SDK has its own methods."""
+        from openai._base_client import AsyncAPIClient, SyncAPIClient
+
+        originals = (SyncAPIClient.request, AsyncAPIClient.request, SyncAPIClient._send_request)
+        assert belog.instrument_openai() is None
+        assert originals[0] is not SyncAPIClient.request
+        belog.uninstrument_openai()
+        client = fake_openai_client()
+        with belog.session("restored") as run:
+            client.chat.completions.create(**CHAT)
+        assert [] == prompts(run)
+        assert originals == (
+            SyncAPIClient.request,
+            AsyncAPIClient.request,
+            SyncAPIClient._send_request,
+        )
+
+    def test_both_ways_records_once(self, belog_config: Config) -> None:
+        """A client instrumented itself and through the process records each call once."""
+        client = belog.instrument_openai(fake_openai_client())
+        belog.instrument_openai()
+        with belog.session("both") as run:
+            client.chat.completions.create(**CHAT)
+            with client.chat.completions.stream(**CHAT) as stream:
+                list(stream)
+        belog.uninstrument_openai()
+        with belog.session("client only") as alone:
+            client.chat.completions.create(**CHAT)
+        belog.uninstrument_openai(client)
+        assert 2 == len(prompts(run))
+        assert 1 == len(prompts(alone))
+
+    def test_decorator_on_top_records_once(self, belog_config: Config) -> None:
+        """@audit_llm around a call of an instrumented process is one record, the decorator's."""
+        belog.instrument_openai()
+        try:
+            create = belog.audit_llm(fake_openai_client().chat.completions.create, name="mine")
+            with belog.session("decorated") as run:
+                create(**CHAT)
+        finally:
+            belog.uninstrument_openai()
+        [record] = prompts(run)
+        assert "mine" == record["name"]
+        assert [200] == [a["status_code"] for a in record["attempts"]]
+
+    def test_copies_of_an_instrumented_client(self, belog_config: Config) -> None:
+        """with_options() of an instrumented client is instrumented; others are not."""
+        client = belog.instrument_openai(fake_openai_client())
+        other = fake_openai_client()
+        try:
+            with belog.session("copies") as run:
+                client.with_options(timeout=5).chat.completions.create(**CHAT)
+                other.chat.completions.create(**CHAT)
+        finally:
+            belog.uninstrument_openai(client)
+        assert 1 == len(prompts(run))
+
+    def test_bad_arguments(self) -> None:
+        """A non-client or a non-bool capture_content is refused, the argument named."""
+        with pytest.raises(TypeError, match=r"expects an openai\.OpenAI"):
+            belog.instrument_openai(object())
+        with pytest.raises(TypeError, match="capture_content must be a bool"):
+            belog.instrument_openai(capture_content="yes")  # type: ignore[arg-type]
+
+    def test_configure_flag(self, tmp_path: Path) -> None:
+        """configure(instrument_openai=True) instruments the process; reset() undoes it."""
+        belog.configure(
+            log_dir=tmp_path / "logs", console=False, handle_signals=False, instrument_openai=True
+        )
+        client = fake_openai_client()
+        with belog.session("configured", package=False) as run:
+            client.chat.completions.create(**CHAT)
+        assert 1 == len(prompts(run))
+        with pytest.raises(TypeError, match="instrument_openai must be a bool"):
+            belog.configure(log_dir=tmp_path / "logs", instrument_openai="yes")  # type: ignore[arg-type]
+
+    def test_environment_variable(self, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        """BELOG_INSTRUMENT_OPENAI=1 makes configure() instrument the process."""
+        code = (
+            "import structlog_belog as belog\n"
+            "from structlog_belog._fake_llm import fake_openai_client\n"
+            "belog.configure(console=False)\n"
+            "c = fake_openai_client()\n"
+            "with belog.session('env', package=False) as run:\n"
+            "    c.embeddings.create(model='text-embedding-3-small', input='x')\n"
+            "print(run.directory)\n"
+        )
+        env = {**subprocess_env, "BELOG_INSTRUMENT_OPENAI": "1", "BELOG_DIR": str(tmp_path)}
+        directory = run_python(code, env).strip()
+        [record] = read_jsonl(Path(directory) / "prompts.jsonl")
+        assert "embeddings" == record["api"]
+
+
+class TestLeftEarly:
+    @pytest.mark.parametrize("api", ["chat", "responses"])
+    def test_helper_left_by_break_is_recorded_at_once(
+        self, belog_config: Config, process_wide: None, api: str
+    ) -> None:
+        """break inside a stream helper's with: recorded incomplete before the session ends."""
+        client = _client(FakeLLM(output_tokens=50), async_=False)
+        manager = (
+            client.chat.completions.stream(**CHAT)
+            if api == "chat"
+            else client.responses.stream(**RESPONSES)
+        )
+        with belog.session("break") as run:
+            with manager as stream:
+                for _ in stream:
+                    break
+            [record] = _records_now(run)
+            assert ("incomplete", True) == (record["status"], record["stream"])
+
+    @pytest.mark.parametrize("api", ["chat", "responses"])
+    def test_async_helper_closed_is_recorded_at_once(
+        self, belog_config: Config, process_wide: None, api: str
+    ) -> None:
+        """close() on an async helper's stream: recorded incomplete at once."""
+        client = _client(FakeLLM(output_tokens=50), async_=True)
+
+        async def main() -> list[dict[str, Any]]:
+            async with belog.session("close") as run:
+                manager = (
+                    client.chat.completions.stream(**CHAT)
+                    if api == "chat"
+                    else client.responses.stream(**RESPONSES)
+                )
+                stream = await manager.__aenter__()
+                async for _ in stream:
+                    break
+                await stream.close()
+                written = _records_now(run)
+                await manager.__aexit__(None, None, None)
+            return written
+
+        [record] = asyncio.run(main())
+        assert "incomplete" == record["status"]
+
+    def test_streaming_response_left_unread(self, belog_config: Config, process_wide: None) -> None:
+        """with_streaming_response left before reading: incomplete at once, once."""
+        client = _client(FakeLLM(), async_=False)
+        with belog.session("unread") as run:
+            with client.chat.completions.with_streaming_response.create(**CHAT, stream=True) as r:
+                next(r.iter_lines())
+            [record] = _records_now(run)
+            assert "incomplete" == record["status"]
+        assert 1 == len(prompts(run))
+
+    def test_stream_closed_early(self, belog_config: Config, process_wide: None) -> None:
+        """create(stream=True) closed after one chunk: incomplete at once, with the text so far."""
+        client = _client(FakeLLM(output_tokens=50), async_=False)
+        with belog.session("closed") as run:
+            stream = client.chat.completions.create(**CHAT, stream=True)
+            first = next(iter(stream))
+            stream.close()
+            [record] = _records_now(run)
+        assert "incomplete" == record["status"]
+        assert (first.choices[0].delta.content or None) == record["response"]["output_text"]
