@@ -165,7 +165,7 @@ class TestInferredLinks:
         assert [str(tmp_path / "first.json")] == issues["ambiguous_output_link"]["examples"]
         assert 1 == issues["ambiguous_output_link"]["count"]
         summary = _summary(run)
-        assert "Issues detected" in summary
+        assert "## Issues Detected" in summary
         assert "inferred from more than one LLM call" in summary
         assert "run.producing" in summary
 
