@@ -59,6 +59,7 @@ def _wanted() -> dict[str, object]:
     """What the environment is built from: the interpreter and the package's requirements."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     return {
+        "checkout": str(ROOT),  # the editable install points here: a moved checkout rebuilds
         "python": sys.version,
         "dependencies": project["dependencies"],
         "extras": project["optional-dependencies"],

@@ -62,6 +62,23 @@ class TestLitellm:
         text = "".join(c.choices[0].delta.content or "" for c in outcome.result if c.choices)
         assert text == records[0]["response"]["output_text"]
 
+    def test_completion_stream_with_usage(self, compat: Compat, api_key: str) -> None:
+        """A stream asking for usage (litellm sends it with_raw_response): the record has it."""
+        outcome = compat.compare(
+            lambda url: list(
+                litellm.completion(
+                    model=f"openai/{MODEL}",
+                    messages=MESSAGES,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    **_options(url, api_key),
+                )
+            ),
+            view=lambda chunks: [_view(c) for c in chunks],
+        )
+        records = check_records(outcome, calls=1, api="chat.completions", stream=True)
+        assert records[0]["usage"]["output_tokens"] > 0
+
     def test_acompletion(self, compat: Compat, api_key: str) -> None:
         """acompletion (litellm's aiohttp transport): one record, the same response back."""
         outcome = compat.compare(
