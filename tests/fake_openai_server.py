@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from structlog_belog._fake_llm import FakeLLM
+from structlog_belog.audit.fake_llm import FakeLLM
 
 __all__ = ["Exchange", "FakeOpenAIServer", "SchemaFollowingLLM", "placeholder_key"]
 
