@@ -242,14 +242,14 @@ class Tight:
         self.router = pipeline.router
 
     def instrument(self, client: openai.OpenAI) -> openai.OpenAI:
-        """Wrap *client*'s chat create and add belog's own attempt hooks."""
-        from structlog_belog.audit import attempts as _openai_attempts
+        """Wrap *client*'s chat create; belog's capture times the attempts."""
+        from structlog_belog.audit import capture
 
         create = client.chat.completions.create
         client.chat.completions.create = functools.wraps(create)(  # type: ignore[method-assign]
             lambda **kwargs: self.call(create, kwargs)
         )
-        _openai_attempts.install(client)
+        capture.instrument_client(client)  # under ACTIVE: only its attempts are listed
         return client
 
     def call(self, create: Callable[..., Any], kwargs: dict[str, Any]) -> Any:

@@ -145,7 +145,7 @@ class TestAuditLlm:
         assert pytest.approx(result.usage.prompt_tokens * 0.02 / 1e6) == record["cost_usd"]
 
     def test_parse_methods(self, belog_config: Config) -> None:
-        """chat.completions.parse and responses.parse are audited, the format class named."""
+        """chat.completions.parse and responses.parse are audited, the schema sent recorded."""
         client = belog.instrument_openai(fake_openai_client())
         with belog.session("parse") as run:
             chat = client.chat.completions.parse(
@@ -154,7 +154,9 @@ class TestAuditLlm:
             resp = client.responses.parse(model="gpt-4o", input="plan", text_format=Plan)
         records = prompts(run)
         assert ["chat.completions.parse", "responses.parse"] == [r["name"] for r in records]
-        assert "tests.test_audit.Plan" == records[0]["request"]["response_format"]
+        sent = records[0]["request"]["response_format"]
+        assert ("json_schema", "Plan") == (sent["type"], sent["json_schema"]["name"])
+        assert ["steps", "title"] == sorted(sent["json_schema"]["schema"]["properties"])
         assert chat.choices[0].message.parsed is not None
         assert resp.output_parsed is not None
         assert json.loads(records[0]["response"]["output_text"]) == (
@@ -291,7 +293,7 @@ class TestErrors:
         def broken(*_: Any) -> Any:
             raise ValueError("audit bug")
 
-        monkeypatch.setattr("structlog_belog.audit.wrap.result_of", broken)
+        monkeypatch.setattr("structlog_belog.audit.capture.result_of", broken)
         client = belog.instrument_openai(fake_openai_client())
         before = _audit_call.audit_failures()
         with belog.session("broken"):
@@ -359,10 +361,10 @@ class TestInstrumentOpenai:
         with belog.session("twice") as run:
             create(model="gpt-4o-mini", messages=MESSAGES)
         assert 1 == len(prompts(run))
-        assert 1 == len(client._client.event_hooks["request"])
+        assert [] == client._client.event_hooks["request"]  # nothing on the app's HTTP client
 
     def test_uninstrument_restores(self, belog_config: Config) -> None:
-        """After uninstrument_openai the client's calls are not recorded, and its hooks are gone."""
+        """After uninstrument_openai the client's calls are not recorded; it is as it was."""
         client = fake_openai_client()
         original = client.chat.completions.create
         belog.instrument_openai(client)
@@ -413,8 +415,8 @@ class TestInstrumentOpenai:
         [record] = prompts(run)
         assert ("error", 500) == (record["status"], record["error"]["status_code"])
 
-    def test_streaming_response_calls_pass_through(self, belog_config: Config) -> None:
-        """with_streaming_response leaves the body to the caller: passed through, unrecorded."""
+    def test_streaming_response_calls_are_recorded(self, belog_config: Config) -> None:
+        """with_streaming_response: recorded from the body the caller reads, once."""
         client = belog.instrument_openai(fake_openai_client())
         with (
             belog.session("streaming-response") as run,
@@ -422,19 +424,23 @@ class TestInstrumentOpenai:
                 model="gpt-4o-mini", messages=MESSAGES
             ) as response,
         ):
-            assert response.parse().choices[0].message.content
-        assert [] == prompts(run)
+            result = response.parse()
+        [record] = prompts(run)
+        assert result.choices[0].message.content == record["response"]["output_text"]
+        assert ("ok", False) == (record["status"], record["stream"])
 
-    def test_raw_streams_pass_through(self, belog_config: Config) -> None:
-        """with_raw_response with stream=True returns the SDK's stream untouched, unrecorded."""
+    def test_raw_streams_are_recorded(self, belog_config: Config) -> None:
+        """with_raw_response with stream=True: the SDK's own stream, recorded from its bytes."""
         client = belog.instrument_openai(fake_openai_client())
         with belog.session("raw-stream") as run:
             raw = client.chat.completions.with_raw_response.create(
                 model="gpt-4o-mini", messages=MESSAGES, stream=True
             )
             chunks = list(raw.parse())
-        assert chunks
-        assert [] == prompts(run)
+        assert type(chunks[0]).__name__ == "ChatCompletionChunk"
+        [record] = prompts(run)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert (text, True) == (record["response"]["output_text"], record["stream"])
 
 
 class TestLastCall:
@@ -662,7 +668,7 @@ class TestWrapperShapes:
         def broken(*_: Any) -> Any:
             raise ValueError("audit bug")
 
-        monkeypatch.setattr("structlog_belog.audit.wrap.request_of", broken)
+        monkeypatch.setattr("structlog_belog.audit.capture.request_of", broken)
         client = belog.instrument_openai(fake_openai_client())
         before = _audit_call.audit_failures()
         with belog.session("no-start") as run:

@@ -158,16 +158,3 @@ class TestDescribeAttempts:
             {"attempt": 1, "status_code": None, "duration_ms": None, "error": "TimeoutError"},
             {"attempt": 2, "status_code": None, "duration_ms": None, "error": "TimeoutError"},
         ] == described
-
-    def test_a_second_response_hook_call_is_ignored(self, belog_config: Config) -> None:
-        """A response hook run twice for one attempt (another hook re-emitting) adds nothing."""
-        client = fake_openai_client()
-        belog.instrument_openai(client)
-        http = client._client
-        [ours] = [hook for hook in http.event_hooks["response"] if hook.__name__ == "_answered"]
-        http.event_hooks = {**http.event_hooks, "response": [ours, ours]}
-        with belog.session("twice") as run:
-            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-        [record] = prompts(run)
-        [attempt] = record["attempts"]
-        assert 200 == attempt["status_code"]

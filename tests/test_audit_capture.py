@@ -26,8 +26,8 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
 import structlog_belog as belog
-from structlog_belog._config import Config
-from structlog_belog._fake_llm import FakeLLM, fake_openai_client
+from structlog_belog.audit.fake_llm import FakeLLM, fake_openai_client
+from structlog_belog.core.config import Config
 
 from .conftest import read_jsonl, run_python
 from .test_audit import MESSAGES, prompts
@@ -437,15 +437,11 @@ def _client(transport: FakeLLM, async_: bool) -> Any:
 
 
 def _instrument() -> None:
-    from structlog_belog import _capture
-
-    _capture.instrument_process()
+    belog.instrument_openai()
 
 
 def _uninstrument() -> None:
-    from structlog_belog import _capture
-
-    _capture.uninstrument_process()
+    belog.uninstrument_openai()
 
 
 @pytest.fixture
@@ -553,13 +549,13 @@ class TestInstrumentProcess:
         belog.instrument_openai()
         try:
             after = fake_openai_client(async_=True)
-            azure = openai.AzureOpenAI(
+            azure = openai.AzureOpenAI(  # type: ignore[call-overload]
                 api_key="-".join(("azure", "placeholder")),
                 api_version="2024-10-21",
                 azure_endpoint="http://azure.invalid",
                 http_client=httpx.Client(transport=FakeLLM()),
             )
-            async_azure = openai.AsyncAzureOpenAI(
+            async_azure = openai.AsyncAzureOpenAI(  # type: ignore[call-overload]
                 api_key="-".join(("azure", "placeholder")),
                 api_version="2024-10-21",
                 azure_endpoint="http://azure.invalid",
@@ -616,7 +612,7 @@ class TestInstrumentProcess:
         """@audit_llm around a call of an instrumented process is one record, the decorator's."""
         belog.instrument_openai()
         try:
-            create = belog.audit_llm(fake_openai_client().chat.completions.create, name="mine")
+            create = belog.audit_llm(name="mine")(fake_openai_client().chat.completions.create)
             with belog.session("decorated") as run:
                 create(**CHAT)
         finally:
@@ -660,7 +656,7 @@ class TestInstrumentProcess:
         """BELOG_INSTRUMENT_OPENAI=1 makes configure() instrument the process."""
         code = (
             "import structlog_belog as belog\n"
-            "from structlog_belog._fake_llm import fake_openai_client\n"
+            "from structlog_belog.audit.fake_llm import fake_openai_client\n"
             "belog.configure(console=False)\n"
             "c = fake_openai_client()\n"
             "with belog.session('env', package=False) as run:\n"

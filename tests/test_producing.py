@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 import structlog_belog as belog
-from structlog_belog._config import Config
-from structlog_belog._fake_llm import fake_openai_client
+from structlog_belog.audit.fake_llm import fake_openai_client
+from structlog_belog.core.config import Config
 
 from .test_audit import MESSAGES, processing, prompts
 
@@ -122,6 +122,7 @@ class TestProducing:
 
     def test_failed_block_writes_no_output(self, client: Any, tmp_path: Path) -> None:
         """A block that raises produced nothing: no output, and its call is flagged."""
+
         def fail() -> None:
             with run.producing(tmp_path / "x.json"):
                 client.chat.completions.create(**CHAT)
@@ -164,7 +165,7 @@ class TestInferredLinks:
         assert [str(tmp_path / "first.json")] == issues["ambiguous_output_link"]["examples"]
         assert 1 == issues["ambiguous_output_link"]["count"]
         summary = _summary(run)
-        assert "Issues detected" in summary
+        assert "## Issues Detected" in summary
         assert "inferred from more than one LLM call" in summary
         assert "run.producing" in summary
 

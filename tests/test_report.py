@@ -52,7 +52,8 @@ class TestScanSession:
         assert ["preprocessing", "generation"] == meta["execution"]["stages_executed"]
         gen = meta["execution"]["stages"][1]
         assert (False, 8, 2, 1) == (gen["success"], gen["records"], gen["errors"], gen["warnings"])
-        assert [{"path": "out/beginner.json", "call_ids": ["c1", "c2"]}] == meta["outputs"]
+        expected = [{"path": "out/beginner.json", "call_ids": ["c1", "c2"], "link": "inferred"}]
+        assert expected == meta["outputs"]  # a record without "link" (older logs) was inferred
         assert ["raw/content.md"] == meta["content"]["input_files"]
         assert {"schema_compliance": 0.5} == meta["quality_metrics"]
         ai = meta["ai_usage"]

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from ..core import config as _config
 from ..core import context as _context
+from ..core import tracing as _tracing
 from ..core.config import ensure_pipeline
 from ..core.failures import FailureCounter
 from ..core.redact import Vetted, VettedList
@@ -36,6 +37,7 @@ from .record import (
 __all__ = [
     "ACTIVE",
     "Call",
+    "Calling",
     "audit_failures",
     "describe_attempts",
     "last_outside_session",
@@ -248,6 +250,30 @@ class Call:
         finally:
             if token is not None:
                 _context.reset(token)
+
+
+class Calling:
+    """The SDK's work on *call*: the call is `ACTIVE` (its attempts are listed)
+    and its span, with a tracer, current (HTTP spans nest in it); an exception
+    is recorded as the call's error and goes on unchanged."""
+
+    __slots__ = ("call", "span", "token")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+
+    def __enter__(self) -> None:
+        self.token = ACTIVE.set(self.call)
+        self.span = _tracing.start_call(self.call)
+
+    def __exit__(self, _: object, exc: BaseException | None, __: object) -> None:
+        try:
+            if exc is not None:
+                self.call.finish("error" if isinstance(exc, Exception) else "incomplete", error=exc)
+        finally:
+            if self.span is not None:
+                self.span.end(None)
+            ACTIVE.reset(self.token)
 
 
 #: Response headers an attempt keeps -> their names in it (rate limits go under "ratelimit").

@@ -522,11 +522,20 @@ def _responses_fields(r: Mapping[str, Any] | _Getter) -> dict[str, Any]:
 def _embeddings_fields(r: Mapping[str, Any] | _Getter) -> dict[str, Any]:
     data = r.get("data") or []
     first = fields_of(data[0]).get("embedding") if data else None
-    return {
-        "model": r.get("model"),
-        "embeddings": len(data),
-        "dimensions": len(first) if isinstance(first, list | tuple) else None,
-    }
+    if isinstance(first, list | tuple):
+        dimensions: int | None = len(first)
+    elif isinstance(first, str):
+        dimensions = _base64_floats(first)
+    else:
+        dimensions = None
+    return {"model": r.get("model"), "embeddings": len(data), "dimensions": dimensions}
+
+
+def _base64_floats(text: str) -> int | None:
+    """How many float32 a base64 vector holds (the SDK's default encoding), from its length."""
+    stripped = text.rstrip("=")
+    size = len(stripped) * 3 // 4
+    return size // 4 if size % 4 == 0 else None
 
 
 def result_of(api: str, result: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -100,6 +100,8 @@ class CallStats:
         self.rate_limited = _Examples()
         self.truncated = _Examples()
         self.empty = _Examples()
+        #: Successful calls no output is linked to.
+        self.unlinked = _Examples()
         self.latencies = array("d")
         self.slowest: list[tuple[float, str]] = []  # min-heap of the slowest calls
         self.error_types: dict[str, int] = {}
@@ -144,6 +146,8 @@ class CallStats:
         self._attempts(rec.get("attempts"), error, call_id)
         response = rec.get("response")
         self._response(response if isinstance(response, dict) else {}, rec, status, call_id)
+        if status == "ok" and call_id not in self.wanted_prompts:
+            self.unlinked.add(call_id)
         if call_id in self.wanted_prompts:
             self.prompts[call_id] = {
                 "model": model,
@@ -226,8 +230,12 @@ class CallStats:
             "by_model": by_model,
         }
 
-    def issues(self) -> list[Issue]:
-        """Failed, rate-limited, retried, truncated, empty and slow calls."""
+    def issues(self, *, outputs_recorded: bool = True) -> list[Issue]:
+        """Failed, rate-limited, retried, truncated, empty, slow and unlinked calls.
+
+        *outputs_recorded*: whether the run recorded any output (if not, calls
+        linked to no output are only worth a note).
+        """
         found = []
         if self.failed:
             kinds = ", ".join(f"{k} x{n}" for k, n in sorted(self.error_types.items()))
@@ -287,6 +295,22 @@ class CallStats:
         slow = self._slow()
         if slow is not None:
             found.append(slow)
+        if self.unlinked.count:
+            n = self.unlinked.count
+            found.append(
+                issue(
+                    "call_without_output",
+                    "warning" if outputs_recorded else "info",
+                    f"{n} successful LLM call(s) linked to no output"
+                    + (
+                        ""
+                        if outputs_recorded
+                        else " (the run recorded none: see run.producing and run.add_output)"
+                    ),
+                    n,
+                    self.unlinked.ids,
+                )
+            )
         return found
 
     def _slow(self) -> Issue | None:

@@ -235,7 +235,39 @@ class AuditedStream(_stream_base(async_=False)):  # type: ignore[misc]
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
         self._iterator: Generator[Any, None, None] = self._audited()
+        self._closing = False
         weakref.finalize(self, _abandoned, aggregator)
+        if callable(getattr(self.response, "close", None)):
+            self._watch_response(self.response)
+
+    def _watch_response(self, response: Any) -> None:
+        """Record the call as soon as its HTTP response is closed before the stream ends.
+
+        The SDK's helpers (``chat.completions.stream``, ``responses.stream``)
+        close the response, not the stream they read, when the caller leaves
+        their ``with`` block early or calls their ``close()``: the record is
+        written then, not when the abandoned stream is collected. Replaced on
+        this one response object; a close from inside the stream's own
+        iteration (its end) is left to the stream.
+        """
+        original = response.close
+        # Weakly: the response must not keep a dropped stream from being collected.
+        ref = weakref.ref(self)
+
+        def close() -> None:
+            stream = ref()
+            if stream is None or stream._closing or getattr(stream._iterator, "gi_running", False):
+                original()
+                return
+            stream._closing = True  # the drain below may reach the end, which closes it
+            try:
+                if not stream._aggregator.call.done:
+                    stream._drain()
+                original()
+            finally:
+                stream._aggregator.finish("incomplete")
+
+        response.close = close
 
     def __repr__(self) -> str:
         return f"AuditedStream({self._inner!r})"
@@ -305,7 +337,30 @@ class AuditedAsyncStream(_stream_base(async_=True)):  # type: ignore[misc]
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
         self._iterator: AsyncGenerator[Any, None] = self._audited()
+        self._closing = False
         weakref.finalize(self, _abandoned, aggregator)
+        if callable(getattr(self.response, "aclose", None)):
+            self._watch_response(self.response)
+
+    def _watch_response(self, response: Any) -> None:
+        """As `AuditedStream._watch_response`, for the response's ``aclose``."""
+        original = response.aclose
+        ref = weakref.ref(self)
+
+        async def aclose() -> None:
+            stream = ref()
+            if stream is None or stream._closing or getattr(stream._iterator, "ag_running", False):
+                await original()
+                return
+            stream._closing = True
+            try:
+                if not stream._aggregator.call.done:
+                    await stream._drain()
+                await original()
+            finally:
+                stream._aggregator.finish("incomplete")
+
+        response.aclose = aclose
 
     def __repr__(self) -> str:
         return f"AuditedAsyncStream({self._inner!r})"

@@ -1,25 +1,26 @@
 """The prompt audit: one ``llm_call`` record for every OpenAI call.
 
 `audit_llm` decorates a create call (or a wrapper of the same shape);
-`instrument_openai` wraps the create methods of one client and also lists
-every HTTP attempt. Both write through the same record path as every log
-record, into the current session's ``prompts.jsonl``. The audit never changes
-what the caller gets back: the same result, the same chunks, the same
-exception object.
+`instrument_openai` instruments the SDK's request path, for one client or the
+whole process (`capture`), and lists every HTTP attempt too. Both write
+through the same record path as every log record, into the current session's
+``prompts.jsonl``. The audit never changes what the caller gets back: the
+same result, the same chunks, the same exception object.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, overload
 
 from ..core import context as _context
-from ..core import tracing as _tracing
+from ..core import hooks as _hooks
 from ..core.render import as_written
-from .call import ACTIVE, Call, last_outside_session, note_failure
+from .call import ACTIVE, Call, Calling, last_outside_session, note_failure
 from .record import (
     API_CHAT,
     API_EMBEDDINGS,
@@ -37,18 +38,8 @@ __all__ = ["audit_llm", "instrument_openai", "last_call", "uninstrument_openai"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _APIS: Final = (API_CHAT, API_RESPONSES, API_EMBEDDINGS)
-#: (resource path on the client, method, API) for every method `instrument_openai` wraps.
-_METHODS: Final = (
-    (("chat", "completions"), "create", API_CHAT),
-    (("chat", "completions"), "parse", API_CHAT),
-    (("responses",), "create", API_RESPONSES),
-    (("responses",), "parse", API_RESPONSES),
-    (("embeddings",), "create", API_EMBEDDINGS),
-)
 _MARK: Final = "__belog_audited__"
 _PLAIN: Final = frozenset((list, tuple, str, dict))
-#: Client methods that return a new client (sharing the httpx client) to instrument too.
-_COPIES: Final = ("copy", "with_options")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,36 +145,8 @@ def _complete(options: _Options, call: Call, hide: bool, result: Any) -> Any:
     return result
 
 
-def _fail(call: Call, exc: BaseException) -> None:
-    call.finish("error" if isinstance(exc, Exception) else "incomplete", error=exc)
-
-
-class _Calling:
-    """The SDK's work on *call*: the call is ACTIVE (its attempts are listed) and
-    its span, with a tracer, current (HTTP spans nest in it); an exception is
-    recorded as the call's error and goes on unchanged."""
-
-    __slots__ = ("call", "span", "token")
-
-    def __init__(self, call: Call) -> None:
-        self.call = call
-
-    def __enter__(self) -> None:
-        self.token = ACTIVE.set(self.call)
-        self.span = _tracing.start_call(self.call)
-
-    def __exit__(self, _: object, exc: BaseException | None, __: object) -> None:
-        try:
-            if exc is not None:
-                _fail(self.call, exc)
-        finally:
-            if self.span is not None:
-                self.span.end(None)
-            ACTIVE.reset(self.token)
-
-
 async def _awaited(options: _Options, call: Call, hide: bool, pending: Awaitable[Any]) -> Any:
-    with _Calling(call):
+    with Calling(call):
         result = await pending
     return _complete(options, call, hide, result)
 
@@ -196,7 +159,7 @@ def _wrap_sync(fn: Callable[..., Any], options: _Options) -> Callable[..., Any]:
         call, send, hide = _begin(options, kwargs)
         if call is None:
             return fn(*args, **send)
-        with _Calling(call):
+        with Calling(call):
             result = fn(*args, **send)
         if inspect.isawaitable(result) and not hasattr(result, "__aiter__"):
             # An async create reached through a plain function: audit when awaited.
@@ -293,91 +256,71 @@ def audit_llm(
     return decorate(fn)
 
 
-def _resource(client: Any, path: tuple[str, ...]) -> Any:
-    target = client
-    for part in path:
-        target = getattr(target, part, None)
-        if target is None:
-            return None
-    return target
+def instrument_openai(client: Any = None, *, capture_content: bool = True) -> Any:
+    """Audit every OpenAI call of the process, or of one *client*.
 
-
-def instrument_openai(client: Any, *, capture_content: bool = True) -> Any:
-    """Audit every create call made through *client*, and each HTTP attempt of it.
-
-    Wraps ``chat.completions.create``/``parse``, ``responses.create``/``parse``
-    and ``embeddings.create`` on this one ``openai.OpenAI`` or ``AsyncOpenAI``
-    client (other clients are untouched), and adds httpx event hooks that list
-    every attempt — the SDK's retries included — in the call's ``attempts``.
-    Instrumenting a client twice changes nothing. Returns *client*.
+    With no *client*: the openai SDK itself, for the whole process — every
+    ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` and ``AsyncAzureOpenAI``
+    client, those that exist and those created later (including the clients
+    litellm, LangChain, instructor and openai-agents build). With a *client*:
+    that client, and the clients made from it with ``with_options``/``copy``.
+    Either way every request to ``chat/completions``, ``responses`` and
+    ``embeddings`` writes one ``llm_call`` record, whatever method sent it
+    (``create``, ``parse``, the ``stream`` helpers, ``beta``,
+    ``with_raw_response``, ``with_streaming_response``, a bare
+    ``client.post``), with each HTTP attempt — the SDK's retries included —
+    in its ``attempts``. Instrumenting twice, or one client both ways, records
+    each call once (docs/audit.md).
 
     Args:
-        client: An ``openai.OpenAI`` or ``openai.AsyncOpenAI`` client.
+        client: An ``openai.OpenAI``/``AsyncOpenAI`` (or Azure) client, or
+            None for the whole process.
         capture_content: As for `audit_llm`.
 
-    Raises:
-        TypeError: If *client* has none of those methods.
-    """
-    from .attempts import install
+    Returns:
+        *client* (None without one).
 
+    Raises:
+        TypeError: If *client* is not an openai client, or *capture_content*
+            is not a bool.
+        ModuleNotFoundError: If the ``openai`` package is not installed.
+    """
     if not isinstance(capture_content, bool):
         msg = f"capture_content must be a bool, got {capture_content!r}"
         raise TypeError(msg)
-    is_async = type(client).__name__.startswith("Async")
-    found = False
-    for path, method_name, api in _METHODS:
-        resource = _resource(client, path)
-        method = getattr(resource, method_name, None) if resource is not None else None
-        if method is None:
-            continue
-        found = True
-        if getattr(method, _MARK, False):
-            continue
-        options = _Options(
-            name=".".join((*path, method_name)),
-            capture_content=capture_content,
-            api=api,
-            stream_options_ok=True,
-        )
-        setattr(resource, method_name, _wrap(method, options, async_=is_async))
-    if not found:
-        msg = f"instrument_openai expects an openai.OpenAI or AsyncOpenAI client, got {client!r}"
-        raise TypeError(msg)
-    install(client)
-    for method_name in _COPIES:
-        copy = getattr(client, method_name, None)
-        if copy is not None and not getattr(copy, _MARK, False):
-            setattr(client, method_name, _instrumenting_copy(copy, capture_content))
-    return client
+    from . import capture
+
+    if client is None:
+        capture.instrument_process(capture_content=capture_content)
+        return None
+    return capture.instrument_client(client, capture_content=capture_content)
 
 
-def _instrumenting_copy(copy: Callable[..., Any], capture_content: bool) -> Callable[..., Any]:
-    """``client.with_options(...)`` returns a new client: instrument it like its parent."""
+def uninstrument_openai(client: Any = None) -> Any:
+    """Undo `instrument_openai`: for the whole process (no *client*), or for *client*.
 
-    @functools.wraps(copy)
-    def instrumented_copy(*args: Any, **kwargs: Any) -> Any:
-        return instrument_openai(copy(*args, **kwargs), capture_content=capture_content)
+    Without a *client*, clients instrumented one by one stay instrumented;
+    with one, the process-wide setting (if on) still covers it. When nothing
+    is instrumented any more the SDK gets its own methods back. Returns
+    *client*.
+    """
+    from . import capture
 
-    setattr(instrumented_copy, _MARK, True)
-    return instrumented_copy
+    if client is None:
+        capture.uninstrument_process()
+        return None
+    return capture.uninstrument_client(client)
 
 
-def uninstrument_openai(client: Any) -> Any:
-    """Undo `instrument_openai` on *client* (a client never instrumented is left as is)."""
-    from .attempts import uninstall
+def _configure_openai(on: bool) -> None:
+    """`configure()`'s *instrument_openai* (the SDK is imported only to turn it on)."""
+    if on or "structlog_belog.audit.capture" in sys.modules:
+        from . import capture
 
-    for path, method_name, _ in _METHODS:
-        resource = _resource(client, path)
-        if resource is None:
-            continue
-        method = vars(resource).get(method_name)
-        if method is not None and getattr(method, _MARK, False):
-            delattr(resource, method_name)
-    for method_name in _COPIES:
-        if getattr(vars(client).get(method_name), _MARK, False):
-            delattr(client, method_name)
-    uninstall(client)
-    return client
+        capture.configure_process(on)
+
+
+_hooks.register(configure_openai=_configure_openai)
 
 
 def last_call() -> Mapping[str, Any] | None:

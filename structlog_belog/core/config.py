@@ -13,6 +13,7 @@ from typing import Any, Final
 import structlog
 
 from . import context as _context
+from . import hooks
 from .pipeline import Pipeline, Processor
 from .redact import SecretRedactor
 from .router import SessionRouter, make_dirs
@@ -103,6 +104,7 @@ def configure(
     prices: Mapping[str, Any] | None = None,
     summary_template: str | os.PathLike[str] | None = None,
     handle_signals: bool = True,
+    instrument_openai: bool | None = None,
 ) -> Config:
     """Set up structlog-belog; safe to call again (it reconfigures).
 
@@ -146,6 +148,12 @@ def configure(
             ``execution_summary.md`` template.
         handle_signals: Finalize open sessions on SIGTERM when the application
             has not installed its own handler.
+        instrument_openai: Audit every OpenAI call of the process, as
+            ``instrument_openai()`` does. Default: ``$BELOG_INSTRUMENT_OPENAI``
+            (``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``),
+            else off. Turned off again by a later `configure()` without it,
+            and by `reset()` — unless the application instrumented the
+            process itself.
 
     Returns:
         The active `Config`.
@@ -166,6 +174,7 @@ def configure(
     if prices is not None and not isinstance(prices, Mapping):
         msg = f"prices must be a mapping of model name to prices, got {prices!r}"
         raise TypeError(msg)
+    instrument = _resolve_instrument(instrument_openai)
     template: Path | None = None
     if summary_template is not None:
         template = Path(summary_template)
@@ -185,10 +194,36 @@ def configure(
         prices=prices,
         summary_template=template,
         handle_signals=bool(handle_signals),
+        instrument_openai=instrument,
     )
+    hooks.configure_openai(instrument)
     with _STATE.lock:
         _install(config)
     return config
+
+
+_TRUE: Final = frozenset(("1", "true", "yes", "on"))
+_FALSE: Final = frozenset(("", "0", "false", "no", "off"))
+
+
+def _resolve_instrument(value: Any) -> bool:
+    """`configure()`'s *instrument_openai*, else ``$BELOG_INSTRUMENT_OPENAI``, else False."""
+    if value is None:
+        given = os.environ.get("BELOG_INSTRUMENT_OPENAI", "")
+        word = given.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        msg = (
+            "instrument_openai (from $BELOG_INSTRUMENT_OPENAI) must be 1, true, yes, on, "
+            f"0, false, no or off, got {given!r}"
+        )
+        raise ValueError(msg)
+    if not isinstance(value, bool):
+        msg = f"instrument_openai must be a bool, got {value!r}"
+        raise TypeError(msg)
+    return value
 
 
 def _build_pipeline(config: Config, router: SessionRouter | None) -> Pipeline:
@@ -412,6 +447,8 @@ def reset() -> None:
         from .signals import uninstall_signal_handlers
 
         uninstall_signal_handlers()
+    if hooks._configure_openai is not None:
+        hooks.configure_openai(False)
 
 
 def _dispatch(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:

@@ -18,6 +18,7 @@ __all__ = [
     "EMPTY",
     "REGISTRY",
     "Context",
+    "OutputBlock",
     "Registry",
     "SessionLike",
     "TaskObserver",
@@ -63,6 +64,13 @@ class TaskObserver(Protocol):
         """Called with every audited LLM call made inside the task."""
 
 
+class OutputBlock(Protocol):
+    """An open ``run.producing(path)`` block (`core.producing.Producing`)."""
+
+    def add(self, call_id: str) -> bool:
+        """Link a call made inside the block; False once the block has ended."""
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """Where a record is logged from: session, stage, task and bound fields.
@@ -75,6 +83,8 @@ class Context:
     stage: str | None = None
     task: TaskObserver | None = None
     fields: Mapping[str, Any] = field(default_factory=lambda: _NO_FIELDS)
+    #: The innermost open ``run.producing`` block: calls made here produce its output.
+    producing: OutputBlock | None = field(default=None, compare=False)
     #: The fields this context sets on every record (``session_id``, ``stage``,
     #: ``task``), computed once here rather than per record.
     record_fields: Mapping[str, Any] = field(init=False, repr=False, compare=False)

@@ -20,23 +20,27 @@ if TYPE_CHECKING:
 # The session (`core.session.Run`) imports this module: typed `Any` here.
 Run: TypeAlias = Any
 
-__all__ = ["finalize_run", "make_task", "register"]
+__all__ = ["configure_openai", "finalize_run", "make_task", "register"]
 
 _finalize_run: Callable[[Run], Path | None] | None = None
 _make_task: Callable[..., Any] | None = None
+_configure_openai: Callable[[bool], None] | None = None
 
 
 def register(
     *,
     finalize_run: Callable[[Run], Path | None] | None = None,
     make_task: Callable[..., Any] | None = None,
+    configure_openai: Callable[[bool], None] | None = None,
 ) -> None:
     """Register the higher layers' implementations (each layer passes its own)."""
-    global _finalize_run, _make_task  # noqa: PLW0603 - set once, at import
+    global _finalize_run, _make_task, _configure_openai  # noqa: PLW0603 - set once, at import
     if finalize_run is not None:
         _finalize_run = finalize_run
     if make_task is not None:
         _make_task = make_task
+    if configure_openai is not None:
+        _configure_openai = configure_openai
 
 
 def _missing(name: str, layer: str) -> RuntimeError:
@@ -55,3 +59,10 @@ def make_task(name: str, **fields: Any) -> Any:
     if _make_task is None:
         raise _missing("run.task", "memory")
     return _make_task(name, **fields)
+
+
+def configure_openai(on: bool) -> None:
+    """Turn the process-wide OpenAI audit on or off for `configure()` (the ``audit`` layer's)."""
+    if _configure_openai is None:
+        raise _missing("configure(instrument_openai=...)", "audit")
+    _configure_openai(on)

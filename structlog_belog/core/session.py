@@ -18,6 +18,7 @@ from . import context as _context
 from . import hooks as _hooks
 from . import tracing as _tracing
 from .pipeline import format_exception
+from .producing import Producing
 from .render import as_written
 from .router import before_exit_flush
 from .session_id import new_session_id
@@ -289,38 +290,64 @@ class Run:
     ) -> list[str]:
         """Record *path* as an output, linked to the LLM calls that produced it.
 
+        The output record says how: ``"link": "explicit"`` with *produced_by*,
+        ``"inferred"`` without. For links that cannot be wrong, wrap the work
+        in `producing` instead.
+
         Args:
             path: The output file.
             produced_by: A call ID or IDs. Default: the calls made in the same
                 context (task, else stage, else session) since that context's
-                previous `add_output`.
+                previous `add_output`, outside any `producing` block.
 
         Returns:
             The call IDs the output was linked to.
+
+        Raises:
+            TypeError: If *path* is not a path, or *produced_by* not call IDs.
         """
         p = _check_path(path, "path")
         if produced_by is None:
             key = self._context_keys()[0]
             with self._lock:
                 call_ids = self._pending_calls.pop(key, [])
+            link = "inferred"
         elif isinstance(produced_by, str):
-            call_ids = [produced_by]
+            call_ids, link = [produced_by], "explicit"
         else:
-            call_ids = list(produced_by)
+            call_ids, link = list(produced_by), "explicit"
             if not all(isinstance(c, str) for c in call_ids):
                 msg = (
                     f"produced_by must be a call ID or an iterable of call IDs, got {produced_by!r}"
                 )
                 raise TypeError(msg)
+        self._write_output(p, call_ids, link)
+        return call_ids
+
+    def producing(self, path: str | os.PathLike[str]) -> Producing:
+        """A block whose LLM calls, and only those, produce the output *path*.
+
+        ``with run.producing(path):`` (or ``async with``) links exactly the calls
+        made inside it — in its asyncio tasks, and in threads started with
+        `propagate`/`ThreadPoolExecutor` — to *path*, with ``"link":
+        "explicit"``, when the block ends without an exception. Those calls are
+        never linked again by an inferred `add_output`.
+
+        Raises:
+            TypeError: If *path* is not a string or path.
+        """
+        return Producing(self, _check_path(path, "path"), self._write_output)
+
+    def _write_output(self, path: Path, call_ids: list[str], link: str) -> None:
         emit(
             "output",
             logger=_LOGGER,
             kind="output",
-            path=str(p),
+            path=str(path),
             call_ids=call_ids,
-            **_file_facts(p),
+            link=link,
+            **_file_facts(path),
         )
-        return call_ids
 
     def add_content(self, path: str | os.PathLike[str], as_name: str | None = None) -> None:
         """Copy *path* (file or folder) into the run's package as *as_name*.
@@ -370,13 +397,16 @@ class Run:
         return tuple(keys)
 
     def note_call(self, record: Mapping[str, Any]) -> None:
-        """Called by the audit after each LLM call made in this run."""
+        """Called by the audit after each LLM call made in this run (in the call's context)."""
         call_id = record.get("call_id")
         keys = self._context_keys()
         pending = self._pending_calls
+        block = _context.current().producing
+        # A call of an open producing block is linked by it, not by inference.
+        linked = block is not None and isinstance(call_id, str) and block.add(call_id)
         with self._lock:
             for key in keys:
-                if isinstance(call_id, str):
+                if isinstance(call_id, str) and not linked:
                     calls = pending.get(key)
                     if calls is None:
                         pending[key] = [call_id]

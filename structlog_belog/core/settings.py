@@ -27,6 +27,8 @@ class Config:
     prices: Mapping[str, Any] | None
     summary_template: Path | None
     handle_signals: bool
+    #: Whether `configure()` instrumented the openai SDK for the process.
+    instrument_openai: bool = False
 
     @property
     def level_no(self) -> int:

@@ -218,6 +218,8 @@ class ReportBuilder:
         self.open_stages: dict[str, _Stage] = {}
         self.inputs: dict[str, None] = {}
         self.outputs: dict[str, list[str]] = {}
+        #: Per output, the calls linked to it by inference (no ``link``: an older record).
+        self.inferred: dict[str, set[str]] = {}
         self.call_outputs: dict[str, list[str]] = {}
         self.contents: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
@@ -283,11 +285,16 @@ class ReportBuilder:
                 return
             ids = self.outputs[path] = []
         call_ids = rec.get("call_ids")
+        inferred = rec.get("link", "inferred") != "explicit"
         for cid in call_ids if isinstance(call_ids, list) else ():
             key = str(cid)
+            if inferred:
+                self.inferred.setdefault(path, set()).add(key)
             if key not in ids:
                 ids.append(key)
                 self.call_outputs.setdefault(key, []).append(path)
+        if inferred:
+            self.inferred.setdefault(path, set())
 
     def error(self, rec: dict[str, Any]) -> None:
         """Fold one error-level record into its group and the burst detector."""
@@ -460,7 +467,14 @@ class ReportBuilder:
             fields={k: v for k, v in start.items() if k not in _SESSION_KEYS | _RECORD_KEYS},
             stages=stages,
             inputs=list(self.inputs),
-            outputs=[{"path": p, "call_ids": ids} for p, ids in self.outputs.items()],
+            outputs=[
+                {
+                    "path": p,
+                    "call_ids": ids,
+                    "link": "inferred" if p in self.inferred else "explicit",
+                }
+                for p, ids in self.outputs.items()
+            ],
             contents=self.contents,
             metrics=self.metrics,
             ai_usage=self.calls.usage(),
@@ -499,7 +513,19 @@ class ReportBuilder:
             )
             for b in self.bursts
         )
-        found.extend(self.calls.issues())
+        found.extend(self.calls.issues(outputs_recorded=bool(self.outputs)))
+        ambiguous = [p for p, ids in self.inferred.items() if len(ids) > 1]
+        if ambiguous:
+            found.append(
+                issue(
+                    "ambiguous_output_link",
+                    "warning",
+                    f"{len(ambiguous)} output(s) inferred from more than one LLM call: "
+                    "link each to its calls exactly with run.producing(path)",
+                    len(ambiguous),
+                    ambiguous,
+                )
+            )
         empty_files = sorted(p for p, size in output_sizes.items() if size == 0)
         if empty_files:
             found.append(

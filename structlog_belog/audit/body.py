@@ -21,8 +21,9 @@ from typing import Any, Final
 
 import orjson
 
-from ._audit_call import Call, note_failure
-from ._audit_record import result_of
+from .call import Call, note_failure
+from .record import result_of
+from .stream import aggregator_for
 
 __all__ = ["EventStream", "observe_body", "record_body"]
 
@@ -101,8 +102,6 @@ def _finish_json(call: Call, content: bytes) -> None:
 def record_body(call: Call, http: Any, content: bytes) -> None:
     """Record *call* from a body already read (the HTTP response *http*'s)."""
     if _is_event_stream(call, http):
-        from ._audit_stream import aggregator_for
-
         events = EventStream(aggregator_for(call, hide_usage=False))
         events.feed(content)
         events.flush()
@@ -131,8 +130,6 @@ class _Observer:
         self.inside = False
         self.events: EventStream | None = None
         if _is_event_stream(call, http):
-            from ._audit_stream import aggregator_for
-
             self.events = EventStream(aggregator_for(call, hide_usage=False))
         if async_:
             self.original_iter = http.aiter_bytes

@@ -18,7 +18,7 @@ made inside an audited call (`audit_llm` on top) is that call's, not a second
 one. What the caller gets back is what the SDK returned, with two exceptions
 that change nothing it can see: a stream is wrapped (`AuditedStream`, an
 ``openai.Stream`` subclass handing on the same chunks) and a body the caller
-reads itself has its reads observed (`_capture_body`).
+reads itself has its reads observed (`body`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ._audit import _Calling
-from ._audit_call import ACTIVE, Call, note_failure
-from ._audit_record import (
+from .body import observe_body, record_body
+from .call import ACTIVE, Call, Calling, note_failure
+from .record import (
     API_CHAT,
     API_EMBEDDINGS,
     API_RESPONSES,
@@ -42,7 +42,7 @@ from ._audit_record import (
     request_of,
     result_of,
 )
-from ._capture_body import observe_body, record_body
+from .stream import AuditedAsyncStream, AuditedStream, aggregator_for
 
 __all__ = [
     "Settings",
@@ -84,6 +84,8 @@ _perf_counter: Final = time.perf_counter
 _lock = threading.Lock()
 #: The process-wide settings, or None when the process is not instrumented.
 _process: Settings | None = None
+#: Whether `configure()` (rather than the application) turned the process-wide audit on.
+_by_config = False
 #: Clients instrumented one by one (weakly: instrumenting never keeps a client alive).
 _clients: weakref.WeakSet[Any] = weakref.WeakSet()
 #: (class, method name) -> the SDK's own method, while installed.
@@ -192,15 +194,10 @@ def _complete(call: Call, hide: bool, result: Any, async_: bool) -> Any:
     """Record a returned result, or arrange to record it once read; return *result*."""
     try:
         if isinstance(result, _STREAMS):
-            from ._audit_stream import AuditedAsyncStream, AuditedStream, aggregator_for
-
             aggregator = aggregator_for(call, hide_usage=hide)
             if async_:
-                wrapped: Any = AuditedAsyncStream(result, aggregator)
-            else:
-                wrapped = AuditedStream(result, aggregator)
-            watch_close(wrapped, async_=async_)
-            return wrapped
+                return AuditedAsyncStream(result, aggregator)
+            return AuditedStream(result, aggregator)
         http = getattr(result, "http_response", None) if isinstance(result, _WRAPPERS) else None
         if http is None and hasattr(result, "iter_bytes") and hasattr(result, "status_code"):
             http = result  # cast_to=httpx.Response: the SDK's raw answer itself
@@ -219,56 +216,6 @@ def _complete(call: Call, hide: bool, result: Any, async_: bool) -> Any:
     return result
 
 
-def watch_close(stream: Any, *, async_: bool) -> None:
-    """Record *stream*'s call as soon as its HTTP response is closed before the stream's end.
-
-    The SDK's helpers (``chat.completions.stream``, ``responses.stream``) close
-    the response itself, not the stream they read, when the caller leaves
-    their ``with`` block early or calls their ``close()``: the record is
-    written then, not when the abandoned stream is collected.
-    """
-    response = getattr(stream, "response", None)
-    if response is None:
-        return
-    iterator = stream._iterator
-    aggregator = stream._aggregator
-    closing: list[bool] = []
-    if async_:
-        original_aclose = response.aclose
-
-        async def aclose() -> None:
-            if closing:  # the drain below reached the stream's end, which closes it
-                await original_aclose()
-                return
-            closing.append(True)
-            try:
-                if not aggregator.call.done and not iterator.ag_running:
-                    await stream._drain()
-                await original_aclose()
-            finally:
-                if not iterator.ag_running:  # else the stream's own end records it
-                    aggregator.finish("incomplete")
-
-        response.aclose = aclose
-    else:
-        original_close = response.close
-
-        def close() -> None:
-            if closing:  # the drain below reached the stream's end, which closes it
-                original_close()
-                return
-            closing.append(True)
-            try:
-                if not aggregator.call.done and not iterator.gi_running:
-                    stream._drain()
-                original_close()
-            finally:
-                if not iterator.gi_running:  # else the stream's own end records it
-                    aggregator.finish("incomplete")
-
-        response.close = close
-
-
 def _sync_request(original: Any) -> Any:
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         settings = self.__dict__.get(MARK) or _process
@@ -283,7 +230,7 @@ def _sync_request(original: Any) -> Any:
         if begun is None:
             return original(self, cast_to, options, *args, **kwargs)
         call, send, hide = begun
-        with _Calling(call):
+        with Calling(call):
             result = original(self, cast_to, send, *args, **kwargs)
         return _complete(call, hide, result, async_=False)
 
@@ -305,7 +252,7 @@ def _async_request(original: Any) -> Any:
         if begun is None:
             return await original(self, cast_to, options, *args, **kwargs)
         call, send, hide = begun
-        with _Calling(call):
+        with Calling(call):
             result = await original(self, cast_to, send, *args, **kwargs)
         return _complete(call, hide, result, async_=True)
 
@@ -314,11 +261,14 @@ def _async_request(original: Any) -> Any:
 
 
 def _sync_send(original: Any) -> Any:
-    """Each HTTP attempt of the audited call in progress: when sent, when answered, the answer."""
+    """Each HTTP attempt of the audited call in progress: when sent, when answered, the answer.
+
+    Only for instrumented clients: `audit_llm` alone lists no attempts (null).
+    """
 
     def _send_request(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         call = ACTIVE.get()
-        if call is None:
+        if call is None or (MARK not in self.__dict__ and _process is None):
             return original(self, request, *args, **kwargs)
         attempt: list[Any] = [_perf_counter()]
         call.attempts.append(attempt)
@@ -333,7 +283,7 @@ def _sync_send(original: Any) -> Any:
 def _async_send(original: Any) -> Any:
     async def _send_request(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         call = ACTIVE.get()
-        if call is None:
+        if call is None or (MARK not in self.__dict__ and _process is None):
             return await original(self, request, *args, **kwargs)
         attempt: list[Any] = [_perf_counter()]
         call.attempts.append(attempt)
@@ -396,16 +346,29 @@ def is_installed() -> bool:
 
 def instrument_process(*, capture_content: bool = True) -> None:
     """Record every request of every client of the process, existing and future."""
-    global _process  # noqa: PLW0603 - one setting for the process
+    global _process, _by_config  # noqa: PLW0603 - one setting for the process
     install()
     _process = Settings(capture_content=capture_content)
+    _by_config = False  # the application's own call: configure() leaves it alone
 
 
 def uninstrument_process() -> None:
     """Stop recording the process's clients (clients instrumented one by one go on)."""
-    global _process  # noqa: PLW0603 - one setting for the process
+    global _process, _by_config  # noqa: PLW0603 - one setting for the process
     _process = None
+    _by_config = False
     _maybe_uninstall()
+
+
+def configure_process(on: bool) -> None:
+    """`configure(instrument_openai=...)`: on, or off again if configure() turned it on."""
+    global _by_config  # noqa: PLW0603 - one setting for the process
+    if on:
+        if _process is None:
+            instrument_process()
+            _by_config = True
+    elif _by_config:
+        uninstrument_process()
 
 
 def _is_client(client: Any) -> bool:
