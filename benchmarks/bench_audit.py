@@ -1,6 +1,7 @@
 """Cost of the prompt audit: audited ÷ bare OpenAI calls, same process, same run.
 
 Run: python benchmarks/bench_audit.py [--calls N] [--rounds R]
+     python benchmarks/bench_audit.py --peers   (belog beside its peers: see _peers.py)
 
 Both clients are the real ``openai`` SDK over an in-process httpx transport that
 replays pre-rendered answers (recorded once from `FakeLLM`, so the transport
@@ -426,7 +427,9 @@ def main() -> int:
     """Print the table of µs per call and audited/bare ratios; exit 1 if a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100, help="calls per round")
-    parser.add_argument("--rounds", type=int, default=21, help="alternated rounds per client")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="alternated rounds per client (21; 11 for --peers)"
+    )
     parser.add_argument(
         "--floor", action="store_true", help="also time the least a durable audit can do"
     )
@@ -440,7 +443,27 @@ def main() -> int:
         action="store_true",
         help="also time a single-function audit of this one call (a fast path's cost)",
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="belog beside Logfire, OTel openai-v2, OpenInference and Langfuse (see _peers.py)",
+    )
+    parser.add_argument(
+        "--python",
+        default=None,
+        help="interpreter with the peers installed (default .cache/peers/venv/bin/python)",
+    )
+    parser.add_argument("--peer-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peer_worker is not None or args.peers:
+        import _peers
+
+        rounds = 11 if args.rounds is None else args.rounds
+        if args.peer_worker is not None:
+            print(json.dumps(_peers.worker(args.peer_worker, args.calls, rounds)))
+            return 0
+        return _peers.report(args.python or str(_peers.DEFAULT_PYTHON), args.calls, rounds)
+    args.rounds = 21 if args.rounds is None else args.rounds
     results = measure(args.calls, args.rounds, args.floor, args.unwritten, args.tight)
     print(
         f"python {platform.python_version()}, openai {openai.__version__}, "
