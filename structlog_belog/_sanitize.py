@@ -4,7 +4,7 @@ Log records, file and folder names hold whatever an application (or an
 attacker feeding it) put there. Printed raw, an ESC starts a terminal control
 sequence (retitle the window, clear the screen, fake a prompt), a C1 character
 does the same on terminals that honour 8-bit controls, and a bidi override
-(U+202A–U+202E, U+2066–U+2069) makes text read in another order than it is
+(U+202A to U+202E, U+2066 to U+2069) makes text read in another order than it is
 stored. Every command-line view and the Markdown summary pass data through
 the one function here, `visible`, which replaces each such character with a
 visible escape (``\\x1b``, ``\\u202e``): the reader sees that it was there, and
