@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from structlog_belog._safe_io import (
+from structlog_belog.core.safe_io import (
     UnsafeFileError,
     open_file_beneath,
     open_regular,

@@ -6,7 +6,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from structlog_belog._sanitize import json_visible, visible
+from structlog_belog.core.sanitize import json_visible, visible
 
 UNSAFE = [
     *map(chr, [*range(9), *range(11, 32), *range(0x7F, 0xA0)]),

@@ -51,8 +51,8 @@ for i in range(10):
         log.info("planted", i=i)
     except Exception as exc:
         exceptions.append(repr(exc))
-from structlog_belog import _config
-router = _config._STATE.pipeline.router
+from structlog_belog.core import state as _state
+router = _state.STATE.pipeline.router
 print(json.dumps({"exceptions": exceptions, "dropped": router.drops.total}))
 """
 

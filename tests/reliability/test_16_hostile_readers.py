@@ -232,7 +232,7 @@ class TestHostilePackages:
                 """
                 import sys
                 from structlog_belog import read_package
-                from structlog_belog._verify import verify_package
+                from structlog_belog.package.verify import verify_package
                 try:
                     pkg = read_package(sys.argv[1])
                     print(len(pkg.summary), sum(1 for _ in pkg.records()))

@@ -270,7 +270,8 @@ class TestClosedPipe:
         assert proc.stderr is not None
         first = proc.stdout.readline()
         proc.stdout.close()
-        err = proc.stderr.read().decode()
+        with proc.stderr:
+            err = proc.stderr.read().decode()
         rc = proc.wait(timeout=60)
         assert first.startswith(b"{")
         assert "" == err

@@ -18,7 +18,7 @@ import orjson
 from rich.console import Console
 from rich.segment import Segment
 
-from ._sanitize import json_visible, visible
+from ..core.sanitize import json_visible, visible
 
 __all__ = ["SafeConsole", "write_json", "write_json_line", "write_text"]
 

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from .exceptions import BelogError
+from ..exceptions import UnsafeFileError
 
 __all__ = [
     "UnsafeFileError",
@@ -44,22 +44,6 @@ _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY: Final = getattr(os, "O_DIRECTORY", 0)
 _NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
 _DIR_FLAGS: Final = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | os.O_CLOEXEC
-
-
-class UnsafeFileError(BelogError, OSError):
-    """A file was refused: a symbolic link, or not a regular file.
-
-    Attributes:
-        path: The path that was refused (the link itself, never its target).
-    """
-
-    def __init__(self, path: Path | str, reason: str, err: int = errno.EINVAL) -> None:
-        text = f"{str(path)!r}: refused, {reason}"
-        super().__init__(err, text)
-        self.path = Path(path)
-
-    def __str__(self) -> str:
-        return str(self.strerror)
 
 
 def _kind(mode: int) -> str:
