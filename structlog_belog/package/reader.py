@@ -47,6 +47,7 @@ MAX_DOCUMENT_BYTES: Final = 64 * 1024 * 1024
 # newline bomb (one zstd step can expand to ~32 MiB of newlines) would
 # otherwise become a list of millions of empty lines at once.
 _SPLIT_BYTES: Final = 1024 * 1024
+_BLANK_RUNS: Final = re.compile(b"\n{2,}")
 
 # zstd can expand one input byte to at most ~32 KiB (an RLE block), so feeding
 # 1 KiB at a time bounds the output of one step to ~32 MiB whatever the input.
@@ -136,7 +137,15 @@ def _is_zstd(path: Path, root: Path | None = None) -> bool:
 
 
 def _split_bounded(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks in pieces of at most `_SPLIT_BYTES`, runs of blank lines squeezed.
+
+    A newline bomb (millions of empty lines) would otherwise cost a Python
+    step and a list slot per newline; JSONL has no blank lines, so the search
+    for one (``memmem``) is all ordinary data pays.
+    """
     for chunk in chunks:
+        if b"\n\n" in chunk:
+            chunk = _BLANK_RUNS.sub(b"\n", chunk)
         if len(chunk) <= _SPLIT_BYTES:
             yield chunk
         else:
@@ -190,11 +199,12 @@ def iter_lines(
             if line:
                 yield line
         if last > first:
-            for line in chunk[first + 1 : last].split(b"\n"):
+            # filter(None, ...): blank lines dropped in C, so a newline bomb
+            # costs no Python step per newline.
+            for line in filter(None, chunk[first + 1 : last].split(b"\n")):
                 if len(line) > max_line_bytes:
                     _line_too_long(path, max_line_bytes)
-                if line:
-                    yield line
+                yield line
         pending += chunk[last + 1 :]
         if len(pending) > max_line_bytes:
             _line_too_long(path, max_line_bytes)

@@ -31,7 +31,7 @@ from ._hostile import Measured, belog_cli, is_root, make_session, measured, pyth
 
 MARKER = "OUTSIDE-FILE-MARKER-31337"
 RSS_CAP_MIB = 256
-TIMEOUT = 30
+TIMEOUT = 60
 
 
 def rle_bomb(byte: bytes, blocks: int) -> bytes:
