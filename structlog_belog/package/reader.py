@@ -143,9 +143,8 @@ def _split_bounded(chunks: Iterable[bytes]) -> Iterator[bytes]:
     step and a list slot per newline; JSONL has no blank lines, so the search
     for one (``memmem``) is all ordinary data pays.
     """
-    for chunk in chunks:
-        if b"\n\n" in chunk:
-            chunk = _BLANK_RUNS.sub(b"\n", chunk)
+    for raw in chunks:
+        chunk = _BLANK_RUNS.sub(b"\n", raw) if b"\n\n" in raw else raw
         if len(chunk) <= _SPLIT_BYTES:
             yield chunk
         else:
