@@ -458,7 +458,7 @@ def preload_modules() -> None:
     import pkgutil
 
     for info in pkgutil.walk_packages(belog.__path__, "structlog_belog."):
-        if info.name.rsplit(".", 1)[-1] in ("otel", "_otel", "_otel_genai", "chroma"):
+        if info.name.rsplit(".", 1)[-1] in ("__main__", "otel", "_otel", "_otel_genai", "chroma"):
             continue  # optional extras, never used by these cases
         try:
             importlib.import_module(info.name)
