@@ -1,7 +1,8 @@
 """Case 19: concurrent packaging, read-only folders, odd names, unreachable folders, stdin.
 
-- Two processes package one session at the same moment (started together
-  behind a barrier, 10 rounds): one package per round.
+- Two processes package one session at the same moment (each imports, then
+  spins until a shared deadline 4 s ahead, so both are ready; 10 rounds):
+  one package per round.
 - A read-only log folder (permission bits, enforced by running as ``nobody``
   when the tests run as root): ``last``, ``attempts`` and ``revise`` answer.
 - A BELog file under a folder whose name is not UTF-8 (a lone surrogate once
@@ -64,7 +65,7 @@ except Exception as exc:
         rounds, made_per_round = 10, []
         for n in range(rounds):
             dest = tmp_path / f"dest{n}"
-            start = f"{__import__('time').time() + 1.5:.3f}"
+            start = f"{__import__('time').time() + 4:.3f}"
             procs = [
                 subprocess.Popen(
                     python_code(code, str(tmp_path / "logs"), str(dest), made["id"], start),
