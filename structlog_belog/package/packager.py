@@ -205,8 +205,11 @@ def _copy_contents(report: SessionReport, root: Path) -> list[str]:
             # Links are copied as links, never followed: a link in the content
             # cannot pull files from outside it into the package, nor loop.
             _copy_tree(src, dst)
-        else:
+        elif src.is_symlink() or src.is_file():
             _copy_one(src, dst)
+        else:  # a FIFO, a device, a socket: never opened (a FIFO would hang)
+            missing.append(str(src))
+            continue
         item["copied_to"] = dst.relative_to(root).as_posix()
     return missing
 
