@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "PackageError",
     "SessionNotFoundError",
     "StoreError",
+    "UnsafeFileError",
 ]
 
 
@@ -78,3 +80,19 @@ class CallNotFoundError(BelogError, LookupError):
     def __init__(self, message: str, call_id: str) -> None:
         super().__init__(message)
         self.call_id = call_id
+
+
+class UnsafeFileError(BelogError, OSError):
+    """A file was refused: a symbolic link, or not a regular file.
+
+    Attributes:
+        path: The path that was refused (the link itself, never its target).
+    """
+
+    def __init__(self, path: Path | str, reason: str, err: int = errno.EINVAL) -> None:
+        text = f"{str(path)!r}: refused, {reason}"
+        super().__init__(err, text)
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.strerror)

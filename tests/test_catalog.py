@@ -105,10 +105,20 @@ class TestFind:
         assert (tmp_path / "sessions", "last") == (info.value.path, info.value.session_id)
 
     def test_relative_folder_name(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A bare folder name that is no session ID resolves to that folder."""
-        monkeypatch.chdir(tmp_path)
-        (tmp_path / "somewhere").mkdir()
-        assert Path("somewhere") == _catalog.find("somewhere", tmp_path / "logs")
+        """A bare folder name resolves only to a session folder, not to any folder."""
+        other = tmp_path / "other" / "sessions"
+        (session_dir(tmp_path / "other", "sess_elsewhere") / "processing.jsonl").write_text("")
+        monkeypatch.chdir(other)
+        assert Path("sess_elsewhere") == _catalog.find("sess_elsewhere", tmp_path / "logs")
+        (other / "somewhere").mkdir()
+        with pytest.raises(SessionNotFoundError):
+            _catalog.find("somewhere", tmp_path / "logs")
+
+    @pytest.mark.parametrize("reference", ["/", "/etc", "..", "../..", "../../etc"])
+    def test_outside_refused(self, reference: str, tmp_path: Path) -> None:
+        """A path outside the log folder that is no session folder is refused."""
+        with pytest.raises(SessionNotFoundError, match="not a session folder"):
+            _catalog.find(reference, tmp_path / "logs")
 
     def test_unknown(self, tmp_path: Path) -> None:
         """A reference matching nothing raises SessionNotFoundError."""

@@ -339,6 +339,18 @@ class TestBuildPackage:
         meta = belog.read_package(build_package(d, tmp_path / "p")).metadata
         assert ["missing_content"] == [i["kind"] for i in meta["issues_detected"]][-1:]
 
+    def test_fifo_content_never_opened(self, tmp_path: Path) -> None:
+        """Content that is a FIFO nobody writes is reported, not opened (it would hang)."""
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        d = session_dir(tmp_path / "logs")
+        write(d / "processing.jsonl", [start(0), rec(1, "content", kind="content",
+              path=str(fifo), as_name="x")])  # fmt: skip
+        package = build_package(d, tmp_path / "p")
+        meta = belog.read_package(package).metadata
+        assert [str(fifo)] == meta["issues_detected"][-1]["examples"]
+        assert not (package / "x").exists()
+
     def test_odd_file_names_in_sums(self, tmp_path: Path) -> None:
         """File names with a newline or backslash are escaped the way sha256sum reads them."""
         content = tmp_path / "c"

@@ -266,15 +266,18 @@ class TestFailures:
         monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
-        """When the reopened file fails too, the record is dropped and counted once, one retry."""
+        """When the reopened file fails too, the record is dropped and counted once, one retry.
+
+        The reopened name is now a link to ``/dev/full``: the router refuses it
+        (it follows no link), which is the failure of the retry here.
+        """
         opened: list[str] = []
-        proxy = _OsProxy(os.write)
+        real_open = _router.open_file_beneath
 
-        def counting_open(path: Any, *args: Any) -> int:
+        def counting_open(root: Any, path: Any, *args: Any, **kwargs: Any) -> int:
             opened.append(os.fspath(path))
-            return os.open(path, *args)
+            return real_open(root, path, *args, **kwargs)
 
-        proxy.open = counting_open  # type: ignore[attr-defined]
         with belog.session("closed-then-full", package=False) as run:
             assert run.directory is not None
             path = run.directory / "processing.jsonl"
@@ -282,8 +285,8 @@ class TestFailures:
             router = _config._STATE.pipeline.router  # type: ignore[union-attr]
             os.close(router._fds[(run.id, "processing", False)])
             path.rename(path.with_name("kept.jsonl"))
-            path.symlink_to("/dev/full")  # the reopened file is a full disk
-            monkeypatch.setattr(_router, "os", proxy)
+            path.symlink_to("/dev/full")  # planted where the file was
+            monkeypatch.setattr(_router, "open_file_beneath", counting_open)
             structlog.get_logger().info("second")
             monkeypatch.undo()
             path.unlink()
@@ -295,7 +298,7 @@ class TestFailures:
         assert [str(path)] == opened
         assert ["session_start", "first", "third", "session_end"] == [r["event"] for r in records]
         assert 1 == records[-1]["records_dropped"]
-        assert (1, 1) == (err.count(WARNING), err.count("No space left on device"))
+        assert (1, 1) == (err.count(WARNING), err.count("refused, it is a symbolic link"))
 
     def test_closed_descriptor_reopened_buffered(self, tmp_path: Path) -> None:
         """In buffered mode a batch whose descriptor was closed is written after a reopen."""

@@ -20,13 +20,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..exceptions import BelogError, PackageError
+from ..exceptions import BelogError
 from ..package import catalog as _catalog
 from ..package.packager import build_package
-from ..package.reader import read_package, session_files
+from ..package.reader import MAX_LINE_BYTES, open_read, read_package, session_files
 from ..package.scan import scan_session
 from ..package.summary import render_summary
 from . import memory as _cli_memory
+from .terminal import SafeConsole, write_json, write_json_line, write_text
 from .view import call_view, find_call, session_tree, shorten
 
 __all__ = ["main"]
@@ -40,22 +41,26 @@ _LEVEL_STYLE: Final = {
     "critical": "bold white on red",
 }
 _STATUS_STYLE: Final = {"ok": "green", "failed": "red", "running": "cyan", "crashed": "bold red"}
+_FOLLOW_READ: Final = 16 * 1024 * 1024
 _SHOWN_KEYS: Final = frozenset(("timestamp", "level", "logger", "event", "session_id"))
 
 
 def _out() -> Console:
-    console = Console(highlight=False, soft_wrap=True)
+    # Every view prints through a SafeConsole: control and bidi characters from
+    # data are shown as escapes, whatever renderable carries them.
+    console = SafeConsole(highlight=False, soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 200  # piped: do not fold IDs and paths at 80 columns
     return console
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    # soft_wrap: an error is one line, however long.
+    return SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    write_json(data)
 
 
 def _is_package(path: Path) -> bool:
@@ -90,10 +95,10 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
     for i in infos:
         duration = "—" if i.duration_seconds is None else f"{i.duration_seconds:.2f} s"
         table.add_row(
-            i.id,
+            escape(i.id),
             escape(i.title or "—"),
             f"[{_STATUS_STYLE[i.status]}]{i.status}[/]",
-            (i.start_time or "—")[:19].replace("T", " "),
+            escape((i.start_time or "—")[:19].replace("T", " ")),
             duration,
             f"{i.records:,}",
             f"{i.calls:,}",
@@ -126,8 +131,9 @@ def _matches(rec: dict[str, Any], args: argparse.Namespace) -> bool:
 
 def _line(rec: dict[str, Any]) -> str:
     level = str(rec.get("level", ""))
-    style = _LEVEL_STYLE.get(level, "")
-    ts = str(rec.get("timestamp", ""))[11:23]
+    style = _LEVEL_STYLE.get(level, "none")
+    ts = escape(str(rec.get("timestamp", ""))[11:23])
+    level = escape(f"{level:<8}")
     extras = " ".join(
         f"[dim]{escape(str(k))}=[/]{escape(shorten(v, 120))}"
         for k, v in rec.items()
@@ -135,12 +141,12 @@ def _line(rec: dict[str, Any]) -> str:
     )
     event = escape(str(rec.get("event", "")))
     logger = escape(str(rec.get("logger", "")))
-    return f"[dim]{ts}[/] [{style}]{level:<8}[/] [blue]{logger}[/] {event} {extras}".rstrip()
+    return f"[dim]{ts}[/] [{style}]{level}[/] [blue]{logger}[/] {event} {extras}".rstrip()
 
 
 def _emit(rec: dict[str, Any], args: argparse.Namespace, console: Console) -> None:
     if args.json:
-        sys.stdout.write(orjson.dumps(rec).decode() + "\n")
+        write_json_line(rec)
     else:
         console.print(_line(rec))
 
@@ -194,10 +200,12 @@ def _follow(directory: Path, args: argparse.Namespace, console: Console) -> int:
         while deadline is None or time.monotonic() < deadline:
             new: list[dict[str, Any]] = []
             for path in session_files(directory, args.stream):
-                with open(path, "rb") as fh:
+                with open_read(path) as fh:  # no link, no FIFO
                     fh.seek(offsets.get(path, 0))
-                    data = pending.pop(path, b"") + fh.read()
+                    data = pending.pop(path, b"") + fh.read(_FOLLOW_READ)
                     offsets[path] = fh.tell()
+                if len(data) > MAX_LINE_BYTES:  # a runaway line: skip what is there
+                    data = b""
                 *lines, rest = data.split(b"\n")
                 if rest:
                     pending[path] = rest
@@ -259,7 +267,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(metadata)
     elif args.raw or not sys.stdout.isatty():
-        sys.stdout.write(text)
+        write_text(text)
     else:
         from rich.markdown import Markdown
 
@@ -314,7 +322,7 @@ def _cmd_package(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"session_id": directory.name, "package": str(path)})
     else:
-        _out().print(f"Packaged {directory.name} → [bold]{escape(str(path))}[/]")
+        _out().print(f"Packaged {escape(directory.name)} → [bold]{escape(str(path))}[/]")
     return 0
 
 
@@ -329,9 +337,10 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     for info in crashed:
         entry: dict[str, Any] = {"session_id": info.id, "package": None, "error": None}
         if not args.dry_run:
+            # One bad session is reported and skipped; the others still recover.
             try:
                 entry["package"] = str(_package_one(info.directory, args))
-            except PackageError as exc:
+            except (OSError, ValueError) as exc:
                 entry["error"] = str(exc)
                 failed += 1
         results.append(entry)
@@ -343,11 +352,13 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             console.print("No crashed sessions to recover.")
         for entry in results:
             if entry["error"]:
-                console.print(f"[red]✗[/] {entry['session_id']}: {escape(entry['error'])}")
+                console.print(f"[red]✗[/] {escape(entry['session_id'])}: {escape(entry['error'])}")
             elif args.dry_run:
-                console.print(f"would package {entry['session_id']}")
+                console.print(f"would package {escape(entry['session_id'])}")
             else:
-                console.print(f"[green]✓[/] {entry['session_id']} → {escape(entry['package'])}")
+                console.print(
+                    f"[green]✓[/] {escape(entry['session_id'])} → {escape(entry['package'])}"
+                )
     return 1 if failed else 0
 
 
@@ -383,7 +394,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
             console.print(Markdown(pkg.summary))
         else:
-            sys.stdout.write(pkg.summary + "\n")
+            write_text(pkg.summary + "\n")
     console.print(f"Package: [bold]{escape(str(path))}[/]")
     return 0
 
@@ -393,6 +404,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _env_dir(name: str, default: str) -> Path:
     return Path(os.environ.get(name) or default)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e9:  # also refuses nan and inf
+        msg = f"must be a number of seconds (0 or more), got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def _positive(text: str) -> int:
@@ -458,12 +480,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `belog show | head`: the reader left. End quietly, as `yes | head` does,
+        # and keep the interpreter's own last flush from complaining.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        return 130
     except (BelogError, OSError, ValueError, ModuleNotFoundError) as exc:
-        _err().print(f"[red]belog: error:[/] {escape(str(exc))}")
+        _err().print(f"[red]belog: error:[/] {escape(_one_line(str(exc)))}")
         return 1
-    except BrokenPipeError:  # pragma: no cover - `belog show | head`
-        return 0
+    except Exception as exc:  # noqa: BLE001 - malformed data: one line, never a traceback
+        what = f"{type(exc).__name__}: {exc}"
+        _err().print(f"[red]belog: error:[/] {escape(_one_line(what))} (malformed data?)")
+        return 1
+    return status
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n")).strip() or "unknown error"
 
 
 _SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
@@ -475,7 +513,7 @@ def _add_view_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--limit", type=_positive, help="only the N most recent")
     p.add_argument(
         "--idle",
-        type=float,
+        type=_seconds,
         default=300.0,
         help="seconds without writes after which an unfinished session whose "
         "process cannot be checked counts as crashed (default 300)",
@@ -493,8 +531,8 @@ def _add_view_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("session", nargs="?", help="session ID, prefix or folder (default: last)")
     p.add_argument("-n", "--lines", type=_positive, default=10, help="records to show (10)")
     p.add_argument("-f", "--follow", action="store_true", help="wait for new records")
-    p.add_argument("--interval", type=float, default=0.25, help="seconds between polls")
-    p.add_argument("--timeout", type=float, help="stop following after this many seconds")
+    p.add_argument("--interval", type=_seconds, default=0.25, help="seconds between polls")
+    p.add_argument("--timeout", type=_seconds, help="stop following after this many seconds")
     _filters(p)
     p.set_defaults(func=_cmd_tail)
 
@@ -531,7 +569,7 @@ def _add_package_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--again", action="store_true", help="also those already packaged")
     p.add_argument(
         "--idle",
-        type=float,
+        type=_seconds,
         default=300.0,
         help="seconds without writes before an unchecked session counts as crashed (default 300)",
     )

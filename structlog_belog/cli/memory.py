@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import orjson
+from ..core.sanitize import visible
+from .terminal import write_json, write_text
 
 __all__ = ["add_commands"]
+
+# Temporary index folders of this command, removed at exit.
+_SCRATCH: list[tempfile.TemporaryDirectory[str]] = []
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -43,17 +49,24 @@ def _open(args: argparse.Namespace) -> Any:
         return open_store(location)
     log_dir = _log_dir(args)
     path = log_dir / DEFAULT_FILENAME
-    if path.exists():
-        return open_store(path)
     if not log_dir.is_dir():
         msg = f"no log folder {str(log_dir)!r}: pass --log-dir or set BELOG_DIR"
         raise StoreError(str(path), msg)
+    if not os.access(log_dir, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        # A read-only log folder: SQLite cannot even read a WAL index there, and
+        # none can be built. The index is disposable: build one in a private
+        # temporary folder from the logs, for this command.
+        scratch = tempfile.TemporaryDirectory(prefix="belog-index-")
+        _SCRATCH.append(scratch)
+        return open_store(Path(scratch.name) / DEFAULT_FILENAME, reindex_from=log_dir)
+    if path.exists() or path.is_symlink():
+        return open_store(path)
     # No index yet (or it was deleted): it is disposable, build it from the logs.
     return open_store(path, reindex_from=log_dir)
 
 
 def _dump(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    write_json(data)
 
 
 def _last(args: argparse.Namespace) -> int:
@@ -63,12 +76,12 @@ def _last(args: argparse.Namespace) -> int:
     record = store.last_execution(args.blueprint)
     if record is None:
         scope = f" of blueprint {args.blueprint!r}" if args.blueprint else ""
-        sys.stderr.write(f"no BELog record{scope} in {store.location}\n")
+        sys.stderr.write(visible(f"no BELog record{scope} in {store.location}\n"))
         return 1
     if args.json:
         _dump(record)
     else:
-        sys.stdout.write(reflect(record["task_name"], store) + "\n")
+        write_text(reflect(record["task_name"], store) + "\n")
     return 0
 
 
@@ -79,7 +92,7 @@ def _attempts(args: argparse.Namespace) -> int:
         _dump(attempts)
         return 0
     if not attempts:
-        sys.stderr.write(f"no attempt of task {args.task!r} in {store.location}\n")
+        sys.stderr.write(visible(f"no attempt of task {args.task!r} in {store.location}\n"))
         return 1
     header = f"{'timestamp':<27} {'trace id':<36} {'ok':<3} {'time s':>9} {'score':>6} errors"
     lines = [header]
@@ -91,28 +104,31 @@ def _attempts(args: argparse.Namespace) -> int:
             f"{float(a.get('efficiency_score') or 0):>6.1f} "
             f"{len(a.get('errors_encountered') or [])}"
         )
-    sys.stdout.write("\n".join(lines) + "\n")
+    write_text("\n".join(lines) + "\n")
     return 0
 
 
 def _revise(args: argparse.Namespace) -> int:
     from ..memory.revision import generate_blueprint_revision
 
-    revision = generate_blueprint_revision(
-        args.blueprint,
-        _open(args),
-        write=not args.no_write,
-        out_dir=args.out or _log_dir(args) / "revisions",
-    )
+    store = _open(args)
+    out_dir = args.out or _log_dir(args) / "revisions"
+    try:
+        revision = generate_blueprint_revision(
+            args.blueprint, store, write=not args.no_write, out_dir=out_dir
+        )
+    except OSError as exc:  # a read-only folder, a planted link: still show it
+        sys.stderr.write(visible(f"belog: revision not written ({exc})\n"))
+        revision = generate_blueprint_revision(args.blueprint, store, write=False)
     if revision.records_considered == 0:
-        sys.stderr.write(f"no BELog record of blueprint {args.blueprint!r}\n")
+        sys.stderr.write(visible(f"no BELog record of blueprint {args.blueprint!r}\n"))
         return 1
     if args.json:
         _dump(revision.to_dict())
     else:
-        sys.stdout.write(revision.to_markdown())
+        write_text(revision.to_markdown())
     if revision.path is not None:
-        sys.stderr.write(f"written to {revision.path} (and .md)\n")
+        sys.stderr.write(visible(f"written to {revision.path} (and .md)\n"))
     return 0
 
 
@@ -132,7 +148,7 @@ def _reindex(args: argparse.Namespace) -> int:
     count = store.reindex(*sources)
     store.close()
     where = ", ".join(str(s) for s in sources)
-    sys.stdout.write(f"indexed {count} BELog records from {where} into {store.location}\n")
+    write_text(f"indexed {count} BELog records from {where} into {store.location}\n")
     return 0
 
 
@@ -143,7 +159,7 @@ def _run(handler: Any) -> Any:
         try:
             return int(handler(args))
         except StoreError as exc:
-            sys.stderr.write(f"belog: {exc}\n")
+            sys.stderr.write(visible(f"belog: {exc}\n"))
             return 2
 
     return run

@@ -52,7 +52,8 @@ def _set_level(level_no: int) -> None:
 
 def _default_app_name() -> str:
     stem = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
-    name = _APP_NAME_RE.sub("_", stem).strip("._")
+    # "-" is a script read from stdin (``python -``): no name to take.
+    name = _APP_NAME_RE.sub("_", stem).strip("._-")
     return name if name and name not in {"-c", "__main__", "pytest"} else "app"
 
 
@@ -67,7 +68,13 @@ def _resolve_dir(value: str | os.PathLike[str] | None, env: str, default: str, a
         msg = f"{arg} must be a path (str or os.PathLike), got {value!r}"
         raise TypeError(msg)
     path = Path(value).expanduser().absolute()
-    if path.exists() and not path.is_dir():
+    try:
+        is_file = path.exists() and not path.is_dir()
+    except OSError:
+        # Cannot be looked at (a parent not searchable): logging degrades and
+        # counts, as for the other disk faults, instead of failing the app.
+        is_file = False
+    if is_file:
         msg = f"{arg} must be a directory, got {str(path)!r} (a file)"
         raise NotADirectoryError(msg)
     return path

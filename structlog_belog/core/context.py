@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from .reserved import demote_reserved
+
 __all__ = [
     "EMPTY",
     "REGISTRY",
@@ -148,16 +150,20 @@ def bind(**fields: Any) -> None:
 
     Like `structlog.contextvars.bind_contextvars`: the fields stay bound until
     the surrounding context (session, stage, task, thread or asyncio task) ends.
+    Fields only belog sets (``kind``, ``session_id``, ``stage``...) are bound
+    as ``app.<name>``.
     """
     ctx = _CURRENT.get()
-    _CURRENT.set(replace(ctx, fields=MappingProxyType({**ctx.fields, **fields})))
+    fields = demote_reserved({**ctx.fields, **fields})
+    _CURRENT.set(replace(ctx, fields=MappingProxyType(fields)))
 
 
 @contextlib.contextmanager
 def bound(**fields: Any) -> Iterator[None]:
     """Bind *fields* for the duration of a ``with`` block, then restore."""
     ctx = _CURRENT.get()
-    token = _CURRENT.set(replace(ctx, fields=MappingProxyType({**ctx.fields, **fields})))
+    fields = demote_reserved({**ctx.fields, **fields})
+    token = _CURRENT.set(replace(ctx, fields=MappingProxyType(fields)))
     try:
         yield
     finally:

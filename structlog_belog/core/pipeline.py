@@ -21,6 +21,7 @@ import structlog.contextvars
 from . import context as _context
 from .redact import SecretRedactor
 from .render import render_jsonl
+from .reserved import RESERVED, demote_reserved, demoted_key
 from .truncate import ValueTruncator
 
 if TYPE_CHECKING:
@@ -154,7 +155,10 @@ def _merge_structlog_contextvars(ed: dict[str, Any]) -> None:
     for key, var in _STRUCTLOG_VARS.items():
         value = var.get(Ellipsis)
         if value is not Ellipsis:
-            ed.setdefault(key[_STRUCTLOG_PREFIX_LEN:], value)
+            name = key[_STRUCTLOG_PREFIX_LEN:]
+            if name in RESERVED:  # bound by the application: data, not routing
+                name = demoted_key(name, ed)
+            ed.setdefault(name, value)
 
 
 def fallback_session() -> tuple[Any, bool]:
@@ -218,17 +222,28 @@ class Pipeline:
         return _NOTHING
 
     def process(  # noqa: PLR0915 - inlined on purpose, see below
-        self, ed: dict[str, Any], level: str, created: float, *, vetted: bool = False
+        self,
+        ed: dict[str, Any],
+        level: str,
+        created: float,
+        *,
+        vetted: bool = False,
+        own: bool = False,
     ) -> None:
         """Run the event dict *ed* through the chain and write it. Never raises.
 
         *vetted* says the code that built *ed* has already redacted it (the
         LLM audit does, part by part): only the fields merged from the context
-        are then redacted here.
+        are then redacted here. *own* (implied by *vetted*) says belog itself
+        made the record: only then may it carry the reserved fields (``kind``,
+        ``ref``, ``session_id``...); in a log call's record they are kept as
+        data under ``app.<name>`` (see `_reserved`).
         """
         # One function, one try block (free in CPython 3.11+): a call per
         # record saved on the hot path.
         try:
+            if not (own or vetted or RESERVED.isdisjoint(ed)):
+                demote_reserved(ed)
             ctx = _current()
             # A vetted record gets the context's fields apart, to redact only them.
             fields = {} if vetted else ed

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from .safe_io import open_file_beneath
+
 __all__ = ["STREAMS", "SessionRouter", "before_exit_flush", "make_dirs"]
 
 #: The per-session streams and their file stems.
@@ -193,15 +195,20 @@ class SessionRouter:
         return None
 
     def _open(self, key: tuple[str | None, str, bool]) -> int:
-        """Open (creating 0600, folders 0700) and cache a descriptor. Lock held."""
+        """Open (creating 0600, folders 0700) and cache a descriptor. Lock held.
+
+        No link is followed below the log folder and only a regular file is
+        written: a link or a FIFO planted at a session folder's or a file's
+        name raises `UnsafeFileError`, and the record is dropped and counted.
+        """
         if self.pid != os.getpid():  # pragma: no cover - the at-fork hook resets first
             self._reset_after_fork()
         path = self.path_for(*key)
         try:
-            fd = os.open(path, _FILE_FLAGS, 0o600)
+            fd = open_file_beneath(self.log_dir, path, _FILE_FLAGS, 0o600, create_dirs=True)
         except FileNotFoundError:
-            make_dirs(path.parent)
-            fd = os.open(path, _FILE_FLAGS, 0o600)
+            make_dirs(self.log_dir)
+            fd = open_file_beneath(self.log_dir, path, _FILE_FLAGS, 0o600, create_dirs=True)
         fds = self._fds
         fds[key] = fd
         while len(fds) > self.max_open:

@@ -89,6 +89,6 @@ def emit(
         pipeline = ensure_pipeline()
         # Built in reading order: these keys first, then the record's fields.
         ed = {"timestamp": None, "level": None, "logger": logger, "event": event, **fields}
-        pipeline.process(ed, _LEVELS.get(level, level), time.time())
+        pipeline.process(ed, _LEVELS.get(level, level), time.time(), own=True)
     except Exception:  # noqa: BLE001 - never raise into the application
         sys.stderr.write("structlog-belog: could not emit a record\n")

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from ..core.safe_io import replace_file
 from .store import BELogStore, default_log_dir
 from .stores import open_store
 
@@ -441,9 +442,9 @@ def _write(revision: BlueprintRevision, folder: Path) -> BlueprintRevision:
         (path, orjson.dumps(revision.to_dict(), option=orjson.OPT_INDENT_2)),
         (base.with_suffix(".md"), revision.to_markdown().encode()),
     ):
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        # A new file renamed into place: a link planted at the name is refused,
+        # never written through.
+        replace_file(target, data)
     return replace(revision, path=path)
 
 

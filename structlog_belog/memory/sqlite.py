@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from ..core.render import _safe_str
 from ..exceptions import StoreError
 from .store import _WORD, BELogStore, _check_record, latest_version, search_text
 
@@ -97,11 +99,16 @@ class SQLiteStore(BELogStore):
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
         self._conn = None  # a connection inherited through fork must not be used
+        self._refuse_planted()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():
             # 0600 before SQLite opens it: the index holds what the logs hold.
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+            # O_EXCL | O_NOFOLLOW: a link planted meanwhile is not followed.
+            flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                os.close(os.open(self.path, flags, 0o600))
+            except FileExistsError:
+                self._refuse_planted()
         conn = sqlite3.connect(
             self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
@@ -115,6 +122,23 @@ class SQLiteStore(BELogStore):
             raise
         self._conn, self._pid = conn, os.getpid()
         return conn
+
+    def _refuse_planted(self) -> None:
+        """Refuse a database (or journal) path that is a link or not a regular file.
+
+        SQLite follows links: a dangling one at the index's name would create
+        the database at its target, anywhere.
+        """
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            path = Path(f"{self.path}{suffix}")
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+                msg = f"{str(path)!r}: refused, it is {what}"
+                raise StoreError(self.location, msg)
 
     def _retry_locked(self, fn: Callable[[], _T]) -> _T:
         # Switching to WAL takes an exclusive lock that the busy handler does not
@@ -283,8 +307,20 @@ class SQLiteStore(BELogStore):
     # reads --------------------------------------------------------------
 
     def _records(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        # Names are stored as the log writes them (lone surrogates as text):
+        # look them up the same way. A row that is not a JSON object (damaged
+        # or hand-made) is left out rather than failing the whole answer.
+        params = tuple(_safe_str(p) if isinstance(p, str) else p for p in params)
         rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
-        return [orjson.loads(raw) for (raw,) in rows]
+        found = []
+        for (raw,) in rows:
+            try:
+                record = orjson.loads(raw)
+            except (orjson.JSONDecodeError, TypeError):
+                continue
+            if isinstance(record, dict):
+                found.append(record)
+        return found
 
     def last_execution(self, blueprint_id: str | None = None) -> dict[str, Any] | None:
         """The most recent record, of *blueprint_id* when given."""
@@ -312,10 +348,10 @@ class SQLiteStore(BELogStore):
         rows = self._run(
             lambda conn: conn.execute(
                 "SELECT blueprint_version FROM belog_versions WHERE blueprint_id = ?",
-                (blueprint_id,),
+                (_safe_str(blueprint_id),),
             ).fetchall()
         )
-        return latest_version(v for (v,) in rows)
+        return latest_version(v for (v,) in rows if isinstance(v, str))
 
     def get_blueprint_records(self, blueprint_id: str) -> list[dict[str, Any]]:
         """Every record of *blueprint_id*, oldest first."""

@@ -14,11 +14,15 @@ from __future__ import annotations
 import abc
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+
+from ..core.sanitize import visible
+from ..package.reader import iter_lines
 
 __all__ = [
     "DEFAULT_FILENAME",
@@ -92,7 +96,20 @@ def read_belog_files(*dirs: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
 
 
 def _records_in(path: Path, *, global_file: bool) -> Iterator[dict[str, Any]]:
-    for line in _read_lines(path):
+    """The BELog records of one file; a file that cannot be read safely is reported and skipped.
+
+    Bounded like every reader (`iter_lines`: line and decompression caps, no
+    link, no FIFO or device): a bomb or a planted file ends this file, not the
+    index.
+    """
+    try:
+        yield from _parse_belog(iter_lines(path), global_file=global_file)
+    except OSError as exc:
+        sys.stderr.write(visible(f"structlog-belog: skipped {path}: {exc}\n"))
+
+
+def _parse_belog(lines: Iterable[bytes], *, global_file: bool) -> Iterator[dict[str, Any]]:
+    for line in lines:
         if global_file and b'"belog"' not in line:
             continue  # most of a global file is other records: skip them unparsed
         try:
@@ -107,34 +124,6 @@ def _records_in(path: Path, *, global_file: bool) -> Iterator[dict[str, Any]]:
             and isinstance(record.get("task_name"), str)
         ):
             yield record
-
-
-def _read_lines(path: Path) -> Iterator[bytes]:
-    if path.suffix == ".zst":
-        import zstandard
-
-        with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as reader:
-            buffered = _BufferedLines(reader)
-            yield from buffered
-        return
-    with path.open("rb") as fh:
-        yield from fh
-
-
-class _BufferedLines:
-    """Split a binary stream into lines (zstd readers have no ``readline``)."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[bytes]:
-        rest = b""
-        while chunk := self._stream.read(1 << 20):
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()
-            yield from lines
-        if rest:
-            yield rest
 
 
 def _check_record(record: Mapping[str, Any]) -> None:

@@ -29,6 +29,7 @@ from ..core import context as _context
 from ..core import hooks as _hooks
 from ..core import tracing as _tracing
 from ..core.pipeline import format_timestamp
+from ..core.render import as_written
 from .changes import _changed, _git_snapshot, _watch_snapshot
 from .scoring import percentile_score
 
@@ -517,7 +518,9 @@ def _write(record: dict[str, Any], store: BELogStore | str | os.PathLike[str] | 
         indexed = dict(record)
         for processor in ensure_pipeline().processors:
             indexed = processor(None, level, indexed)
-        _resolve_store(store).add(indexed)
+        # As written: a name from an undecodable file name (a lone surrogate)
+        # is indexed as the line holds it, not refused by SQLite.
+        _resolve_store(store).add(as_written(indexed))
     except Exception as exc:  # noqa: BLE001 - the JSONL is the truth; count and go on
         _count_failure("index", exc)
 

@@ -18,7 +18,7 @@ import orjson
 
 from ..exceptions import SessionNotFoundError
 from .packager import packaged_at
-from .reader import session_files
+from .reader import iter_lines, open_read, session_files
 
 __all__ = ["SessionInfo", "find", "list_sessions", "session_info"]
 
@@ -65,7 +65,7 @@ class SessionInfo:
 
 def _first_record(path: Path) -> dict[str, Any] | None:
     try:
-        with open(path, "rb") as fh:
+        with open_read(path) as fh:
             line = fh.readline(_TAIL_BYTES)
         rec = orjson.loads(line)
     except (OSError, orjson.JSONDecodeError):
@@ -76,7 +76,7 @@ def _first_record(path: Path) -> dict[str, Any] | None:
 def _last_end(path: Path) -> dict[str, Any] | None:
     """The ``session_end`` record near the end of *path*, if there is one."""
     try:
-        with open(path, "rb") as fh:
+        with open_read(path) as fh:
             size = fh.seek(0, os.SEEK_END)
             fh.seek(max(0, size - _TAIL_BYTES))
             tail = fh.read()
@@ -98,7 +98,7 @@ def _count_lines(paths: list[Path]) -> int:
     total = 0
     for path in paths:
         try:
-            with open(path, "rb") as fh:
+            with open_read(path) as fh:
                 while block := fh.read(_COUNT_CHUNK):
                     total += block.count(b"\n")
         except OSError:
@@ -110,25 +110,34 @@ def _tokens(paths: list[Path]) -> int:
     total = 0
     for path in paths:
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below, loop reads lines
-        except OSError:
-            continue
-        with fh:
-            for line in fh:
+            for line in iter_lines(path):  # bounded: a runaway line ends the count
                 try:
                     usage = orjson.loads(line).get("usage")
                 except (orjson.JSONDecodeError, AttributeError):
                     continue
-                if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
-                    total += usage["total_tokens"]
+                tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+                if type(tokens) is int and 0 <= tokens < 1 << 53:
+                    total += tokens
+        except OSError:
+            continue
     return total
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e12:
+        return float(value)
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def pid_alive(pid: int) -> bool:
     """Whether a process *pid* exists on this host."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):
         return False
     except PermissionError:
         return True
@@ -161,10 +170,11 @@ def session_info(directory: Path, *, idle_seconds: float = 300.0) -> SessionInfo
     start = start or {}
     end = _last_end(own) if own.exists() else None
     pid = start.get("pid")
-    pid = pid if isinstance(pid, int) else None
+    # A forged or damaged record may hold anything: only a plausible pid is one.
+    pid = pid if type(pid) is int and 0 < pid < 1 << 31 else None
     host = start.get("host") if isinstance(start.get("host"), str) else None
     if end is not None:
-        status = "ok" if end.get("success") else "failed"
+        status = "ok" if end.get("success") is True else "failed"
     elif pid is not None and host in (None, platform.node()):
         status = "running" if pid_alive(pid) else "crashed"
     else:
@@ -177,9 +187,9 @@ def session_info(directory: Path, *, idle_seconds: float = 300.0) -> SessionInfo
         directory=directory,
         title=start.get("title") if isinstance(start.get("title"), str) else None,
         status=status,
-        start_time=start.get("timestamp"),
-        end_time=end.get("timestamp") if end else None,
-        duration_seconds=duration if isinstance(duration, int | float) else None,
+        start_time=_text(start.get("timestamp")),
+        end_time=_text(end.get("timestamp")) if end else None,
+        duration_seconds=_seconds(duration),
         records=_count_lines(files),
         calls=_count_lines(prompts),
         tokens=_tokens(prompts),
@@ -199,6 +209,20 @@ def session_dirs(log_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: p.name)
 
 
+def _is_session_dir(path: Path, log_dir: Path) -> bool:
+    """Whether *path* is a real session folder (not a link, not outside a ``sessions`` folder)."""
+    try:
+        if path.is_symlink() or not path.is_dir():
+            return False
+        real = path.resolve()
+        if real.parent == (log_dir / "sessions").resolve():
+            return True
+        own = real / "processing.jsonl"
+        return real.parent.name == "sessions" and own.is_file() and not own.is_symlink()
+    except OSError:
+        return False
+
+
 def list_sessions(log_dir: Path, *, idle_seconds: float = 300.0) -> list[SessionInfo]:
     """`SessionInfo` for every session under *log_dir*, oldest first."""
     return [session_info(d, idle_seconds=idle_seconds) for d in session_dirs(log_dir)]
@@ -207,12 +231,23 @@ def list_sessions(log_dir: Path, *, idle_seconds: float = 300.0) -> list[Session
 def find(reference: str, log_dir: Path) -> Path:
     """The folder a user means by *reference*: a path, an ID, an ID prefix or ``last``.
 
+    A path is taken only when it is a session folder: directly inside
+    ``log_dir/sessions``, or inside another log folder's ``sessions`` folder
+    and holding a session's own file. ``/etc``, ``/`` or ``../..`` are not.
+
     Raises:
-        SessionNotFoundError: Nothing (or more than one session) matches.
+        SessionNotFoundError: Nothing (or more than one session) matches, or the
+            path given is not a session folder.
     """
     path = Path(reference)
-    if path.is_dir() and (os.sep in reference or path.parent != Path()):
-        return path
+    if os.sep in reference or reference in (".", "..") or path.is_absolute():
+        if _is_session_dir(path, log_dir):
+            return path
+        msg = (
+            f"{reference!r} is not a session folder (one inside "
+            f"{str(log_dir / 'sessions')!r}, holding processing.jsonl)"
+        )
+        raise SessionNotFoundError(reference, log_dir / "sessions", msg)
     dirs = session_dirs(log_dir)
     if reference in ("last", "latest", "-"):
         if dirs:
@@ -224,7 +259,7 @@ def find(reference: str, log_dir: Path) -> Path:
     matches = [d for d in dirs if d.name.startswith(reference)]
     if len(matches) == 1:
         return matches[0]
-    if path.is_dir():
+    if not matches and _is_session_dir(path, log_dir):  # another log folder's session
         return path
     if len(matches) > 1:
         msg = f"{len(matches)} sessions start with {reference!r}; give more of the ID"

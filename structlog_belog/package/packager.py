@@ -10,12 +10,14 @@ a failure leaves no half package, and session files are only ever read.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +27,9 @@ import orjson
 import zstandard
 
 from ..core import hooks as _hooks
+from ..core.safe_io import replace_file
 from ..exceptions import PackageError, SessionNotFoundError
-from .reader import Raw, session_files
+from .reader import Raw, open_read, session_files
 from .report import SessionReport
 from .scan import scan_session
 from .slug import package_name, place_package, prepare_root
@@ -202,8 +205,11 @@ def _copy_contents(report: SessionReport, root: Path) -> list[str]:
             # Links are copied as links, never followed: a link in the content
             # cannot pull files from outside it into the package, nor loop.
             _copy_tree(src, dst)
-        else:
+        elif src.is_symlink() or src.is_file():
             _copy_one(src, dst)
+        else:  # a FIFO, a device, a socket: never opened (a FIFO would hang)
+            missing.append(str(src))
+            continue
         item["copied_to"] = dst.relative_to(root).as_posix()
     return missing
 
@@ -304,6 +310,55 @@ def build_package(
     directory = Path(directory)
     if not directory.is_dir():
         raise SessionNotFoundError(session_id or directory.name, directory)
+    seen = _marker_state(directory)
+    with _packaging_lock(directory):
+        # Another process packaged this session while we waited for the lock
+        # (two `belog recover`s, an exit hook and a CLI): one package, theirs.
+        if _marker_state(directory) != seen:
+            made = packaged_at(directory)
+            if made is not None and (made / "logs" / "metadata.json").is_file():
+                return made
+        return _build_locked(directory, package_dir, session_id, title, opts, progress)
+
+
+def _marker_state(directory: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(directory / PACKAGED_MARKER, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ino)
+
+
+@contextlib.contextmanager
+def _packaging_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the session folder itself while packaging.
+
+    The folder's own descriptor is locked: no file is added to the session.
+    Where no lock can be taken, packaging goes on without.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _build_locked(
+    directory: Path,
+    package_dir: Path | str,
+    session_id: str | None,
+    title: str | None,
+    opts: _Options,
+    progress: Callable[[int], None] | None,
+) -> Path:
     try:
         root = prepare_root(package_dir)
         building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
@@ -392,11 +447,7 @@ def _build(
 def _leave_marker(directory: Path, final: Path) -> None:
     data = orjson.dumps({"package": str(final)}, option=orjson.OPT_APPEND_NEWLINE)
     try:
-        tmp = directory / f".{PACKAGED_MARKER}.{os.getpid()}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
-        with os.fdopen(os.open(tmp, flags, 0o600), "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, directory / PACKAGED_MARKER)
+        replace_file(directory / PACKAGED_MARKER, data)  # never through a planted link
     except OSError:
         pass  # a read-only session folder still gets its package
 
@@ -404,7 +455,8 @@ def _leave_marker(directory: Path, final: Path) -> None:
 def packaged_at(directory: Path) -> Path | None:
     """The package made last from the session folder *directory*, if any."""
     try:
-        data = orjson.loads((directory / PACKAGED_MARKER).read_bytes())
+        with open_read(directory / PACKAGED_MARKER) as fh:
+            data = orjson.loads(fh.read(64 * 1024))
     except (OSError, orjson.JSONDecodeError):
         return None
     path = data.get("package") if isinstance(data, dict) else None

@@ -23,6 +23,7 @@ from typing import Any, Final
 import orjson
 import zstandard
 
+from ..core.safe_io import open_file_beneath, open_regular
 from ..exceptions import CorruptDataError, DecompressionLimitError, PackageError
 
 __all__ = [
@@ -40,6 +41,13 @@ __all__ = [
 MAX_LINE_BYTES: Final = 64 * 1024 * 1024
 #: The most decompressed bytes one member may expand to by default.
 MAX_OUTPUT_BYTES: Final = 64 * 1024 * 1024 * 1024
+#: The largest metadata.json / execution_summary.md a reader loads whole.
+MAX_DOCUMENT_BYTES: Final = 64 * 1024 * 1024
+# Lines are split out of at most this much data at a time: a chunk of a
+# newline bomb (one zstd step can expand to ~32 MiB of newlines) would
+# otherwise become a list of millions of empty lines at once.
+_SPLIT_BYTES: Final = 1024 * 1024
+_BLANK_RUNS: Final = re.compile(b"\n{2,}")
 
 # zstd can expand one input byte to at most ~32 KiB (an RLE block), so feeding
 # 1 KiB at a time bounds the output of one step to ~32 MiB whatever the input.
@@ -54,13 +62,34 @@ _PACKAGE_MEMBERS: Final = {
 }
 
 
-def _zstd_chunks(path: Path, max_output: int) -> Iterator[bytes]:
+def open_read(path: Path, root: Path | None = None) -> io.BufferedReader:
+    """Open *path* for reading: a regular file, no link followed (below *root*, if given).
+
+    Raises:
+        UnsafeFileError: *path* (or a folder below *root* on the way) is a link,
+            or *path* is a FIFO, a device or a socket. Opening never blocks.
+    """
+    fd = open_regular(path) if root is None else open_file_beneath(root, path)
+    return os.fdopen(fd, "rb")
+
+
+def read_document(path: Path, root: Path | None = None, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The bytes of a small document (metadata, summary), refused past *limit* bytes."""
+    with open_read(path, root) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        msg = f"{path}: larger than {limit} bytes; refusing to read it whole"
+        raise DecompressionLimitError(msg, path, limit)
+    return data
+
+
+def _zstd_chunks(path: Path, max_output: int, root: Path | None = None) -> Iterator[bytes]:
     """Decompressed chunks of the (possibly multi-frame) zstd file *path*."""
     dctx = zstandard.ZstdDecompressor()
     dobj = dctx.decompressobj()
     started = False  # inside a frame that has not ended yet
     total = 0
-    with open(path, "rb") as fh:
+    with open_read(path, root) as fh:
         while True:
             block = fh.read(_READ_SIZE)
             if not block:
@@ -94,17 +123,34 @@ def _zstd_chunks(path: Path, max_output: int) -> Iterator[bytes]:
         raise CorruptDataError(msg, path)
 
 
-def _plain_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
+def _plain_chunks(path: Path, root: Path | None = None) -> Iterator[bytes]:
+    with open_read(path, root) as fh:
         while block := fh.read(_READ_SIZE):
             yield block
 
 
-def _is_zstd(path: Path) -> bool:
+def _is_zstd(path: Path, root: Path | None = None) -> bool:
     if path.name.endswith(".zst"):
         return True
-    with open(path, "rb") as fh:
+    with open_read(path, root) as fh:
         return fh.read(4) == _ZSTD_MAGIC
+
+
+def _split_bounded(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks in pieces of at most `_SPLIT_BYTES`, runs of blank lines squeezed.
+
+    A newline bomb (millions of empty lines) would otherwise cost a Python
+    step and a list slot per newline; JSONL has no blank lines, so the search
+    for one (``memmem``) is all ordinary data pays.
+    """
+    for raw in chunks:
+        chunk = _BLANK_RUNS.sub(b"\n", raw) if b"\n\n" in raw else raw
+        if len(chunk) <= _SPLIT_BYTES:
+            yield chunk
+        else:
+            view = memoryview(chunk)
+            for i in range(0, len(chunk), _SPLIT_BYTES):
+                yield bytes(view[i : i + _SPLIT_BYTES])
 
 
 def iter_lines(
@@ -112,20 +158,28 @@ def iter_lines(
     *,
     max_line_bytes: int = MAX_LINE_BYTES,
     max_output_bytes: int = MAX_OUTPUT_BYTES,
+    root: Path | None = None,
 ) -> Iterator[bytes]:
     """Yield the lines of a JSONL file, plain or zstd, without their newline.
 
     Blank lines are skipped. A final line without a newline is yielded too.
+    The file must be a regular file, not a link (nor, below *root* when given,
+    under a linked folder).
 
     Raises:
         DecompressionLimitError: A line is longer than *max_line_bytes*, or the
             file decompresses to more than *max_output_bytes*.
         CorruptDataError: The zstd data is invalid or its last frame is cut off.
+        UnsafeFileError: The file is a link, a FIFO, a device or a socket.
     """
     path = Path(path)
-    chunks = _zstd_chunks(path, max_output_bytes) if _is_zstd(path) else _plain_chunks(path)
+    chunks = (
+        _zstd_chunks(path, max_output_bytes, root)
+        if _is_zstd(path, root)
+        else _plain_chunks(path, root)
+    )
     pending = bytearray()
-    for chunk in chunks:
+    for chunk in _split_bounded(chunks):
         last = chunk.rfind(b"\n")
         if last < 0:
             pending += chunk
@@ -144,11 +198,12 @@ def iter_lines(
             if line:
                 yield line
         if last > first:
-            for line in chunk[first + 1 : last].split(b"\n"):
+            # filter(None, ...): blank lines dropped in C, so a newline bomb
+            # costs no Python step per newline.
+            for line in filter(None, chunk[first + 1 : last].split(b"\n")):
                 if len(line) > max_line_bytes:
                     _line_too_long(path, max_line_bytes)
-                if line:
-                    yield line
+                yield line
         pending += chunk[last + 1 :]
         if len(pending) > max_line_bytes:
             _line_too_long(path, max_line_bytes)
@@ -250,7 +305,7 @@ def session_batches(path: Path, on_corrupt: Callable[[str, int], None]) -> Itera
     pending: list[bytes] = []  # the pieces of an unfinished line
     size = 0  # their length
     skipping = False  # inside a line longer than the cap
-    with open(path, "rb") as fh:
+    with open_read(path) as fh:
         while block := fh.read(_BATCH_BYTES):
             lines = io.BytesIO(block).readlines()
             tail = lines.pop() if lines[-1][-1:] != b"\n" else b""
@@ -408,13 +463,13 @@ def iter_records(
         return None
 
     on_corrupt = skip if skip_corrupt else None
-    if path.is_file():
-        yield from parse_lines(iter_lines(path), on_corrupt)
+    if path.is_file() or path.is_symlink() or (path.exists() and not path.is_dir()):
+        yield from parse_lines(iter_lines(path), on_corrupt)  # refuses links, FIFOs...
         return
     if (path / "logs").is_dir():
         member = _package_member(path, stream)
         if member is not None:
-            yield from parse_lines(iter_lines(member), on_corrupt)
+            yield from parse_lines(iter_lines(member, root=path), on_corrupt)
         return
     if path.is_dir():
 
@@ -436,8 +491,8 @@ def _package_member(package: Path, stream: str) -> Path | None:
         raise ValueError(msg)
     base = package / "logs" / _PACKAGE_MEMBERS[stream]
     for candidate in (base.with_name(base.name + ".zst"), base):
-        if candidate.is_file():
-            return candidate
+        if candidate.is_symlink() or candidate.exists():
+            return candidate  # opened below the package: links and FIFOs refused there
     return None
 
 
@@ -490,7 +545,7 @@ def read_package(path: Path | str) -> Package:
     root = Path(path)
     meta_path = root / "logs" / "metadata.json"
     try:
-        raw = meta_path.read_bytes()
+        raw = read_document(meta_path, root)
     except FileNotFoundError as exc:
         msg = f"not a package (no logs/metadata.json): {str(root)!r}"
         raise PackageError(msg, root) from exc
@@ -503,5 +558,8 @@ def read_package(path: Path | str) -> Package:
         msg = f"{meta_path}: metadata.json must hold a JSON object"
         raise CorruptDataError(msg, meta_path)
     summary_path = root / "logs" / "execution_summary.md"
-    summary = summary_path.read_text("utf-8") if summary_path.is_file() else ""
+    try:
+        summary = read_document(summary_path, root).decode("utf-8", "replace")
+    except FileNotFoundError:
+        summary = ""
     return Package(path=root, metadata=metadata, summary=summary)

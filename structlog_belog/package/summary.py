@@ -19,12 +19,19 @@ from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from ..core.sanitize import visible
+
 if TYPE_CHECKING:
     from .report import SessionReport
 
 __all__ = ["escape_md", "render_summary"]
 
 _MD_SPECIAL: Final = re.compile(r"([\\`*_\[\]|~#])")
+# What could open a block where a value starts a cell's or a list item's text
+# and is not escaped already (* # ` ~ are; > becomes &gt;): a bullet (- +), a
+# rule or setext line (--- ===), an ordered-list number (1. 1)). Leading
+# whitespace (an indented code block) is dropped.
+_BLOCK_START: Final = re.compile(r"^(?:([-+])(?=[ \t]|$)|([-=])(?=\2)|(\d{1,9})([.)])(?=[ \t]|$))")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _NEWLINES: Final = re.compile(r"\r\n|\r|\n|\u2028|\u2029|\x85")
 _HTML: Final = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
@@ -34,12 +41,23 @@ _TEMPLATE: Final = "execution_summary.md.j2"
 def escape_md(value: Any) -> str:
     """*value* as text that Markdown shows literally, on one line.
 
-    Newlines become ``⏎``, control characters are dropped, ``& < >`` become
-    HTML entities and Markdown's punctuation is backslash-escaped.
+    Newlines become ``⏎``, C0 control characters are dropped, C1 and bidi
+    characters shown as escapes (``\\u202e``), ``& < >`` become HTML entities,
+    Markdown's punctuation is backslash-escaped, and a start that could open
+    a block (a list, a rule, a heading, a quote, indented code) is escaped.
     """
     text = value if isinstance(value, str) else str(value)
-    text = _CONTROL.sub("", _NEWLINES.sub(" ⏎ ", text))
-    return _MD_SPECIAL.sub(r"\\\1", text.translate(_HTML))
+    text = _CONTROL.sub("", visible(_NEWLINES.sub(" ⏎ ", text)))
+    # Leading whitespace dropped: it could indent a code block.
+    text = _MD_SPECIAL.sub(r"\\\1", text.lstrip(" \t").translate(_HTML))
+    return _BLOCK_START.sub(_block_start, text, count=1)
+
+
+def _block_start(m: re.Match[str]) -> str:
+    # The marker backslash-escaped: shown, and opening nothing.
+    if m.group(1) or m.group(2):
+        return "\\" + (m.group(1) or m.group(2))
+    return f"{m.group(3)}\\{m.group(4)}"
 
 
 def _finalize(value: Any) -> Any:

@@ -18,8 +18,7 @@ from typing import Any, Final
 
 import orjson
 
-from ..exceptions import CorruptDataError
-from .reader import iter_lines, parse_lines, read_package
+from .reader import iter_lines, open_read, parse_lines, read_document, read_package
 
 __all__ = ["KINDS", "load_schema", "validate_metadata", "validate_record", "verify_package"]
 
@@ -130,7 +129,7 @@ def check_sums(package: Path) -> Iterator[str]:
     logs = package / "logs"
     root = package.resolve()
     try:
-        text = (logs / "SHA256SUMS").read_text("utf-8", "surrogateescape")
+        text = read_document(logs / "SHA256SUMS", package).decode("utf-8", "surrogateescape")
     except OSError as exc:
         yield f"SHA256SUMS: cannot be read ({exc})"
         return
@@ -148,7 +147,8 @@ def check_sums(package: Path) -> Iterator[str]:
             continue
         listed.add(path)
         try:
-            actual = _sha256(path)
+            # Opened below the package by its lexical path (links and FIFOs refused).
+            actual = _sha256(package / os.path.normpath(os.path.join("logs", name)), package)
         except OSError as exc:
             yield f"{name}: cannot be read ({exc.strerror or exc})"
             continue
@@ -161,9 +161,9 @@ def check_sums(package: Path) -> Iterator[str]:
                 yield f"{os.path.relpath(path, logs)}: not listed in SHA256SUMS"
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, root: Path) -> str:
     sha = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_read(path, root) as fh:  # no link, no FIFO or device
         while block := fh.read(1024 * 1024):
             sha.update(block)
     return sha.hexdigest()
@@ -196,14 +196,14 @@ def verify_package(path: Path | str, *, schemas: bool = True) -> list[str]:
             continue
         found = 0
         try:
-            for number, record in enumerate(parse_lines(iter_lines(member)), 1):
+            for number, record in enumerate(parse_lines(iter_lines(member, root=package)), 1):
                 if not schemas:
                     continue
                 for problem in record_problems(record, reference=stream == "processing"):
                     found += 1
                     if found <= _MAX_PROBLEMS:
                         problems.append(f"{member.name}:{number}: {problem}")
-        except CorruptDataError as exc:
+        except OSError as exc:  # damaged, a bomb, a link or a FIFO
             problems.append(f"{member.name}: {exc}")
     return problems
 

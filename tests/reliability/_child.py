@@ -447,6 +447,63 @@ def _from_devfull(paths: list[Path]) -> None:
             real.rename(path)
 
 
+def preload_modules() -> None:
+    """Import every module the library may import lazily, while they can be read.
+
+    After `drop_privileges` the process may no longer read its own checkout
+    or interpreter (a clone inside a 0700 folder such as ``/root``): what is
+    imported later would fail there, not in the library.
+    """
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(belog.__path__, "structlog_belog."):
+        if info.name.rsplit(".", 1)[-1] in ("__main__", "otel", "_otel", "_otel_genai", "chroma"):
+            continue  # optional extras, never used by these cases
+        try:
+            importlib.import_module(info.name)
+        except ImportError:
+            continue
+    for name in (
+        "sqlite3",
+        "zstandard",
+        "jinja2",
+        "jinja2.sandbox",
+        "markupsafe",
+        "hashlib",
+        "shutil",
+        "tempfile",
+        "platform",
+        "socket",
+        "getpass",
+        "encodings.idna",
+        "encodings.ascii",
+        "encodings.latin_1",
+        "uuid",
+        "importlib.resources",
+        "rich.console",
+        "rich.markdown",
+    ):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+    # Templates and schemas are read lazily too: read them now (cached).
+    from importlib import resources
+
+    for folder in ("templates", "schemas"):
+        for entry in (resources.files("structlog_belog") / folder).iterdir():
+            if entry.name.endswith((".j2", ".json")):
+                entry.read_bytes()
+
+
+def drop_privileges() -> None:
+    """Become ``nobody`` (root ignores permission bits) after preloading what is needed."""
+    preload_modules()
+    os.setgid(65534)
+    os.setuid(65534)
+
+
 def disk_fault(root: str, fault: str, phase: str) -> None:
     """Log through *fault* injected at configure time or mid-run, then clear it."""
     import resource
@@ -457,8 +514,7 @@ def disk_fault(root: str, fault: str, phase: str) -> None:
     lg = _Logger()
     if fault == "eacces" and os.getuid() == 0:
         # root bypasses permission bits: run as nobody, in a folder nobody owns.
-        os.setgid(65534)
-        os.setuid(65534)
+        drop_privileges()
     if fault == "erofs":
         subprocess.run(["mount", "--bind", root, root], check=True)
 
