@@ -234,8 +234,14 @@ def _dynatrace(rng: random.Random) -> Secret:
     return Secret("dynatrace_token", _j("dt0c01", ".", body), body)
 
 
-def _gcp_service_account(rng: random.Random) -> Secret:
-    return _pem(rng)
+def _grafana(rng: random.Random) -> Secret:
+    body = _j(_p(rng, _AN, 32), "_", _p(rng, _HEX, 8))
+    return Secret("grafana_token", _j("gl", "sa_", body), body)
+
+
+def _postman(rng: random.Random) -> Secret:
+    body = _j(_p(rng, _HEX, 24), "-", _p(rng, _HEX, 34))
+    return Secret("postman_key", _j("PM", "AK-", body), body)
 
 
 #: Every format the probe plants, by name.
@@ -299,9 +305,9 @@ FORMATS: dict[str, Callable[[random.Random], Secret]] = {
     "pinecone": _pinecone,
     "langsmith": _langsmith,
     "supabase": _prefixed("supabase_token", _j("sb", "p_"), _HEX, 40),
-    "postman": _prefixed("postman_key", _j("PM", "AK-"), _HEX, 24),
+    "postman": _postman,
     "heroku": _prefixed("heroku_key", _j("HR", "KU-AA"), _B64URL, 58),
-    "grafana_service_account": _prefixed("grafana_token", _j("gl", "sa_"), _AN, 32),
+    "grafana_service_account": _grafana,
     "prefect": _prefixed("prefect_key", _j("pn", "u_"), _AN, 36),
     "rubygems": _prefixed("rubygems_key", _j("ruby", "gems_"), _HEX, 48),
     "planetscale": _prefixed("planetscale_token", _j("psc", "ale_tkn_"), _AN, 43),
@@ -345,7 +351,7 @@ def _hashes(rng: random.Random) -> str:
             f"sha256={rng.randbytes(32).hex()}",
             f"sha512 {rng.randbytes(64).hex()}",
             f"commit {rng.randbytes(20).hex()} (HEAD -> main) short {rng.randbytes(4).hex()[:7]}",
-            f"etag W/\"{rng.randbytes(16).hex()}\"",
+            f'etag W/"{rng.randbytes(16).hex()}"',
         )
     )
 
@@ -368,12 +374,21 @@ def _path(rng: random.Random) -> str:
     parts = ["keys", "tokens", "secrets", "01_raw", "authors", "passwords", "keyboard", "out"]
     chosen = [rng.choice(parts) for _ in range(rng.randrange(2, 6))]
     name = rng.choice(("api_key_rotation.md", "token_counts.csv", "secret_santa.txt", "x.json"))
-    return rng.choice(("/home/user/", "C:\\work\\", "./", "s3://bucket/")) + "/".join(chosen) + "/" + name
+    return (
+        rng.choice(("/home/user/", "C:\\work\\", "./", "s3://bucket/"))
+        + "/".join(chosen)
+        + "/"
+        + name
+    )
 
 
 def _url(rng: random.Random) -> str:
-    host = rng.choice(("example.com", "api.openai.com", "localhost:8080", "10.0.0.1:443", "[::1]:80"))
-    path = "/".join(rng.choice(("v1", "keys", "tokens", "auth", "items", "users")) for _ in range(3))
+    host = rng.choice(
+        ("example.com", "api.openai.com", "localhost:8080", "10.0.0.1:443", "[::1]:80")
+    )
+    path = "/".join(
+        rng.choice(("v1", "keys", "tokens", "auth", "items", "users")) for _ in range(3)
+    )
     query = f"page={rng.randrange(9)}&token_count={rng.randrange(999)}&q=a@b#frag"
     return f"{rng.choice(('https', 'http', 'ftp'))}://{host}/{path}?{query}"
 
@@ -386,7 +401,7 @@ def _code(rng: random.Random) -> str:
             f"tokenizer.encode(text)[:{rng.randrange(512)}] # keyboard_layout = 'us'",
             "Request options: {'api_key': None, 'json_data': {'max_tokens': 100}}",
             '{"password": null, "token": false, "usage": {"total_tokens": 12}}',
-            f"2025-01-18T17:30:{rng.randrange(60):02d}.123456Z INFO parsed in {rng.randrange(99)} ms",
+            f"2025-01-18T17:30:{rng.randrange(60):02d}.123Z INFO parsed in {rng.randrange(99)} ms",
             f"version 1.{rng.randrange(99)}.{rng.randrange(99)}-rc.{rng.randrange(9)}+build.5",
             "the task-0123456789abcdefghijk finished; see author@example.org",
         )
@@ -398,5 +413,5 @@ _BENIGN = (_prose, _hashes, _uuid, _base64, _path, _url, _code)
 
 def make_benign_corpus(n: int, seed: int = 0) -> list[str]:
     """*n* texts without secrets: prose, hashes, UUIDs, base64, paths, URLs, code."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - seeded test data, nothing cryptographic
     return [_BENIGN[i % len(_BENIGN)](rng) for i in range(n)]

@@ -31,7 +31,7 @@ import pytest
 import structlog
 
 import structlog_belog as belog
-from structlog_belog._config import Config
+from structlog_belog.core.config import Config
 
 from .secret_formats import FORMATS, make_format
 

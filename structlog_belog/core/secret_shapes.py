@@ -1,5 +1,8 @@
 """The secret formats `SecretRedactor` recognises by shape: one rule per format.
 
+The key names and ``name=value`` rules are in `core.secret_rules`; this
+module is the table of shapes and the combined regex built from it.
+
 The formats (prefixes, alphabets, lengths) are facts published by the
 vendors and collected by public secret scanners (gitleaks' default rule set,
 trufflehog's detectors); the patterns here are written for this engine.
@@ -19,12 +22,11 @@ around it (``Bearer``, a URL's user and host, ``&sig=``).
 
 from __future__ import annotations
 
-import re
-import re._parser as _re_parser  # the width of a lead, as the regex engine sees it
+import re._parser as _re_parser  # type: ignore[import-not-found]  # typeshed has no stub; the width of a lead as the regex engine sees it
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["RULES", "SecretRule", "shapes_pattern"]
+__all__ = ["BACK", "RULES", "SecretRule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,11 +324,13 @@ RULES: Final[tuple[SecretRule, ...]] = (
     ),
     _r(
         "doppler_token",
-        "Doppler personal, service, CLI, SCIM and audit tokens (dp.pt., …)",
-        "dp",
+        "Doppler personal, service, CLI, service-account tokens (dp.pt., dp.st., …)",
+        r"dp\.(?:pt|st|ct|sa)",
         ".",
-        r"(?:pt|st(?:\.[a-z0-9_-]{2,35})?|ct|sa|scim|audit)\.[A-Za-z0-9]{40,}",
+        r"[A-Za-z0-9]{40,}",
     ),
+    _r("doppler_token", "Doppler SCIM tokens (dp.scim.)", r"dp\.scim", ".", r"[A-Za-z0-9]{40,}"),
+    _r("doppler_token", "Doppler audit tokens (dp.audit.)", r"dp\.audit", ".", r"[A-Za-z0-9]{40,}"),
     _r(
         "vault_token",
         "HashiCorp Vault service, batch and recovery tokens (hvs., hvb., hvr.)",
@@ -397,6 +401,13 @@ RULES: Final[tuple[SecretRule, ...]] = (
         f"{_AN}{{14}}",
         ".",
         r"atlasv1\.[A-Za-z0-9_=-]{60,}",
+    ),
+    _r(
+        "databricks_token",
+        "Databricks personal access tokens (dapi + 32 hex)",
+        "da",
+        "p",
+        rf"i{_HEX}{{32}}(?:-[0-9])?{_END}",
     ),
     # -- "J", "Z": base64 of JSON or of a known binary header ---------------
     _r(
@@ -542,59 +553,3 @@ def _width(lead: str) -> int:
 
 #: How many characters of each rule's secret stand before its anchor.
 BACK: Final[tuple[int, ...]] = tuple(_width(rule.lead) for rule in RULES)
-
-
-#: A lookahead every tail of an anchor's rules passes, tried before their
-#: lookbehinds: it rejects the anchor in prose, paths, dates and code
-#: (``well-known``, ``max_tokens``, ``api.example.com``) in one short step.
-GUARDS: Final = {
-    "-": "(?=[A-Za-z0-9_.=-]{16})",
-    "_": "(?=[A-Za-z0-9_=+/-]{16})",
-    ".": "(?=[A-Za-z0-9_-]{16})",
-}
-
-# A tail's leading literal characters (a quantified last one is not literal).
-_LITERAL_HEAD = re.compile(r"(?:[A-Za-z0-9/%@~,;:!#&-]|\\[./])+(?![{*+?])")
-
-
-def _branch(i: int, rule: SecretRule, not_marker: str) -> tuple[bool, str]:
-    """Rule *i* as one branch: (whether it opens with a literal, its regex).
-
-    A branch whose tail opens with literal characters checks them first: the
-    regex engine rejects such a branch in one comparison, before any
-    lookbehind. The empty group ``r<i>`` closes last, so ``lastgroup`` names
-    the rule.
-    """
-    anchor = re.escape(rule.anchor)
-    tail = rule.tail.replace("(?P<secret>", f"(?P<s{i}>{not_marker}")
-    head = _LITERAL_HEAD.match(tail)
-    literal = "" if head is None or "|" in tail else head.group()
-    rest = tail[len(literal) :]
-    checks = ""
-    if rule.lead:
-        checks += f"(?<={rule.lead}{anchor}{literal})"
-    if rule.word_start:
-        checks += f"(?<![A-Za-z0-9]{rule.lead}{anchor}{literal})"
-    return bool(literal), f"{literal}{checks}(?:{rest})(?P<r{i}>)"
-
-
-def shapes_pattern(not_marker: str) -> str:
-    """The combined regex of `RULES`; the group ``r<i>`` of a match names rule *i*.
-
-    Each top-level branch opens with one anchor character, so the regex
-    engine searches for the anchors in C and tries rules only there; each
-    rule then checks its lead with a lookbehind. *not_marker* (a negative
-    lookahead) opens every ``secret`` group so a marker is never redacted again.
-    """
-    literal: dict[str, list[str]] = {}
-    guarded: dict[str, list[str]] = {}
-    for i, rule in enumerate(RULES):
-        opens_literal, branch = _branch(i, rule, not_marker)
-        (literal if opens_literal else guarded).setdefault(rule.anchor, []).append(branch)
-    parts = []
-    for anchor in dict.fromkeys(rule.anchor for rule in RULES):
-        options = literal.get(anchor, [])
-        if anchor in guarded:
-            options = [*options, f"{GUARDS.get(anchor, '')}(?:{'|'.join(guarded[anchor])})"]
-        parts.append(f"{re.escape(anchor)}(?:{'|'.join(options)})")
-    return "|".join(parts)
