@@ -122,3 +122,61 @@ class TestCutThroughSecret:
         out = SecretRedactor(max_scan_chars=self.CAP).redact_value({"b": data})["b"]
 
         assert secret.needle[10:].encode() not in (out if isinstance(out, bytes) else out.encode())
+
+
+#: Key names that conventionally hold secrets, as services and SDKs spell them.
+_KEY_NAMES = (
+    *("password", "passwd", "pwd", "pass", "pw", "passphrase", "secret", "client_secret"),
+    *("secret_key", "secret_access_key", "aws_secret_access_key", "access_key", "account_key"),
+    *("shared_access_key", "token", "access_token", "refresh_token", "id_token", "auth_token"),
+    *("session_token", "security_token", "api_token", "api_key", "x_api_key", "apikey"),
+    *("authorization", "proxy_authorization", "cookie", "set_cookie", "private_key"),
+    *("private_key_pem", "connection_string", "conn_str", "database_url", "db_url", "dsn"),
+    *("jwt", "bearer", "credentials", "signing_key", "encryption_key", "master_key"),
+)
+
+#: Of those, the names whose ``name=value`` / ``"name": "value"`` is redacted in free text.
+_TEXT_NAMES = tuple(
+    n
+    for n in _KEY_NAMES
+    if n not in {"database_url", "db_url", "signing_key", "encryption_key", "master_key"}
+    and n not in {"credentials", "id_token", "set_cookie", "cookie", "x_api_key", "apikey"}
+)
+
+
+def _styles(name: str) -> list[str]:
+    """*name* in snake, SCREAMING, camel, Pascal, kebab and Train-Case."""
+    words = name.split("_")
+    camel = words[0] + "".join(w.title() for w in words[1:])
+    return [
+        name,
+        name.upper(),
+        camel,
+        camel[0].upper() + camel[1:],
+        name.replace("_", "-"),
+        "-".join(w.title() for w in words),
+    ]
+
+
+class TestKeyNames:
+    @pytest.mark.parametrize("name", _KEY_NAMES)
+    def test_dict_key_in_any_style_replaced(self, name: str) -> None:
+        """The value of a conventional secret key is replaced, however the key is spelt."""
+        value = "v4lue-" + "Q" * 12
+        redactor = SecretRedactor()
+        for key in _styles(name):
+            out = redactor(None, "info", {"event": "e", key: value, "nested": {key: value}})
+            assert value not in repr(out), key
+
+    @pytest.mark.parametrize("name", _TEXT_NAMES)
+    def test_assignment_in_any_style_replaced(self, name: str) -> None:
+        """``name=value``, ``"name": "value"`` and ``Name: value`` lose the value in any style."""
+        value = "v4lue" + "Q" * 12
+        redactor = SecretRedactor()
+        for key in _styles(name):
+            for text in (f"{key}={value}", f'{{"{key}": "{value}"}}', f"{key}: {value}"):
+                assert value not in redactor.redact_text(f"config {text} end"), text
+
+    def test_at_least_27_names(self) -> None:
+        """The conventional names number at least the 27 the issue counted."""
+        assert len(_KEY_NAMES) >= 27

@@ -121,10 +121,11 @@ class SecretRedactor:
             non-empty literal before it (so a marker is recognised again).
         max_depth: How deep nested containers are walked.
         max_scan_chars: Longer strings (and bytes) are first cut to this
-            length exactly as `ValueTruncator` cuts them (head, marker with
-            length and SHA-256, tail), then scanned: no text leaves unscanned
-            and a 100 MB value costs no 100 MB scan. Keep it equal to the
-            ValueTruncator's *max_chars* (both default to 131,072).
+            length as `ValueTruncator` cuts them (head, marker with length
+            and SHA-256, tail; a cut that would split a secret moves off it,
+            so the kept ends hold no piece of one), then scanned: no text
+            leaves unscanned and a 100 MB value costs no 100 MB scan. Keep it
+            equal to the ValueTruncator's *max_chars* (both default to 131,072).
 
     Raises:
         TypeError: An argument has the wrong type.

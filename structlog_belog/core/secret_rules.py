@@ -72,7 +72,8 @@ SENSITIVE_KEYS: Final = frozenset(
     }
 )
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# camelCase and PascalCase word starts, an acronym's end too (``XApiKey``, ``APIKey``).
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 # Names whose assigned value is a secret in free text (``password=…``,
@@ -93,6 +94,7 @@ _ASSIGNED_NAMES: Final = (
     "access_token",
     "refresh_token",
     "auth_token",
+    "api_token",
     "session_token",
     "security_token",
     "token",
@@ -110,8 +112,9 @@ _ASSIGNED_NAMES: Final = (
     "jwt",
     "bearer",
 )
-_HEADER_NAMES: Final = ("authorization", "proxy-authorization")
-_COOKIE_NAMES: Final = ("cookie", "set-cookie")
+# "_" in a name matches "_", "-" or nothing: proxy-authorization, ProxyAuthorization.
+_HEADER_NAMES: Final = ("authorization", "proxy_authorization")
+_COOKIE_NAMES: Final = ("cookie", "set_cookie")
 
 
 def _ci(text: str) -> str:

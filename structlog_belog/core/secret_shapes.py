@@ -376,9 +376,10 @@ RULES: Final[tuple[SecretRule, ...]] = (
     _r(
         "discord_bot_token",
         "Discord bot tokens (id.timestamp.hmac)",
-        rf"{_B64URL}{{20}}\.{_B64URL}{{6}}",
+        rf"{_B64URL}{{23}}\.{_B64URL}{{6}}",
         ".",
-        rf"{_B64URL}{{27,}}",
+        # Random, so both cases: a dotted name (module.attr.long_name) is not a token.
+        rf"(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z]){_B64URL}{{27,38}}(?![A-Za-z0-9_-])",
         word_start=False,
     ),
     _r(
