@@ -217,3 +217,64 @@ class TestSecretProbe:
             if needle.encode() in data or needle.lower() in path.as_posix().lower()
         ]
         assert [] == leaks, "\n".join(leaks)
+
+
+class TestNames:
+    """Titles, stage and task names: redacted once, the same everywhere they are written."""
+
+    def _key(self) -> str:
+        return make_format("github_fine_grained_pat", random.Random(3)).text
+
+    def test_title_written_as_the_jsonl_writes_it(self, belog_config: Config) -> None:
+        """metadata.json, the summary and the folder name carry the JSONL's redacted title."""
+        key = self._key()
+        with belog.session(f"import with {key}") as run:
+            pass
+        [start] = [
+            json.loads(line)
+            for line in (run.directory / "processing.jsonl").read_text().splitlines()
+            if '"session_start"' in line
+        ]
+        assert run.package_path is not None
+        metadata = belog.read_package(run.package_path).metadata
+
+        assert "import with [REDACTED:github_token]" == start["title"] == metadata["title"]
+        assert key.lower() not in run.package_path.name.lower()
+        assert "redacted-github_token" in run.package_path.name
+        summary = (run.package_path / "logs" / "execution_summary.md").read_text()
+        assert r"import with \[REDACTED:github\_token\]" in summary  # Markdown-escaped
+
+    def test_title_given_to_package_redacted(self, belog_config: Config, tmp_path: Path) -> None:
+        """A title passed to `package` is redacted before it names anything."""
+        key = self._key()
+        with belog.session("plain", package=False) as run:
+            pass
+
+        path = belog.package(run.id, dest=tmp_path / "out", title=f"rerun {key}")
+
+        assert key.lower() not in path.name.lower()
+        assert "rerun [REDACTED:github_token]" == belog.read_package(path).metadata["title"]
+
+    def test_stage_and_task_names_redacted_in_records_and_store(self, belog_config: Config) -> None:
+        """A stage's and a task's name reach records and the store redacted."""
+        key = self._key()
+        store = belog_config.log_dir / "names.db"
+        with belog.session("names", package=False) as run:
+            with run.stage(f"fetch {key}"):
+                pass
+            with belog.task(f"load {key}", store=store) as task:
+                pass
+        written = (run.directory / "processing.jsonl").read_text()
+        assert key not in written
+        assert "fetch [REDACTED:github_token]" in written
+        assert task.record is not None
+        assert "load [REDACTED:github_token]" == task.record["task_name"]
+        assert key.encode() not in b"".join(p.read_bytes() for p in store.parent.glob("names.db*"))
+
+    def test_redaction_off_keeps_names(self, tmp_path: Path) -> None:
+        """With redact=False the user's names are kept as given."""
+        belog.configure(log_dir=tmp_path / "logs", console=False, redact=False)
+        key = self._key()
+        with belog.session(f"raw {key}", package=False) as run:
+            pass
+        assert f"raw {key}" == run.title
