@@ -135,12 +135,13 @@ _KEY_NAMES = (
     *("jwt", "bearer", "credentials", "signing_key", "encryption_key", "master_key"),
 )
 
-#: Of those, the names whose ``name=value`` / ``"name": "value"`` is redacted in free text.
-_TEXT_NAMES = tuple(
-    n
-    for n in _KEY_NAMES
-    if n not in {"database_url", "db_url", "signing_key", "encryption_key", "master_key"}
-    and n not in {"credentials", "id_token", "set_cookie", "cookie", "x_api_key", "apikey"}
+#: Of those, the names whose ``name=value`` / ``"name": "value"`` is redacted in free text
+#: (the others hold values with a shape of their own: a JWT, a PEM block, a URL).
+_TEXT_NAMES = (
+    *("password", "passwd", "pwd", "pass", "pw", "passphrase", "secret", "client_secret"),
+    *("secret_key", "secret_access_key", "aws_secret_access_key", "token", "access_token"),
+    *("refresh_token", "auth_token", "session_token", "api_token", "api_key", "private_key"),
+    *("authorization", "proxy_authorization"),
 )
 
 

@@ -532,6 +532,25 @@ RULES: Final[tuple[SecretRule, ...]] = (
         word_start=False,
     ),
     # -- "=" ----------------------------------------------------------------
+    # Azure connection strings spell their key names this way (AccountKey=…;).
+    _r(
+        "account_key",
+        "Azure storage account keys in connection strings (AccountKey=)",
+        "AccountKey",
+        "=",
+        r"(?P<secret>[A-Za-z0-9+/]{20,}={0,2})",
+        secret=True,
+        word_start=False,
+    ),
+    _r(
+        "shared_access_key",
+        "Azure Service Bus / Event Hubs shared access keys (SharedAccessKey=)",
+        "SharedAccessKey",
+        "=",
+        r"(?P<secret>[A-Za-z0-9+/]{20,}={0,2})",
+        secret=True,
+        word_start=False,
+    ),
     _r(
         "azure_sas_signature",
         "Azure SAS signatures in URLs and connection strings (sig=)",
