@@ -199,9 +199,9 @@ class TestSecretRedactorValues:
 
     def test_url_keeps_user_and_host(self) -> None:
         """A password in a URL is replaced; scheme, user and host stay."""
-        out = redact({"dsn": "postgres://app:" + "pw" * 8 + "@db.internal:5432/x"})
+        out = redact({"target": "postgres://app:" + "pw" * 8 + "@db.internal:5432/x"})
 
-        assert "postgres://app:[REDACTED:url_password]@db.internal:5432/x" == out["dsn"]
+        assert "postgres://app:[REDACTED:url_password]@db.internal:5432/x" == out["target"]
 
     def test_bearer_keeps_scheme(self) -> None:
         """``Bearer <token>`` keeps the word Bearer."""
@@ -437,7 +437,7 @@ class TestSecretRedactorConfig:
             ({"marker": "{kind}"}, "marker"),
             ({"marker": "[{kind} x]"}, "marker"),
             ({"marker": "{other}"}, "marker"),
-            ({"marker": "sk-{kind}"}, "marker"),
+            ({"marker": "token={kind}"}, "marker"),
             ({"extra_keys": [""]}, "extra_keys"),
             ({"extra_patterns": {"bad kind!": "x"}}, "extra_patterns"),
             ({"extra_patterns": {"k": "("}}, "extra_patterns"),
@@ -523,13 +523,13 @@ class TestSecretRedactorLongText:
     def test_clean_cut_is_remembered(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """An over-long clean text is cut (and its whole text hashed) once, not per call."""
         cuts: list[int] = []
-        real = _redact.cap_text
+        real = _redact.cap_text_between
 
-        def counting(text: str, cap: int) -> str:
+        def counting(text: str, head_end: int, tail_start: int) -> str:
             cuts.append(len(text))
-            return real(text, cap)
+            return real(text, head_end, tail_start)
 
-        monkeypatch.setattr(_redact, "cap_text", counting)
+        monkeypatch.setattr(_redact, "cap_text_between", counting)
         redactor = SecretRedactor(max_scan_chars=4096)
         text = "lorem ipsum " * 50_000
         first = redactor.redact_text(text)

@@ -32,11 +32,11 @@ from pathlib import PurePath
 from typing import Any, Final
 
 from .secret_rules import (
-    _BACK,
     _CHARS_PER_STEM,
     _NAME_BACK,
     _NAME_START,
-    _WHOLE,
+    _SHAPE_KINDS,
+    _SHAPE_OF,
     SENSITIVE_KEYS,
     _canonical,
     _check_extra_keys,
@@ -49,7 +49,8 @@ from .secret_rules import (
     _stem_positions,
     _value_patterns,
 )
-from .truncate import cap_bytes, cap_text, rebuilt_like
+from .truncate import cap_bytes_between, cap_text_between, rebuilt_like, safe_cuts
+from .vetted import Vetted, VettedList
 
 __all__ = ["DEFAULT_MARKER", "SENSITIVE_KEYS", "SecretRedactor", "Vetted", "VettedList"]
 
@@ -73,26 +74,8 @@ _CACHE_MAX: Final = 4096  # entries in each bounded cache
 _CLEAN_MAX_LEN: Final = 256  # only keys up to this length are remembered
 _CLEAN_CHARS_MAX: Final = 4_000_000  # characters of clean text remembered at most
 _CUTS_MAX: Final = 64  # over-long texts whose clean cut is remembered
-
-
-class Vetted(dict):  # type: ignore[type-arg]
-    """A dict the code that built it has already made safe to write.
-
-    Everything in it is JSON-ready (str keys; str, int, finite float, bool,
-    None, list and dict values) and has been through this process's
-    `SecretRedactor` where it can hold a secret. The record path writes it as
-    a plain object without walking it again: the LLM audit builds its request,
-    response, usage and attempts this way, so their contents are scanned once,
-    not twice. Private: a record a user logs is always walked.
-    """
-
-    __slots__ = ()
-
-
-class VettedList(list):  # type: ignore[type-arg]
-    """A list made safe to write by the code that built it (see `Vetted`)."""
-
-    __slots__ = ()
+#: Markers found stable under the built-in rules (without extra patterns).
+_STABLE_MARKERS: set[str] = set()
 
 
 # Types whose values are left alone where a record is walked.
@@ -138,10 +121,11 @@ class SecretRedactor:
             non-empty literal before it (so a marker is recognised again).
         max_depth: How deep nested containers are walked.
         max_scan_chars: Longer strings (and bytes) are first cut to this
-            length exactly as `ValueTruncator` cuts them (head, marker with
-            length and SHA-256, tail), then scanned: no text leaves unscanned
-            and a 100 MB value costs no 100 MB scan. Keep it equal to the
-            ValueTruncator's *max_chars* (both default to 131,072).
+            length as `ValueTruncator` cuts them (head, marker with length
+            and SHA-256, tail; a cut that would split a secret moves off it,
+            so the kept ends hold no piece of one), then scanned: no text
+            leaves unscanned and a 100 MB value costs no 100 MB scan. Keep it
+            equal to the ValueTruncator's *max_chars* (both default to 131,072).
 
     Raises:
         TypeError: An argument has the wrong type.
@@ -203,11 +187,14 @@ class SecretRedactor:
 
     def _check_markers_stable(self) -> None:
         """A marker must survive a second pass in every context a rule keeps."""
+        if not self._extra and self._marker in _STABLE_MARKERS:
+            return  # the rules are fixed: checked once per process
         for extra, kind in self._extra:
             if extra.search(self._marker_for(kind)) or extra.search(self._marker_for("x")):
                 msg = f"extra_patterns[{kind!r}] matches the marker {self._marker_for(kind)!r}"
                 raise ValueError(msg)
-        for kind in (*_WHOLE, "bearer_token", "url_password", "password", "cookie", "depth_limit"):
+        kinds = _SHAPE_KINDS | {"password", "cookie", "depth_limit"}
+        for kind in sorted(kinds):
             shown = self._marker_for(kind)
             for context in (
                 shown,
@@ -221,6 +208,8 @@ class SecretRedactor:
                 if self._redact_str(context) != context:
                     msg = f"marker {self._marker!r} is redacted again in {context!r}; pick another"
                     raise ValueError(msg)
+        if not self._extra:
+            _STABLE_MARKERS.add(self._marker)
 
     def __repr__(self) -> str:
         extra = len(self._sensitive) - len(SENSITIVE_KEYS)
@@ -292,7 +281,10 @@ class SecretRedactor:
             known = self._cuts.get(text)
             if known is not None:
                 return known
-            capped = cap_text(text, self._max_scan)
+            head_end, tail_start = safe_cuts(
+                len(text), self._max_scan, text.__getitem__, self._spans
+            )
+            capped = cap_text_between(text, head_end, tail_start)
             # The same long text is cut the same way each time: scan its cut once.
             if capped not in self._clean:
                 redacted = self._scan(capped)
@@ -301,6 +293,19 @@ class SecretRedactor:
             self._remember_cut(text, capped)
             return capped
         return self._scan(text)
+
+    def _spans(self, text: str) -> Iterator[tuple[int, int]]:
+        """Where in *text* a scan would replace something, context (a name) included."""
+        for pattern in (self._shapes, self._named):
+            pos = 0
+            for match in pattern.finditer(text):
+                found = self._span(text, match, pos)
+                if found is not None:
+                    yield min(found[0], match.start()), found[1]
+                    pos = found[1]
+        for extra, _kind in self._extra:
+            for match in extra.finditer(text):
+                yield match.span()
 
     def _remember_cut(self, text: str, cut: str) -> None:
         """Remember *cut* as the clean cut of *text*, within a budget of characters."""
@@ -371,17 +376,10 @@ class SecretRedactor:
         parts: list[str] = []
         pos = 0
         for match in matches:
-            kind = match.lastgroup
-            if kind is None:  # pragma: no cover - every branch ends in a named group
+            found = self._span(text, match, pos)
+            if found is None:
                 continue
-            start, end = match.span(kind)
-            if kind in _WHOLE:
-                start = max(pos, match.start() - _BACK.get(kind, 0))
-                end = match.end()
-            elif kind == "assignment":
-                kind = self._assignment_kind(text[match.start() : start])
-            elif kind == "basic_auth" and not _looks_like_basic(text[start:end]):
-                continue
+            start, end, kind = found
             parts.append(text[pos:start])
             parts.append(self._marker_for(kind))
             pos = end
@@ -389,6 +387,31 @@ class SecretRedactor:
             return text
         parts.append(text[pos:])
         return "".join(parts)
+
+    def _span(self, text: str, match: re.Match[str], pos: int) -> tuple[int, int, str] | None:
+        """What *match* replaces in *text*: (start, end, kind), or None for a look-alike.
+
+        *pos* is where the previous replacement ended (a match's lead never reaches back
+        past it).
+        """
+        group = match.lastgroup
+        if group is None:  # pragma: no cover - every branch ends in a named group
+            return None
+        shape = _SHAPE_OF.get(group)
+        if shape is not None:
+            kind, secret, back = shape
+            if secret is None:
+                start, end = max(pos, match.start() - back), match.end()
+            else:
+                start, end = match.span(secret)
+            if kind == "basic_auth" and not _looks_like_basic(text[start:end]):
+                return None
+            return start, end, kind
+        start, end = match.span(group)
+        kind = group
+        if kind == "assignment":
+            kind = self._assignment_kind(text[match.start() : start])
+        return start, end, kind
 
     def _assignment_kind(self, keep: str) -> str:
         name = keep.rstrip("\"'\\ \t:=")
@@ -546,7 +569,18 @@ class SecretRedactor:
 
     def _redact_bytes(self, obj: bytes | bytearray | memoryview) -> Any:
         # The renderer writes bytes as UTF-8 text, so scan that same text.
-        capped = cap_bytes(obj, self._max_scan)
+        capped: bytes | bytearray | memoryview = obj
+        if len(obj) > self._max_scan:
+            # Latin-1 maps each byte to one character: positions stay byte offsets,
+            # and the ASCII of a secret reads the same.
+            view = memoryview(obj).cast("B")
+            cuts = safe_cuts(
+                len(view),
+                self._max_scan,
+                lambda part: bytes(view[part]).decode("latin-1"),
+                self._spans,
+            )
+            capped = cap_bytes_between(obj, *cuts)
         text = bytes(capped).decode("utf-8", "backslashreplace")
         # Escapes may make the text longer than the cap: scan it all, cut nothing.
         new = self._scan(text)

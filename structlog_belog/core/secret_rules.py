@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from .secret_shapes import BACK, RULES, SecretRule
+
 __all__ = ["SENSITIVE_KEYS"]
 
 #: Key names whose values are secrets: exact, or as the ``_<name>`` suffix of
@@ -45,12 +47,33 @@ SENSITIVE_KEYS: Final = frozenset(
         "set_cookie",
         "private_key",
         "aws_secret_access_key",
+        "secret_access_key",
+        "access_key",
+        "account_key",
+        "shared_access_key",
+        "security_token",
+        "api_token",
+        "signing_key",
+        "encryption_key",
+        "master_key",
+        "private_key_pem",
+        "connection_string",
+        "conn_str",
+        "connstr",
+        "database_url",
+        "db_url",
+        "dsn",
+        "jwt",
+        "bearer",
+        "pass",
+        "pw",
         "credential",
         "credentials",
     }
 )
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# camelCase and PascalCase word starts, an acronym's end too (``XApiKey``, ``APIKey``).
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 # Names whose assigned value is a secret in free text (``password=…``,
@@ -58,24 +81,30 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _ASSIGNED_NAMES: Final = (
     "aws_secret_access_key",
     "aws_secret_key",
+    "secret_access_key",
     "client_secret",
     "secret_key",
     "secret",
     "password",
     "passwd",
     "passphrase",
+    "pass",
     "pwd",
+    "pw",
     "access_token",
     "refresh_token",
     "auth_token",
+    "api_token",
+    "session_token",
     "token",
     "api_key",
     "api-key",
     "apikey",
     "private_key",
 )
-_HEADER_NAMES: Final = ("authorization", "proxy-authorization")
-_COOKIE_NAMES: Final = ("cookie", "set-cookie")
+# "_" in a name matches "_", "-" or nothing: proxy-authorization, ProxyAuthorization.
+_HEADER_NAMES: Final = ("authorization", "proxy_authorization")
+_COOKIE_NAMES: Final = ("cookie", "set_cookie")
 
 
 def _ci(text: str) -> str:
@@ -103,42 +132,94 @@ def _name_branch(name: str) -> str:
     return f"{second}(?<={first}{second})(?<![A-Za-z0-9]{first}{second}){_ci(name[2:])}"
 
 
+#: A lookahead every tail of an anchor's rules passes, tried before their
+#: lookbehinds: it rejects the anchor in prose, paths, dates and code
+#: (``well-known``, ``max_tokens``, ``api.example.com``) in one short step.
+GUARDS: Final = {
+    "-": "(?=[A-Za-z0-9_.=-]{16})",
+    "_": "(?=[A-Za-z0-9_=+/-]{16})",
+    ".": "(?=[A-Za-z0-9_-]{16})",
+}
+
+# A tail's leading literal characters (a quantified last one is not literal).
+_LITERAL_HEAD = re.compile(r"(?:[A-Za-z0-9/%@~,;:!#&-]|\\[./])+(?![{*+?])")
+
+
+def _has_top_level_branch(regex: str) -> bool:
+    """Whether *regex* is an alternation at its top level (``a|b``, not ``(?:a|b)c``)."""
+    depth = 0
+    in_class = escaped = False
+    for c in regex:
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            return True
+    return False
+
+
+def _branch(i: int, rule: SecretRule, not_marker: str) -> tuple[bool, str]:
+    """Rule *i* as one branch: (whether it opens with a literal, its regex).
+
+    A branch whose tail opens with literal characters checks them first: the
+    regex engine rejects such a branch in one comparison, before any
+    lookbehind. The empty group ``r<i>`` closes last, so ``lastgroup`` names
+    the rule.
+    """
+    anchor = re.escape(rule.anchor)
+    tail = rule.tail.replace("(?P<secret>", f"(?P<s{i}>{not_marker}")
+    head = _LITERAL_HEAD.match(tail)
+    literal = "" if head is None or _has_top_level_branch(tail) else head.group()
+    rest = tail[len(literal) :]
+    checks = ""
+    if rule.lead:
+        checks += f"(?<={rule.lead}{anchor}{literal})"
+    if rule.word_start:
+        checks += f"(?<![A-Za-z0-9]{rule.lead}{anchor}{literal})"
+    return bool(literal), f"{literal}{checks}(?:{rest})(?P<r{i}>)"
+
+
+def shapes_pattern(not_marker: str) -> str:
+    """The combined regex of `RULES`; the group ``r<i>`` of a match names rule *i*.
+
+    Each top-level branch opens with one anchor character, so the regex
+    engine searches for the anchors in C and tries rules only there; each
+    rule then checks its lead with a lookbehind. *not_marker* (a negative
+    lookahead) opens every ``secret`` group so a marker is never redacted again.
+    """
+    literal: dict[str, list[str]] = {}
+    guarded: dict[str, list[str]] = {}
+    for i, rule in enumerate(RULES):
+        opens_literal, branch = _branch(i, rule, not_marker)
+        (literal if opens_literal else guarded).setdefault(rule.anchor, []).append(branch)
+    parts = []
+    for anchor in dict.fromkeys(rule.anchor for rule in RULES):
+        options = literal.get(anchor, [])
+        if anchor in guarded:
+            options = [*options, f"{GUARDS.get(anchor, '')}(?:{'|'.join(guarded[anchor])})"]
+        parts.append(f"{re.escape(anchor)}(?:{'|'.join(options)})")
+    return "|".join(parts)
+
+
 def _value_patterns(marker_prefix: str) -> tuple[str, str]:
-    """The two combined patterns: secret *shapes*, and *named* assignments.
+    """The two combined patterns: secret *shapes* (`core.secret_shapes`), *named* assignments.
 
     Built for the regex engine's fast path. Each pattern opens with one
     character class (the anchors of its rules), so the engine only tries
     candidate positions; each branch then opens with a literal where it can
-    and is rejected in one step. The shapes anchor on characters rare in
-    prose (``-`` of ``sk-``, ``J`` of ``eyJ``, ``_`` of ``ghp_``): the part of
-    a secret before its anchor is added back by `_BACK`. The named group of
-    each branch spans the secret, so ``lastgroup`` names its kind.
+    and is rejected in one step. The named group of each named branch spans
+    the secret, so ``lastgroup`` names its kind.
     """
     not_marker = f"(?!{re.escape(marker_prefix)})"
-    b64url = r"[A-Za-z0-9_-]"
-    bearer = r"earer(?<![A-Za-z0-9]Bearer)[ \t]+(?P<bearer_token>[A-Za-z0-9._~+/-]{16,}=*)"
-    basic = r"asic(?<![A-Za-z0-9]Basic)[ \t]+(?P<basic_auth>[A-Za-z0-9+/]{4,}={0,2})"
-    shapes = [
-        # PEM private key blocks, also cut short (no END line); and sk-… keys,
-        # sk-ant-… (Anthropic) before OpenAI's legacy, project, service, admin.
-        r"-(?:----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
-        r"(?P<private_key>[\s\S]*?-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
-        r"|[A-Za-z0-9+/=\s\\]*)"
-        rf"|(?<=sk-)(?<![A-Za-z0-9]sk-)(?:(?P<anthropic_key>ant-[a-z]+[0-9]*-{b64url}{{20,}})"
-        rf"|(?P<openai_key>(?:proj|svcacct|admin|None)-{b64url}{{20,}}|[A-Za-z0-9]{{20,}})))",
-        rf"J(?<=eyJ)(?<![A-Za-z0-9_-]eyJ)(?P<jwt>{b64url}{{2,}}\.eyJ{b64url}{{2,}}\.{b64url}*)",
-        r"A(?:[KSBC](?<![A-Za-z0-9]A.)(?:(?<=AK)IA|(?<=AS)IA|(?<=AB)IA|(?<=AC)CA)"
-        r"(?P<aws_access_key_id>[A-Z0-9]{16})(?![A-Za-z0-9])"
-        r"|I(?<![A-Za-z0-9]AI)za(?P<google_api_key>[A-Za-z0-9_-]{35}))",
-        r"_(?<=gh[pousr]_)(?<![A-Za-z0-9]gh[pousr]_)(?P<github_token>[A-Za-z0-9]{36,})",
-        r"xox(?<![A-Za-z0-9]xox)(?P<slack_token>[abposr]-[A-Za-z0-9-]{10,})",
-        # Capitalised as RFC 7235 writes them; "authorization: bearer …" in
-        # any case is the header rule's.
-        f"B(?:{bearer}|{basic})",
-        # scheme://user:password@host: keep scheme, user and host.
-        r"://[^\s:/?#@\[\]\"'<>]*:"
-        rf"{not_marker}(?P<url_password>[^\s/?#\"'<>]+)(?=@)",
-    ]
     sep = r"(?![A-Za-z0-9_])\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?+"
     # None/null/true/false say no secret is there: ``Config(api_key=None)``.
     no_value = r"(?!(?:None|null|true|false|True|False)(?![A-Za-z0-9_]))"
@@ -160,7 +241,7 @@ def _value_patterns(marker_prefix: str) -> tuple[str, str]:
         named.append(f"(?:{'|'.join(_name_branch(n) for n in names)}){tail}")
     first = {n[0].lower() for n in _ALL_NAMES} | {n[0].upper() for n in _ALL_NAMES}
     return (
-        "|".join(shapes),
+        shapes_pattern(not_marker),
         f"[{''.join(sorted(first))}](?:{'|'.join(named)})",
     )
 
@@ -178,7 +259,9 @@ _NAME_START: Final = re.compile(
 # with str.find and trying the pattern only there is what keeps prose cheap:
 # the pattern's leading class holds common letters, so searching the whole
 # text tried it at a third of all positions (~70 ns per character).
-_STEMS: Final = ("pass", "pwd", "secret", "token", "key", "auth", "cookie")
+# Each stem costs a str.find over the text (~1-2 µs per 2 KB): names whose
+# values have a shape of their own (a JWT, a PEM block, a DSN's URL) need none.
+_STEMS: Final = ("pass", "pw", "secret", "token", "key", "auth", "cookie")
 _STEM_CHUNK: Final = 1 << 14
 _STEM_OVERLAP: Final = max(map(len, _STEMS)) - 1
 
@@ -209,7 +292,7 @@ def _has_stem(text: str) -> bool:
         low = text.lower()
         return (
             "pass" in low
-            or "pwd" in low
+            or "pw" in low
             or "secret" in low
             or "token" in low
             or "key" in low
@@ -247,22 +330,13 @@ def _stem_positions(text: str) -> list[int] | None:
     return found
 
 
-# Characters of a secret before the anchor its pattern matched at.
-_BACK: Final = {"anthropic_key": 2, "openai_key": 2, "jwt": 2, "github_token": 3}
+#: The shape rule a match's ``lastgroup`` names: group -> (kind, secret group or None, back).
+_SHAPE_OF: Final = {
+    f"r{i}": (rule.kind, f"s{i}" if rule.secret else None, BACK[i]) for i, rule in enumerate(RULES)
+}
 
-# Kinds whose whole match is the secret; the others keep the text before it.
-_WHOLE: Final = frozenset(
-    {
-        "private_key",
-        "anthropic_key",
-        "openai_key",
-        "jwt",
-        "aws_access_key_id",
-        "google_api_key",
-        "github_token",
-        "slack_token",
-    }
-)
+#: Every kind a shape rule writes in its marker.
+_SHAPE_KINDS: Final = frozenset(rule.kind for rule in RULES)
 
 
 def _normalize_key(key: str) -> str:

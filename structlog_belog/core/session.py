@@ -22,7 +22,7 @@ from .producing import Producing
 from .render import as_written
 from .router import before_exit_flush
 from .session_id import new_session_id
-from .state import STATE, emit, ensure_pipeline
+from .state import STATE, emit, ensure_pipeline, redact_name
 from .version import VERSION
 
 if TYPE_CHECKING:
@@ -175,6 +175,8 @@ class Run:
         from .router import make_dirs
 
         config = self._config = ensure_pipeline().config
+        # The title names the package folder and fills its metadata and summary.
+        self.title = redact_name(self.title)
         # In a child process that joined a session, that session is the parent.
         parent = _context.current_session() or _context.REGISTRY.joined
         self.parent_id = None if parent is None else parent.id
@@ -496,6 +498,7 @@ class Stage:
         return f"<Stage {self.name!r} of {self.run.id!r}>"
 
     def __enter__(self) -> Stage:
+        self.name = redact_name(self.name)
         self.parent = _context.current().stage
         self._token = _context.push(session=self.run, stage=self.name)
         self._span = _tracing.start_stage(self)

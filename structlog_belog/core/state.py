@@ -9,6 +9,7 @@ registers, so nothing here imports `configure` itself.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -17,12 +18,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .pipeline import _LEVELS
+from .redact import SecretRedactor
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
     from .settings import Config
 
-__all__ = ["STATE", "emit", "ensure_pipeline", "get_config", "set_default_configure"]
+__all__ = [
+    "STATE",
+    "emit",
+    "ensure_pipeline",
+    "get_config",
+    "redact_name",
+    "set_default_configure",
+]
 
 
 class _State:
@@ -72,6 +81,24 @@ def ensure_pipeline() -> Pipeline:
             raise RuntimeError(msg)
         pipeline = _configure_default()
     return pipeline
+
+
+def redact_name(name: str) -> str:
+    """*name* (a session title, a stage or task name) as the record path writes it.
+
+    Names are written in more places than records (folder names, metadata,
+    the summary, the BELog store), so they are redacted once, where they are
+    first used, by the configured `SecretRedactor` (by a default one before
+    `configure()`; not at all with ``redact=False``).
+    """
+    pipeline = STATE.pipeline
+    redactor = _default_redactor() if pipeline is None else pipeline.redactor
+    return name if redactor is None else redactor.redact_text(name)
+
+
+@functools.cache
+def _default_redactor() -> SecretRedactor:
+    return SecretRedactor()
 
 
 def emit(

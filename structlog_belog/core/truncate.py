@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-__all__ = ["ValueTruncator", "cap_bytes", "cap_text", "rebuilt_like"]
+__all__ = [
+    "ValueTruncator",
+    "cap_bytes",
+    "cap_bytes_between",
+    "cap_text",
+    "cap_text_between",
+    "head_length",
+    "rebuilt_like",
+    "safe_cuts",
+]
 
 # A tuple, not an X | Y union: isinstance with a union is several times slower.
 _CONTAINERS: Final = (dict, list, tuple, set, frozenset)
@@ -154,18 +164,33 @@ class ValueTruncator:
         return obj if items is None else rebuilt_like(obj, items)
 
 
+def head_length(cap: int) -> int:
+    """How much of a value longer than *cap* its cut keeps at each end."""
+    return (cap - _LONGEST_MARKER) // 2
+
+
 def cap_text(text: str, max_chars: int) -> str:
     """*text* cut to *max_chars* (at least 256): head, marker with length and SHA-256, tail."""
     n = len(text)
     if n <= max_chars:
         return text
+    head = head_length(max_chars)
+    return cap_text_between(text, head, n - head)
+
+
+def cap_text_between(text: str, head_end: int, tail_start: int) -> str:
+    """*text* without ``text[head_end:tail_start]``, a marker with length and SHA-256 there.
+
+    `cap_text` cuts at `head_length` from each end; `SecretRedactor` moves the
+    cuts off a secret they would go through, so the kept ends are shorter.
+    """
+    n = len(text)
     digest = hashlib.sha256()
     for i in range(0, n, _HASH_CHUNK):
         digest.update(text[i : i + _HASH_CHUNK].encode("utf-8", "surrogatepass"))
-    head = (max_chars - _LONGEST_MARKER) // 2
     marker = _marker(n, digest.hexdigest(), "chars")
     # One join: no intermediate head+marker copy.
-    return "".join((text[:head], marker, text[n - head :]))
+    return "".join((text[:head_end], marker, text[tail_start:]))
 
 
 def cap_bytes(
@@ -175,10 +200,49 @@ def cap_bytes(
     n = len(data)
     if n <= max_bytes:
         return data
+    head = head_length(max_bytes)
+    return cap_bytes_between(data, head, n - head)
+
+
+def cap_bytes_between(
+    data: bytes | bytearray | memoryview, head_end: int, tail_start: int
+) -> bytes:
+    """*data* without ``data[head_end:tail_start]``, like `cap_text_between`."""
     digest = hashlib.sha256(memoryview(data)).hexdigest()
-    head = (max_bytes - _LONGEST_MARKER) // 2
-    marker = _marker(n, digest, "bytes").encode("utf-8")
-    return b"".join((data[:head], marker, data[n - head :]))
+    marker = _marker(len(data), digest, "bytes").encode("utf-8")
+    return b"".join((data[:head_end], marker, data[tail_start:]))
+
+
+def safe_cuts(
+    n: int,
+    cap: int,
+    piece: Callable[[slice], str],
+    spans: Callable[[str], Iterable[tuple[int, int]]],
+    window: int = 8192,
+) -> tuple[int, int]:
+    """Where to cut a value of length *n* over *cap* so that no secret is cut through.
+
+    The plain cuts keep `head_length` characters at each end. A secret a cut
+    goes through would leave a piece that no scan of the cut value can
+    recognise (its prefix is gone), so `SecretRedactor` scans *window*
+    characters on each side of each cut first (``piece(slice)`` is that part
+    of the value as text; bytes are read as Latin-1, one character per byte)
+    and *spans* gives where secrets stand there, each from the start of its
+    context (a name such as ``password=``) to its end. A cut inside one
+    moves off it: the head ends before it, the tail starts after it. The kept
+    ends are then shorter, never longer. 8192 characters hold a 4096-bit RSA
+    key in PEM (about 3.3 KB) twice.
+    """
+    head = head_length(cap)
+    cuts = [head, n - head]
+    for side, cut in enumerate((head, n - head)):
+        low = max(0, cut - window)
+        for start, end in spans(piece(slice(low, cut + window))):
+            # A head that ended on a name (``password=``) would let the scan
+            # of the cut value take the cut's marker for its value.
+            if low + start < cuts[side] < low + end:
+                cuts[side] = low + start if side == 0 else low + end
+    return cuts[0], cuts[1]
 
 
 def rebuilt_like(original: Any, items: list[Any]) -> Any:

@@ -30,6 +30,7 @@ from ..core import hooks as _hooks
 from ..core import tracing as _tracing
 from ..core.pipeline import format_timestamp
 from ..core.render import as_written
+from ..core.state import redact_name
 from .changes import _changed, _git_snapshot, _watch_snapshot
 from .scoring import percentile_score
 
@@ -312,6 +313,8 @@ class Task:
                 )
                 raise RuntimeError(msg)
             self._running = True
+        # The name goes into the record, the store's index and the summary.
+        self.name = redact_name(self.name)
         self._reset_state()
         self._session = self._run or _context.current_session()
         if self._session is None:

@@ -17,6 +17,7 @@ from operator import methodcaller
 from typing import Any, Final
 
 from ..audit.stats import CallStats, Issue, issue, short_text
+from ..core.state import redact_name
 from .reader import Raw
 
 __all__ = ["METADATA_VERSION", "ReportBuilder", "SessionReport", "Sink"]
@@ -456,7 +457,9 @@ class ReportBuilder:
         ]
         return SessionReport(
             session_id=self.session_id,
-            title=str(self.title or start.get("title") or self.session_id),
+            # Redacted here too: a title given to `package`, or a log written
+            # before titles were redacted, never names a folder raw.
+            title=redact_name(str(self.title or start.get("title") or self.session_id)),
             ended=end is not None,
             success=success,
             start_time=start_time,
