@@ -51,7 +51,9 @@ def require_chromium() -> str:
     """The Chromium program, or skip (fail under ``BELOG_REQUIRE_CHROMIUM=1``, as in CI)."""
     path = chromium_path()
     if path is None:
-        reason = "chromium is not installed (Debian: apt-get install chromium; or set BELOG_CHROMIUM)"
+        reason = (
+            "chromium is not installed (Debian: apt-get install chromium; or set BELOG_CHROMIUM)"
+        )
         if os.environ.get("BELOG_REQUIRE_CHROMIUM") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
@@ -174,12 +176,18 @@ class Browser:
         self._out_read, out_write = _high(os.pipe())
         # The pipe must be Chromium's fds 3 and 4; bash's redirections put them there
         # (dash's cannot name descriptors past 9).
-        shell = (
-            f'exec "$0" "$@" 3<&{cmd_read} 4>&{out_write} {cmd_read}<&- {out_write}>&-'
-        )
+        shell = f'exec "$0" "$@" 3<&{cmd_read} 4>&{out_write} {cmd_read}<&- {out_write}>&-'
         self.proc = subprocess.Popen(
-            [shutil.which("bash") or "/bin/bash", "-c", shell, program, *FLAGS, f"--user-data-dir={profile}",
-             "--remote-debugging-pipe", "about:blank"],  # fmt: skip
+            [
+                shutil.which("bash") or "/bin/bash",
+                "-c",
+                shell,
+                program,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
             pass_fds=(cmd_read, out_write),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -353,10 +353,7 @@ def page_data(report: Any, page: PageBuilder) -> dict[str, Any]:
     """The JSON document the page embeds, from a `SessionReport` and its `PageBuilder`."""
     s = report.session
     t0 = _epoch(report.start_time)
-    if report.ended:
-        status = "success" if report.success else "failed"
-    else:
-        status = "not_ended"
+    status = ("success" if report.success else "failed") if report.ended else "not_ended"
     outputs = report.outputs
     index = {o["path"]: k for k, o in enumerate(outputs)}
     for row in page.calls:
