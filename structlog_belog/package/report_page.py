@@ -172,10 +172,10 @@ class PageBuilder:
             row["in"] = text(request.get("input"))
         params = {k: v for k, v in request.items() if k not in _REQUEST_TEXT_KEYS}
         if params:
-            row["p"] = text(params)
+            row["p"] = text(_json_text(params))
         row["ans"] = text(response.get("output_text"))
         if response.get("tool_calls"):
-            row["tc"] = text(response.get("tool_calls"))
+            row["tc"] = text(_json_text(response.get("tool_calls")))
         usage = rec.get("usage")
         if isinstance(usage, Mapping):
             row["u"] = [
