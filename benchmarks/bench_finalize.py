@@ -82,6 +82,67 @@ def write_session(log_dir: Path, n: int, shards: int = 1) -> Path:
     return d
 
 
+_WORDS = (
+    "signal", "journal", "question", "yield", "task", "evidence", "value", "blueprint",
+    "note", "outcome", "insight", "wealth", "judgement", "compound", "interest", "build",
+)  # fmt: skip
+_SYSTEM = "You write supertasks: one JSON object with title, steps and reflection. " * 10
+
+
+def _prose(seed: int, chars: int) -> str:
+    words = [_WORDS[(seed * 7 + i * 13 + i // 5) % len(_WORDS)] for i in range(chars // 6 + 1)]
+    return f"[{seed}] " + " ".join(words)[:chars]
+
+
+def write_calls(directory: Path, n: int) -> None:
+    """*n* audited LLM calls in ``prompts.jsonl`` (a shared system prompt, a 1.5 KB
+    prompt and a 1.2 KB answer each, every tenth retried, one in fifty failed) and
+    one output file per ten calls in ``processing.jsonl``."""
+    if not n:
+        return
+    dumps = orjson.dumps
+    with open(directory / "prompts.jsonl", "wb") as calls, \
+            open(directory / "processing.jsonl", "ab") as records:  # fmt: skip
+        for i in range(n):
+            sec, us = divmod(i * 1_000_003, 1_000_000)
+            minute, sec = divmod(sec + 1, 60)
+            hour, minute = divmod(30 + minute, 60)
+            ts = f"2025-01-18T{17 + hour:02d}:{minute:02d}:{sec:02d}.{us:06d}Z"
+            failed = i % 50 == 49
+            attempts = [{"attempt": 1, "status_code": 500 if failed else 200, "duration_ms": 812.5,
+                         "request_id": f"req_{i:08x}"}]  # fmt: skip
+            if i % 10 == 9:
+                attempts.insert(0, {"attempt": 0, "status_code": 429, "duration_ms": 20.0,
+                                    "request_id": f"req_r{i:08x}", "retry_after": "1"})  # fmt: skip
+            rec = {
+                "timestamp": ts, "level": "error" if failed else "info",
+                "logger": "structlog_belog.audit", "event": "llm_call", "kind": "llm_call",
+                "call_id": f"llm_bench{i:011d}", "api": "chat.completions", "model": "gpt-4o-mini",
+                "request": {"model": "gpt-4o-mini", "temperature": 0.7, "messages": [
+                    {"role": "system", "content": _SYSTEM},
+                    {"role": "user", "content": _prose(i, 1500)}]},
+                "response": None if failed else {"id": f"chatcmpl-{i}",
+                                                 "output_text": _prose(i + 7, 1200),
+                                                 "finish_reason": "stop", "tool_calls": None},
+                "usage": {"input_tokens": 420, "output_tokens": 300, "total_tokens": 720,
+                          "cached_tokens": 0, "reasoning_tokens": 0},
+                "latency_ms": 812.5 + i % 97, "stream": False,
+                "status": "error" if failed else "ok",
+                "error": {"type": "InternalServerError", "message": "upstream broke",
+                          "status_code": 500, "request_id": f"req_{i:08x}"} if failed else None,
+                "attempts": attempts, "cost_usd": 0.000243, "session_id": SID,
+                "stage": "generation", "task": f"Generate item {i // 100}",
+            }  # fmt: skip
+            calls.write(dumps(rec) + b"\n")
+            if i % 10 == 9:
+                records.write(dumps({
+                    "timestamp": ts, "level": "info", "logger": "structlog_belog.session",
+                    "event": "output", "kind": "output", "path": f"work/03_output/item-{i}.json",
+                    "call_ids": [f"llm_bench{j:011d}" for j in range(i - 9, i + 1)],
+                    "session_id": SID, "stage": "generation",
+                }) + b"\n")  # fmt: skip
+
+
 def bare_parse(directory: Path) -> int:
     """The baseline: read every line of every file and parse it with orjson."""
     loads = orjson.loads

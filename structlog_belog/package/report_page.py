@@ -35,8 +35,11 @@ MAX_CALLS: Final = 20_000
 #: The longest text (a message, an answer, a traceback) kept whole ...
 MAX_TEXT: Final = 4_000
 #: ... until the page holds this many characters of text; later texts keep less.
-TEXT_BUDGET: Final = 8_000_000
+TEXT_BUDGET: Final = 6_000_000
 SMALL_TEXT: Final = 300
+#: Past about this many bytes of data the page lists no more calls (it stays under 20 MB).
+PAGE_BUDGET: Final = 17_000_000
+_CALL_BYTES: Final = 450  # the JSON of a call's row without its texts, about
 MAX_ERROR_RECORDS: Final = 500
 MAX_TASKS: Final = 1_000
 
@@ -100,7 +103,8 @@ def _json_text(value: Any) -> str:
 class PageBuilder:
     """Folds the records the page shows in detail; `page_data` makes its JSON.
 
-    Memory is bounded: at most `MAX_CALLS` calls, `MAX_ERROR_RECORDS` error
+    Memory and the page's size are bounded: at most `MAX_CALLS` calls (fewer
+    if the page would pass `PAGE_BUDGET` bytes), `MAX_ERROR_RECORDS` error
     records and `MAX_TASKS` tasks, with texts capped at `MAX_TEXT` characters
     (`SMALL_TEXT` once `TEXT_BUDGET` characters are kept).
     """
@@ -144,7 +148,10 @@ class PageBuilder:
     def call(self, rec: Mapping[str, Any]) -> None:
         """Fold one ``llm_call`` record (with the ``outputs`` it produced)."""
         self.calls_total += 1
-        if len(self.calls) >= MAX_CALLS:
+        if (
+            len(self.calls) >= MAX_CALLS
+            or self.kept_chars + _CALL_BYTES * len(self.calls) > PAGE_BUDGET
+        ):
             return
         text = self.text
         request = rec.get("request")

@@ -575,6 +575,15 @@
     note.textContent = 'Search looks through the prompts and answers as kept in this page ' +
       '(long texts are capped).';
   }
+  // A link may name a tab (#calls) or a call (#call=ID): looked up, never evaluated.
+  function route() {
+    var h = decodeURIComponent(location.hash.slice(1));
+    if (h.indexOf('call=') === 0 && byId.has(h.slice(5))) openCall(byId.get(h.slice(5)));
+    else if (Object.prototype.hasOwnProperty.call(tabs, h)) show(h);
+  }
   show('overview');
+  try { route(); } catch (e) { /* a malformed fragment: stay on the overview */ }
+  window.addEventListener('hashchange', function () { try { route(); } catch (e) { /* ignored */ } });
+  document.body.dataset.readyMs = String(Math.round(performance.now()));
   document.body.dataset.ready = 'true';
 })();
