@@ -7,12 +7,14 @@ import hashlib
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from structlog_belog.package import report_page
+from structlog_belog.package.report_check import report_problems
 from structlog_belog.package.report_page import PageBuilder, render_page
 
 
@@ -201,3 +203,35 @@ class TestTimeline:
             ("stage", "b", 0, False, True),
         ] == [(r["kind"], r["name"], r["depth"], r["failed"], r["open"]) for r in rows]
         assert (1.25, 1.5) == (rows[2]["x0"], rows[2]["x1"])
+
+
+class TestReportProblems:
+    def _page(self, tmp_path: Path) -> Path:
+        path = tmp_path / "execution_report.html"
+        path.write_bytes(render_page({"session": {"id": "sess_x"}, "texts": []}))
+        return path
+
+    def test_a_page_as_rendered_passes(self, tmp_path: Path) -> None:
+        """The page render_page makes has no problem, its metadata entry matching."""
+        path = self._page(tmp_path)
+        raw = path.read_bytes()
+        entry = {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
+        assert [] == report_problems(path, "sess_x", entry)
+
+    def test_tampering_is_found(self, tmp_path: Path) -> None:
+        """An edited script, a loading element or another session's data are each reported."""
+        path = self._page(tmp_path)
+        text = path.read_text("utf-8")
+        path.write_text(
+            text.replace("'use strict';", "'use strict'; alert(1);").replace(
+                "<main>", '<main><img src="http://127.0.0.1:9/x.png">'
+            ),
+            "utf-8",
+        )
+        problems = report_problems(path, "sess_y", {"sha256": "0" * 64})
+        assert [
+            "execution_report.html: SHA-256 differs from metadata.json's package.report",
+            "execution_report.html: the policy does not admit exactly the page's own script",
+            "execution_report.html: elements that load resources: ['img']",
+            "execution_report.html: the data is for session 'sess_x', not 'sess_y'",
+        ] == problems
