@@ -9,6 +9,7 @@ import re
 import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -97,7 +98,12 @@ class TestReportCommand:
         opener.chmod(0o700)
         env = {**subprocess_env, "BROWSER": str(opener)}
         belog(tmp_path, env, "report", SID, "-o", "o.html", "--open")
-        assert (tmp_path / "o.html").as_uri() == (tmp_path / "opened.txt").read_text().strip()
+        opened = tmp_path / "opened.txt"
+        for _ in range(100):  # webbrowser starts $BROWSER without waiting for it
+            if opened.exists() and opened.read_text().strip():
+                break
+            time.sleep(0.1)
+        assert (tmp_path / "o.html").as_uri() == opened.read_text().strip()
 
     def test_unknown_session(self, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
         """An unknown session is a clear error, exit status 1."""

@@ -27,6 +27,7 @@ from ..package.reader import read_package, session_files
 from ..package.scan import scan_session
 from ..package.summary import render_summary
 from . import memory as _cli_memory
+from . import report as _cli_report
 from .view import call_view, find_call, session_tree, shorten
 
 __all__ = ["main"]
@@ -449,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_view_commands(sub)
     _add_package_commands(sub)
+    _cli_report.add_command(sub)
     _cli_memory.add_commands(sub)
     return parser
 
