@@ -379,7 +379,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 0
     console = _out()
     if not args.quiet:
-        if console.is_terminal:
+        if console.is_terminal and not args.raw:
             from rich.markdown import Markdown
 
             console.print(Markdown(pkg.summary))
@@ -553,6 +553,7 @@ def _add_package_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
         "--live", action="store_true", help="call the real OpenAI API (needs OPENAI_API_KEY)"
     )
     p.add_argument("--quiet", action="store_true", help="print only the package path")
+    p.add_argument("--raw", action="store_true", help="print the summary's Markdown source")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_demo)
 
