@@ -26,7 +26,6 @@ import json, logging, sys
 from pathlib import Path
 import httpx, openai
 import structlog_belog as belog
-from structlog_belog._audit import instrument_openai
 
 out = Path(sys.argv[1])
 spec = json.loads(Path(sys.argv[2]).read_text("utf-8"))
@@ -43,7 +42,7 @@ def answer(request):
                      "message": {"role": "assistant", "content": "ANSWER " + prompt}}],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
 
-client = instrument_openai(openai.OpenAI(
+client = belog.instrument_openai(openai.OpenAI(
     api_key="-".join(("test", "placeholder")), base_url="http://fake.invalid/v1", max_retries=0,
     http_client=httpx.Client(transport=httpx.MockTransport(answer))))
 belog.configure(log_dir=out / "logs", package_dir=out / "packages", console=False,
