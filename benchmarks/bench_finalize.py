@@ -2,14 +2,18 @@
 
 Run from the repository root (after ``pip install -e '.[dev]'``)::
 
-    python benchmarks/bench_finalize.py [--records N] [--small N] [--rounds R] [--json]
+    python benchmarks/bench_finalize.py [--records N] [--small N] [--rounds R] [--calls N] [--json]
 
-Three ratios, each against a baseline measured in the same run:
+Four ratios, each against a baseline measured in the same run:
 
 - ``finalize / bare parse``: building the whole package (one streaming pass,
   report, zstd members, metadata, summary, SHA256SUMS, rename) of a session of
   N records, divided by a bare ``for line in file: orjson.loads(line)`` pass
   over the same files. Goal ≤ 1.5. The fastest of R interleaved rounds is kept.
+- ``report_page_cost``: building the package with its run report page
+  (``execution_report.html``) divided by building it without, minus one.
+  Goal ≤ 0.10. ``--calls N`` adds N audited LLM calls (1.5 KB prompts, 1.2 KB
+  answers) to both sessions, the page's main content.
 - ``peak RSS N / peak RSS small``: the peak resident memory of a child process
   that finalizes N records, divided by that of one finalizing *small* records.
   Goal ≤ 1.2 (memory stays flat however large the session).
@@ -158,25 +162,31 @@ def bare_parse(directory: Path) -> int:
 LEVEL: list[int | bool] = [True]  # set by --level
 
 
-def finalize(directory: Path, package_dir: Path) -> Path:
-    """The measured operation: build the package."""
+def finalize(directory: Path, package_dir: Path, *, html_report: bool = True) -> Path:
+    """The measured operation: build the package (without its report page: the yardstick)."""
     from structlog_belog.package.packager import build_package
 
-    return build_package(directory, package_dir, compress=LEVEL[0])
+    return build_package(directory, package_dir, compress=LEVEL[0], html_report=html_report)
 
 
 def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, float]:
-    """Fastest of *rounds* interleaved (bare, finalize) timings, wall clock and CPU.
+    """Fastest of *rounds* interleaved (bare, finalize, finalize without the page) timings.
 
     CPU time (this process, zstd's worker threads included) is reported beside
     wall-clock time: on a shared machine it is the steadier of the two.
+    ``report_page_cost`` is what writing ``execution_report.html`` adds to the
+    finalizer, as a fraction of the finalizer without it (goal ≤ 0.10).
     """
-    wall: dict[str, list[float]] = {"bare": [], "finalize": []}
-    cpu: dict[str, list[float]] = {"bare": [], "finalize": []}
+    wall: dict[str, list[float]] = {"bare": [], "finalize": [], "no_page": []}
+    cpu: dict[str, list[float]] = {"bare": [], "finalize": [], "no_page": []}
     for r in range(rounds):
         for name, work in (
             ("bare", lambda: bare_parse(directory)),
             ("finalize", lambda r=r: finalize(directory, tmp / f"packages-{r}")),
+            (
+                "no_page",
+                lambda r=r: finalize(directory, tmp / f"no-page-{r}", html_report=False),
+            ),
         ):
             w0, c0 = time.perf_counter(), time.process_time()
             work()
@@ -189,6 +199,9 @@ def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, float]:
         "bare_parse_cpu_s": round(min(cpu["bare"]), 3),
         "finalize_cpu_s": round(min(cpu["finalize"]), 3),
         "finalize_ratio_cpu": round(min(cpu["finalize"]) / min(cpu["bare"]), 3),
+        "finalize_no_page_s": round(min(wall["no_page"]), 3),
+        "report_page_cost": round(min(wall["finalize"]) / min(wall["no_page"]) - 1, 3),
+        "report_page_cost_cpu": round(min(cpu["finalize"]) / min(cpu["no_page"]) - 1, 3),
     }
 
 
@@ -280,6 +293,9 @@ def main() -> int:
     parser.add_argument("--shards", type=int, default=1, help="files the session is split into")
     parser.add_argument("--pipeline-rounds", type=int, default=3)
     parser.add_argument("--level", type=int, help="zstd level (default: the package default)")
+    parser.add_argument(
+        "--calls", type=int, default=0, help="audited LLM calls in the session (write_calls)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.level is not None:
@@ -290,13 +306,16 @@ def main() -> int:
         "records": args.records,
         "small": args.small,
         "shards": args.shards,
+        "calls": args.calls,
         "zstd_level": args.level or "default (3)",
     }
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         big = write_session(tmp / "big", args.records, args.shards)
+        write_calls(big, args.calls)
         results.update(time_pair(big, tmp, args.rounds))
         small = write_session(tmp / "small", args.small, args.shards)
+        write_calls(small, args.calls)
         rss_small = child_rss(small, tmp / "rss-small")
         rss_big = child_rss(big, tmp / "rss-big")
         results.update(rss_small_kib=rss_small, rss_big_kib=rss_big,

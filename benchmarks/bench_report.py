@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from structlog_belog.package.packaging import build_package
+    from structlog_belog.package.packager import build_package
 
     results: dict[str, Any] = {"records": args.records, "calls": args.calls}
     with tempfile.TemporaryDirectory() as name:

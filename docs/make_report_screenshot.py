@@ -55,7 +55,7 @@ def main() -> int:
 
 
 def _lines(path: Path) -> list[bytes]:
-    from structlog_belog._reader import iter_lines
+    from structlog_belog.package.reader import iter_lines
 
     return list(iter_lines(path))
 
