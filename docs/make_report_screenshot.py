@@ -37,10 +37,10 @@ def main() -> int:
     belog = Path(sys.executable).with_name("belog")
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        package = subprocess.run(
-            [str(belog), "demo", "--out", str(tmp / "demo"), "--quiet"],
+        package = orjson.loads(subprocess.run(
+            [str(belog), "demo", "--out", str(tmp / "demo"), "--json"],
             capture_output=True, text=True, check=True, cwd=tmp,
-        ).stdout.strip().splitlines()[-1]  # fmt: skip
+        ).stdout)["package"]  # fmt: skip
         logs = Path(package) / "logs"
         first = orjson.loads(
             next(line for line in _lines(logs / "prompts_audit.jsonl.zst") if line)
