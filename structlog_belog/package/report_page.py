@@ -168,6 +168,7 @@ class PageBuilder:
         response = get("response")
         if type(response) is not dict:
             response = {}
+        # Numbers go through as they are: the page checks every value's type before use.
         row: dict[str, Any] = {
             "id": str(get("call_id")),
             "t": get("timestamp"),
@@ -176,15 +177,23 @@ class PageBuilder:
             "m": get("model") or request.get("model"),
             "a": get("api"),
             "st": str(get("status")),
-            "l": _number(get("latency_ms")),
-            "f": _number(get("time_to_first_token_ms")),
+            "l": get("latency_ms"),
+            "f": get("time_to_first_token_ms"),
             "sm": get("stream") is True,
-            "c": _number(get("cost_usd")),
+            "c": get("cost_usd"),
             "fr": response.get("finish_reason"),
         }
         messages = request.get("messages")
         if type(messages) is list:
-            row["msg"] = [self._message(m) for m in messages]
+            shown = []
+            for m in messages:
+                # The common message (a role and a text) without a call to _message.
+                if type(m) is dict and type(m.get("content")) is str and "tool_calls" not in m:
+                    role = m.get("role")
+                    shown.append([role if type(role) is str else str(role), text(m["content"])])
+                else:
+                    shown.append(self._message(m))
+            row["msg"] = shown
         if request.get("input") is not None:
             row["in"] = text(request["input"])
         params = {k: v for k, v in request.items() if k not in _REQUEST_TEXT_KEYS}
@@ -210,7 +219,7 @@ class PageBuilder:
                 [
                     a.get("attempt"),
                     a.get("status_code", a.get("status")),
-                    _number(a.get("duration_ms")),
+                    a.get("duration_ms"),
                     a.get("request_id"),
                     a.get("retry_after"),
                 ]
