@@ -495,3 +495,45 @@ class TestInjection:
         state = page.js(_FOREIGN)
         assert (None, [], []) == (state["pwned"], state["foreign"], state["handlers"])
         assert ([], [], []) == (page.dialogs, page.requests, page.exceptions)
+
+
+class TestOddValues:
+    def test_values_of_unexpected_types_render_as_text(self, browser: Any, tmp_path: Path) -> None:
+        """Hand-written records with objects, numbers and lists where text is expected:
+        every tab renders, no script error, each value shown as JSON text."""
+        from structlog_belog.package.report_page import PageBuilder, page_data, render_page
+        from structlog_belog.package.scan import scan_session
+
+        from .session_files import belog_record, call, end, rec, session_dir, stage, start, write
+
+        d = session_dir(tmp_path / "logs")
+        odd = {"<b>": ["x", 1]}
+        write(d / "processing.jsonl", [
+            start(0, title=odd, execution_context=[1, 2], blueprint_id=7, host=None),
+            stage(1, "s1", "stage_start", parent_stage=odd),
+            rec(2, odd, level="error", logger=3, exception=["not", "text"], stage="s1"),
+            rec(3, "metric", kind="metric", name="m", value=odd),
+            rec(4, "output", kind="output", path=odd, call_ids=[5, "c1"]),
+            stage(5, "s1", "stage_end", success="maybe"),
+            end(6, success=False, exception=odd),
+        ])  # fmt: skip
+        write(d / "prompts.jsonl", [
+            call(2.5, "c1", model=odd, status=None, latency_ms="slow", usage=[1, 2],
+                 attempts=[{"attempt": "one", "status_code": "x"}, 7],
+                 request={"messages": [odd, {"role": 5, "content": [odd, "t"]}], "input": odd},
+                 response={"output_text": odd, "tool_calls": odd}),
+        ])  # fmt: skip
+        write(d / "belog.jsonl", [
+            belog_record(5.5, "t1", stage="s1", expected_outcome=odd, efficiency_score="high",
+                         improvement_suggestions=[odd], errors_encountered=[odd]),
+        ])  # fmt: skip
+        page = PageBuilder()
+        report = scan_session(d, page=page)
+        path = tmp_path / "odd.html"
+        path.write_bytes(render_page(page_data(report, page)))
+        view = _open(browser, path)
+        details = view.js(_VISIT_ALL)
+        assert 1 == len(details)
+        assert [] == view.exceptions
+        text = view.js("document.body.textContent")
+        assert '{"<b>":["x",1]}' in text

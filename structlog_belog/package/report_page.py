@@ -123,6 +123,7 @@ class PageBuilder:
         self.error_records_total = 0
         self.tasks: list[dict[str, Any]] = []
         self.tasks_total = 0
+        self._last_params: tuple[dict[str, Any] | None, int | None] = (None, None)
 
     # -- texts ------------------------------------------------------------------
 
@@ -198,7 +199,10 @@ class PageBuilder:
             row["in"] = text(request["input"])
         params = {k: v for k, v in request.items() if k not in _REQUEST_TEXT_KEYS}
         if params:
-            row["p"] = text(_json_text(params))
+            # Calls of a pipeline mostly share their parameters: compared in C, shown once.
+            if params != self._last_params[0]:
+                self._last_params = (params, text(_json_text(params)))
+            row["p"] = self._last_params[1]
         row["ans"] = text(response.get("output_text"))
         if response.get("tool_calls"):
             row["tc"] = text(_json_text(response["tool_calls"]))

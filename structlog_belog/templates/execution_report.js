@@ -12,14 +12,15 @@
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (text !== undefined && text !== null) e.textContent = fmtVal(text);
     return e;
   }
   function add(parent) {
     for (var i = 1; i < arguments.length; i++) {
       var c = arguments[i];
       if (c === null || c === undefined) continue;
-      parent.appendChild(typeof c === 'object' ? c : document.createTextNode(String(c)));
+      // Only our own nodes are inserted; any value from the run becomes a text node.
+      parent.appendChild(c instanceof Node ? c : document.createTextNode(fmtVal(c)));
     }
     return parent;
   }
@@ -77,7 +78,7 @@
       var r = el('tr');
       cells.forEach(function (c, i) {
         var td = el('td', numeric && numeric[i] ? 'num' : null);
-        if (c !== null && typeof c === 'object') add(td, c); else td.textContent = fmtVal(c);
+        if (c instanceof Node) add(td, c); else td.textContent = fmtVal(c);
         add(r, td);
       });
       add(body, r);
@@ -299,7 +300,7 @@
   badge.id = 'status';
   badge.title = S.status === 'success' ? 'The run succeeded' : 'Why: open the errors';
   badge.addEventListener('click', function () { show(S.status === 'success' ? 'overview' : 'errors'); });
-  function fact(k, v) { return add(el('li'), k + ' ', typeof v === 'object' && v !== null ? v : el('b', null, fmtVal(v))); }
+  function fact(k, v) { return add(el('li'), k + ' ', v instanceof Node ? v : el('b', null, fmtVal(v))); }
   var bp = S.blueprint_id ? S.blueprint_id + (S.blueprint_version ? ' ' + S.blueprint_version : '') : null;
   add(document.getElementById('facts'),
     add(el('li'), badge),
