@@ -13,8 +13,9 @@ is opened R times in a fresh tab. Reported, fastest and slowest of the rounds:
   overview drawn: the page is usable) — the target is ≤ 2000 ms;
 - ``calls_tab_ms``: one click on *LLM calls* until its rows are drawn;
 - ``search_ms``: typing a search until the table shows its two matches;
-- ``ready_ratio``: ``ready_ms`` over the time the same Chromium takes to show
-  a plain-text file of the same size (the baseline, measured in the same run).
+- ``ready_ratio``: ``ready_ms`` over the time the same Chromium takes to load
+  the same page with its script removed (the baseline, measured in the same
+  run: reading and parsing the file's bytes, data block included).
 
 The size target is ≤ 20 MB.
 """
@@ -61,7 +62,7 @@ def _time_page(browser: Any, report: Path) -> dict[str, float]:
     return {"ready_ms": ready, "calls_tab_ms": tab[0], "search_ms": search}
 
 
-def _time_plain(browser: Any, path: Path) -> float:
+def _time_bare(browser: Any, path: Path) -> float:
     page = browser.new_page()
     page.open(path, timeout=120)
     value = float(page.js("performance.getEntriesByType('navigation')[0].loadEventEnd"))
@@ -90,18 +91,20 @@ def main() -> int:
         report = package / "logs" / "execution_report.html"
         size = report.stat().st_size
         results["report_mb"] = round(size / 1e6, 2)
-        plain = tmp / "plain.txt"
-        plain.write_bytes(report.read_bytes().replace(b"<", b"(").replace(b">", b")"))
+        html = report.read_bytes()
+        start = html.rindex(b"<script>")
+        bare = tmp / "bare.html"
+        bare.write_bytes(html[:start] + html[html.index(b"</script>", start) + 9 :])
         rounds: list[dict[str, float]] = []
         baseline: list[float] = []
         with chromium() as browser:
             for _ in range(args.rounds):
-                baseline.append(_time_plain(browser, plain))
+                baseline.append(_time_bare(browser, bare))
                 rounds.append(_time_page(browser, report))
         for key in ("ready_ms", "calls_tab_ms", "search_ms"):
             values = [r[key] for r in rounds]
             results[key] = {"min": round(min(values)), "max": round(max(values))}
-        results["plain_text_ms"] = {"min": round(min(baseline)), "max": round(max(baseline))}
+        results["no_script_load_ms"] = {"min": round(min(baseline)), "max": round(max(baseline))}
         results["ready_ratio"] = round(
             min(r["ready_ms"] for r in rounds) / max(min(baseline), 1.0), 2
         )
