@@ -48,8 +48,10 @@ class TestReportCommand:
     def test_default_file_name(self, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
         """Without -o the page is ``<session ID>.report.html`` in the working folder."""
         full_session(tmp_path / "logs")
-        belog(tmp_path, subprocess_env, "report", SID)
-        assert [] == report_problems(tmp_path / f"{SID}.report.html", SID)
+        out = belog(tmp_path, subprocess_env, "report", SID, "--json").stdout
+        page = tmp_path / f"{SID}.report.html"
+        assert {"report": str(page), "session_id": SID} == orjson.loads(out)
+        assert [] == report_problems(page, SID)
 
     def test_crashed_session(self, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
         """A session whose process was SIGKILLed gets a page that says it did not end."""

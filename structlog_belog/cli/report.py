@@ -14,6 +14,8 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..package import catalog as _catalog
 from ..package.reader import iter_lines, read_package
 from ..package.report_page import PageBuilder, page_data, page_pieces
@@ -84,7 +86,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     session_id, pieces = report_pieces(args.target, args.log_dir)
     out = Path(args.output) if args.output else Path(f"{session_id}.report.html")
     _write(out, pieces)
-    print(out.resolve())
+    if args.json:
+        data = {"report": str(out.resolve()), "session_id": session_id}
+        print(orjson.dumps(data).decode())
+    else:
+        print(out.resolve())
     if args.open:
         webbrowser.open(out.resolve().as_uri())
     return 0
@@ -100,4 +106,5 @@ def add_command(sub: Any) -> None:
     p.add_argument("target", help="session ID, prefix, folder or 'last', or a package folder")
     p.add_argument("-o", "--output", help="file to write (default: ./<session ID>.report.html)")
     p.add_argument("--open", action="store_true", help="open it in the default web browser")
+    p.add_argument("--json", action="store_true", help="print the page's path and session as JSON")
     p.set_defaults(func=_cmd_report)
