@@ -427,7 +427,8 @@
       var x1 = t.open ? end : t.x1;
       var a = Math.max(0, Math.min(1, (t.x0 || 0) / end));
       var b = Math.max(a, Math.min(1, (typeof x1 === 'number' ? x1 : t.x0 || 0) / end));
-      bar.style.left = (a * 100) + '%';
+      // A bar of no length at the very end stays visible: it starts 3 px before the edge.
+      bar.style.left = 'min(' + (a * 100) + '%, calc(100% - 3px))';
       bar.style.width = ((b - a) * 100) + '%';
       bar.title = t.kind + ' ' + t.name + ': ' + fmtSec(t.dur) + (t.failed ? ', failed' : '') +
         (t.open ? ', did not end' : '');
