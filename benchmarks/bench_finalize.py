@@ -2,14 +2,18 @@
 
 Run from the repository root (after ``pip install -e '.[dev]'``)::
 
-    python benchmarks/bench_finalize.py [--records N] [--small N] [--rounds R] [--json]
+    python benchmarks/bench_finalize.py [--records N] [--small N] [--rounds R] [--calls N] [--json]
 
-Three ratios, each against a baseline measured in the same run:
+Four ratios, each against a baseline measured in the same run:
 
 - ``finalize / bare parse``: building the whole package (one streaming pass,
   report, zstd members, metadata, summary, SHA256SUMS, rename) of a session of
   N records, divided by a bare ``for line in file: orjson.loads(line)`` pass
   over the same files. Goal ≤ 1.5. The fastest of R interleaved rounds is kept.
+- ``report_page_cost``: building the package with its run report page
+  (``execution_report.html``) divided by building it without, minus one.
+  Goal ≤ 0.10. ``--calls N`` adds N audited LLM calls (1.5 KB prompts, 1.2 KB
+  answers) to both sessions, the page's main content.
 - ``peak RSS N / peak RSS small``: the peak resident memory of a child process
   that finalizes N records, divided by that of one finalizing *small* records.
   Goal ≤ 1.2 (memory stays flat however large the session).
@@ -82,6 +86,67 @@ def write_session(log_dir: Path, n: int, shards: int = 1) -> Path:
     return d
 
 
+_WORDS = (
+    "signal", "journal", "question", "yield", "task", "evidence", "value", "blueprint",
+    "note", "outcome", "insight", "wealth", "judgement", "compound", "interest", "build",
+)  # fmt: skip
+_SYSTEM = "You write supertasks: one JSON object with title, steps and reflection. " * 10
+
+
+def _prose(seed: int, chars: int) -> str:
+    words = [_WORDS[(seed * 7 + i * 13 + i // 5) % len(_WORDS)] for i in range(chars // 6 + 1)]
+    return f"[{seed}] " + " ".join(words)[:chars]
+
+
+def write_calls(directory: Path, n: int) -> None:
+    """*n* audited LLM calls in ``prompts.jsonl`` (a shared system prompt, a 1.5 KB
+    prompt and a 1.2 KB answer each, every tenth retried, one in fifty failed) and
+    one output file per ten calls in ``processing.jsonl``."""
+    if not n:
+        return
+    dumps = orjson.dumps
+    with open(directory / "prompts.jsonl", "wb") as calls, \
+            open(directory / "processing.jsonl", "ab") as records:  # fmt: skip
+        for i in range(n):
+            sec, us = divmod(i * 1_000_003, 1_000_000)
+            minute, sec = divmod(sec + 1, 60)
+            hour, minute = divmod(30 + minute, 60)
+            ts = f"2025-01-18T{17 + hour:02d}:{minute:02d}:{sec:02d}.{us:06d}Z"
+            failed = i % 50 == 49
+            attempts = [{"attempt": 1, "status_code": 500 if failed else 200, "duration_ms": 812.5,
+                         "request_id": f"req_{i:08x}"}]  # fmt: skip
+            if i % 10 == 9:
+                attempts.insert(0, {"attempt": 0, "status_code": 429, "duration_ms": 20.0,
+                                    "request_id": f"req_r{i:08x}", "retry_after": "1"})  # fmt: skip
+            rec = {
+                "timestamp": ts, "level": "error" if failed else "info",
+                "logger": "structlog_belog.audit", "event": "llm_call", "kind": "llm_call",
+                "call_id": f"llm_bench{i:011d}", "api": "chat.completions", "model": "gpt-4o-mini",
+                "request": {"model": "gpt-4o-mini", "temperature": 0.7, "messages": [
+                    {"role": "system", "content": _SYSTEM},
+                    {"role": "user", "content": _prose(i, 1500)}]},
+                "response": None if failed else {"id": f"chatcmpl-{i}",
+                                                 "output_text": _prose(i + 7, 1200),
+                                                 "finish_reason": "stop", "tool_calls": None},
+                "usage": {"input_tokens": 420, "output_tokens": 300, "total_tokens": 720,
+                          "cached_tokens": 0, "reasoning_tokens": 0},
+                "latency_ms": 812.5 + i % 97, "stream": False,
+                "status": "error" if failed else "ok",
+                "error": {"type": "InternalServerError", "message": "upstream broke",
+                          "status_code": 500, "request_id": f"req_{i:08x}"} if failed else None,
+                "attempts": attempts, "cost_usd": 0.000243, "session_id": SID,
+                "stage": "generation", "task": f"Generate item {i // 100}",
+            }  # fmt: skip
+            calls.write(dumps(rec) + b"\n")
+            if i % 10 == 9:
+                records.write(dumps({
+                    "timestamp": ts, "level": "info", "logger": "structlog_belog.session",
+                    "event": "output", "kind": "output", "path": f"work/03_output/item-{i}.json",
+                    "call_ids": [f"llm_bench{j:011d}" for j in range(i - 9, i + 1)],
+                    "session_id": SID, "stage": "generation",
+                }) + b"\n")  # fmt: skip
+
+
 def bare_parse(directory: Path) -> int:
     """The baseline: read every line of every file and parse it with orjson."""
     loads = orjson.loads
@@ -97,25 +162,31 @@ def bare_parse(directory: Path) -> int:
 LEVEL: list[int | bool] = [True]  # set by --level
 
 
-def finalize(directory: Path, package_dir: Path) -> Path:
-    """The measured operation: build the package."""
+def finalize(directory: Path, package_dir: Path, *, html_report: bool = True) -> Path:
+    """The measured operation: build the package (without its report page: the yardstick)."""
     from structlog_belog.package.packager import build_package
 
-    return build_package(directory, package_dir, compress=LEVEL[0])
+    return build_package(directory, package_dir, compress=LEVEL[0], html_report=html_report)
 
 
 def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, float]:
-    """Fastest of *rounds* interleaved (bare, finalize) timings, wall clock and CPU.
+    """Fastest of *rounds* interleaved (bare, finalize, finalize without the page) timings.
 
     CPU time (this process, zstd's worker threads included) is reported beside
     wall-clock time: on a shared machine it is the steadier of the two.
+    ``report_page_cost`` is what writing ``execution_report.html`` adds to the
+    finalizer, as a fraction of the finalizer without it (goal ≤ 0.10).
     """
-    wall: dict[str, list[float]] = {"bare": [], "finalize": []}
-    cpu: dict[str, list[float]] = {"bare": [], "finalize": []}
+    wall: dict[str, list[float]] = {"bare": [], "finalize": [], "no_page": []}
+    cpu: dict[str, list[float]] = {"bare": [], "finalize": [], "no_page": []}
     for r in range(rounds):
         for name, work in (
             ("bare", lambda: bare_parse(directory)),
             ("finalize", lambda r=r: finalize(directory, tmp / f"packages-{r}")),
+            (
+                "no_page",
+                lambda r=r: finalize(directory, tmp / f"no-page-{r}", html_report=False),
+            ),
         ):
             w0, c0 = time.perf_counter(), time.process_time()
             work()
@@ -128,6 +199,9 @@ def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, float]:
         "bare_parse_cpu_s": round(min(cpu["bare"]), 3),
         "finalize_cpu_s": round(min(cpu["finalize"]), 3),
         "finalize_ratio_cpu": round(min(cpu["finalize"]) / min(cpu["bare"]), 3),
+        "finalize_no_page_s": round(min(wall["no_page"]), 3),
+        "report_page_cost": round(min(wall["finalize"]) / min(wall["no_page"]) - 1, 3),
+        "report_page_cost_cpu": round(min(cpu["finalize"]) / min(cpu["no_page"]) - 1, 3),
     }
 
 
@@ -219,6 +293,9 @@ def main() -> int:
     parser.add_argument("--shards", type=int, default=1, help="files the session is split into")
     parser.add_argument("--pipeline-rounds", type=int, default=3)
     parser.add_argument("--level", type=int, help="zstd level (default: the package default)")
+    parser.add_argument(
+        "--calls", type=int, default=0, help="audited LLM calls in the session (write_calls)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.level is not None:
@@ -229,13 +306,16 @@ def main() -> int:
         "records": args.records,
         "small": args.small,
         "shards": args.shards,
+        "calls": args.calls,
         "zstd_level": args.level or "default (3)",
     }
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         big = write_session(tmp / "big", args.records, args.shards)
+        write_calls(big, args.calls)
         results.update(time_pair(big, tmp, args.rounds))
         small = write_session(tmp / "small", args.small, args.shards)
+        write_calls(small, args.calls)
         rss_small = child_rss(small, tmp / "rss-small")
         rss_big = child_rss(big, tmp / "rss-big")
         results.update(rss_small_kib=rss_small, rss_big_kib=rss_big,

@@ -419,7 +419,7 @@ class TestRealSession:
         assert {"rows": 3} == meta["quality_metrics"]
         assert 1 == meta["records"]["by_level"]["error"]
         text = belog(tmp_path, subprocess_env, "summary", package).stdout
-        assert "| 2 | check | ✅ |" in text
+        assert "| 2 | `check` | ✅ |" in text
 
 
 class TestFollowInProcess:

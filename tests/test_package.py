@@ -137,7 +137,8 @@ class TestFullPipeline:
         # Tools read it.
         listed = _sha256sum_ok(package)
         for name in (*(m + ".zst" for m in MEMBERS), "metadata.json", "execution_summary.md",
-                     "../01_raw/content.md", "../03_output/beginner.json"):  # fmt: skip
+                     "execution_report.html", "../01_raw/content.md",
+                     "../03_output/beginner.json"):  # fmt: skip
             assert f"{name}: OK" in listed
         records = _zstd_lines(package / "logs" / "processing.jsonl.zst")
         calls = _zstd_lines(package / "logs" / "prompts_audit.jsonl.zst")
@@ -196,13 +197,13 @@ class TestFullPipeline:
 
         # The summary has each section with the right figures.
         summary = (package / "logs" / "execution_summary.md").read_text()
-        assert f"| Session ID | {run.id.replace('_', chr(92) + '_')} |" in summary
-        assert "| 1 | preprocessing | ✅ |" in summary
-        assert "| 2 | generation | ✅ |" in summary
+        assert f"| Session ID | `{run.id}` |" in summary
+        assert "| 1 | `preprocessing` | ✅ |" in summary
+        assert "| 2 | `generation` | ✅ |" in summary
         assert "- Calls: 2 (0 failed, success rate 100.0 %)" in summary
-        assert "| schema\\_compliance | 0.5 |" in summary
-        assert "| 1 | gen | validation\\_failed |" in summary
-        assert "beginner.json** " in summary or "beginner.json**\n" in summary
+        assert "| `schema_compliance` | 0.5 |" in summary
+        assert "| 1 | `gen` | validation\\_failed |" in summary
+        assert "beginner.json`** " in summary or "beginner.json`**\n" in summary
         assert packaged_at(run.directory) == package  # type: ignore[arg-type]
 
     def test_session_that_raised(self, belog_config: _config.Config) -> None:

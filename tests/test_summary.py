@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 
 from structlog_belog.package.scan import scan_session
-from structlog_belog.package.summary import default_template, escape_md, render_summary
+from structlog_belog.package.summary import (
+    _one_line,
+    cell,
+    code_span,
+    default_template,
+    escape_md,
+    render_summary,
+)
 
-from .session_files import call, end, full_session, rec, session_dir, start, write
+from .session_files import SID, call, end, full_session, rec, session_dir, start, write
 
 SECTIONS = (
     "## Session Information",
@@ -49,20 +59,70 @@ class TestEscapeMd:
         assert "\\[1, 2\\]" == escape_md([1, 2])
 
 
+def _parse(text: str) -> list[Any]:
+    """The summary's tokens, as a CommonMark + GFM-tables renderer (rich's) reads them."""
+    return MarkdownIt("commonmark").enable("table").parse(text)
+
+
+def _inline_codes(text: str) -> list[str]:
+    return [
+        c.content for t in _parse(text) if t.children for c in t.children if c.type == "code_inline"
+    ]
+
+
+class TestCodeSpans:
+    @given(st.text())
+    def test_any_value_reads_back_exactly(self, value: str) -> None:
+        """In a list item or a table cell, a code span reads back as the value, on one line."""
+        expected = _one_line(value)
+        if not expected.strip():
+            return
+        listed = _inline_codes(f"- {code_span(value)}\n")
+        table = _inline_codes(f"| a | b |\n|---|---|\n| {cell(value, code=True)} | x |\n")
+        assert [expected] == listed
+        assert [expected] == table
+
+    def test_ids_are_verbatim_for_grep_and_the_cli(self, tmp_path: Path) -> None:
+        """The session ID, names and paths appear in the file as they are, not escaped."""
+        d = full_session(tmp_path)
+        text = render_summary(scan_session(d))
+        summary = tmp_path / "summary.md"
+        summary.write_text(text, "utf-8")
+        found = subprocess.run(
+            ["grep", "-c", "-F", SID, str(summary)], capture_output=True, text=True, check=False
+        )
+        assert 0 == found.returncode
+        assert f"| Session ID | `{SID}` |" in text
+        assert "\\_" not in text.split("## Errors")[0]
+
+    def test_backticks_inside_values(self) -> None:
+        """A value with backtick runs gets a longer fence, and padding at its ends."""
+        assert "``a`b``" == code_span("a`b")
+        assert "``` ``x` ```" == code_span("``x`")
+        assert "—" == code_span(None)
+
+    def test_how_to_read_and_schema_version(self, tmp_path: Path) -> None:
+        """The summary says how to read it and shows the schema versions."""
+        text = render_summary(scan_session(full_session(tmp_path)))
+        assert "> **How to read this.**" in text
+        assert "| Schema version |" in text
+        assert "`1.0` (`metadata.json`)" in text
+
+
 class TestRenderSummary:
     def test_sections_and_figures(self, tmp_path: Path) -> None:
         """Every PRD section is present with the right figures."""
         text = render_summary(scan_session(full_session(tmp_path)))
         for section in SECTIONS:
             assert section in text
-        assert "| 1 | preprocessing | ✅ | 1.00 s | 4 | 0 | 0 |" in text
-        assert "| 2 | generation | ❌ | 1.00 s | 8 | 2 | 1 |" in text
+        assert "| 1 | `preprocessing` | ✅ | 1.00 s | 4 | 0 | 0 |" in text
+        assert "| 2 | `generation` | ❌ | 1.00 s | 8 | 2 | 1 |" in text
         assert "- Calls: 2 (0 failed, success rate 100.0 %)" in text
-        assert "| gpt-4 | 1 | 0 | 10 | 20 | 30 | $0.0010 | 100 ms |" in text
-        assert "| schema\\_compliance | 0.5 |" in text
-        assert "| 2 | gen | parse failed (ValueError: bad json) |" in text
-        assert "| Generate beginner | ✅ | 500 ms | 100 | 0 | Cache the template |" in text
-        assert "  - c1 — gpt-4, ok: “prompt c1”" in text
+        assert "| `gpt-4` | 1 | 0 | 10 | 20 | 30 | $0.0010 | 100 ms |" in text
+        assert "| `schema_compliance` | 0.5 |" in text
+        assert "| 2 | `gen` | parse failed (ValueError: bad json) |" in text
+        assert "| `Generate beginner` | ✅ | 500 ms | 100 | 0 | Cache the template |" in text
+        assert "  - `c1` — `gpt-4`, ok: “prompt c1”" in text
         assert "✅ Success" in text
 
     def test_crashed_run_says_so(self, tmp_path: Path) -> None:
@@ -88,8 +148,15 @@ class TestRenderSummary:
         write(d / "prompts.jsonl", [call(2.5, "c|1", model=HOSTILE,
               request={"messages": [{"role": "user", "content": HOSTILE}]})])  # fmt: skip
         text = render_summary(scan_session(d))
-        assert "<script>" not in text
-        assert "&lt;script&gt;" in text
+        tokens = _parse(text)
+        assert [] == [t.type for t in tokens if t.type.startswith("html")]
+        # Names show exactly as they are (one line), as code: the script is text.
+        one_line = HOSTILE.replace("\r\n", " ⏎ ").replace("\n", " ⏎ ")
+        codes = [
+            c.content for t in tokens if t.children for c in t.children if c.type == "code_inline"
+        ]
+        assert one_line in codes
+        assert "&lt;script&gt;" in text  # prose keeps its entities
         for line in text.splitlines():
             if line.startswith("|"):
                 cells = re.split(r"(?<!\\)\|", line)

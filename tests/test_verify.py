@@ -102,3 +102,49 @@ class TestVerifyPackage:
         """A folder that is no package says so."""
         problems = verify_package(tmp_path)
         assert any("not a package" in p for p in problems)
+
+
+def _resum(package: Path, name: str) -> None:
+    """Rewrite *name*'s line of SHA256SUMS to its current digest (a careful forger)."""
+    sums = package / "logs" / "SHA256SUMS"
+    digest = hashlib.sha256((package / "logs" / name).read_bytes()).hexdigest()
+    lines = [
+        f"{digest}  {name}" if line.endswith(f"  {name}") else line
+        for line in sums.read_text().splitlines()
+    ]
+    sums.write_text("\n".join(lines) + "\n")
+
+
+class TestVerifyReportPage:
+    def test_listed_and_checked(self, package: Path) -> None:
+        """The page is in SHA256SUMS and metadata.json, and a sound one passes."""
+        import orjson
+
+        meta = orjson.loads((package / "logs" / "metadata.json").read_bytes())
+        page = (package / "logs" / "execution_report.html").read_bytes()
+        assert hashlib.sha256(page).hexdigest() == meta["package"]["report"]["sha256"]
+        assert "execution_report.html" in (package / "logs" / "SHA256SUMS").read_text()
+        assert [] == verify_package(package)
+
+    def test_a_script_slipped_in_is_found(self, package: Path) -> None:
+        """A page given a remote script, its checksum line updated, still fails verify."""
+        page = package / "logs" / "execution_report.html"
+        page.write_text(
+            page.read_text("utf-8").replace(
+                "</body>", '<script src="http://127.0.0.1:9/x.js"></script></body>'
+            ),
+            "utf-8",
+        )
+        _resum(package, "execution_report.html")
+        assert [
+            "logs/execution_report.html: SHA-256 differs from metadata.json's package.report",
+            "logs/execution_report.html: size differs from metadata.json's package.report",
+            "logs/execution_report.html: the policy does not admit exactly the page's own script",
+            "logs/execution_report.html: elements that load resources: ['script']",
+        ] == verify_package(package)
+
+    def test_missing_page_that_metadata_lists(self, package: Path) -> None:
+        """A page metadata.json lists but the package lacks is reported missing."""
+        (package / "logs" / "execution_report.html").unlink()
+        problems = verify_package(package)
+        assert "logs/execution_report.html: missing (metadata.json lists it)" in problems

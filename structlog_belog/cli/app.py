@@ -27,6 +27,7 @@ from ..package.reader import MAX_LINE_BYTES, open_read, read_package, session_fi
 from ..package.scan import scan_session
 from ..package.summary import render_summary
 from . import memory as _cli_memory
+from . import report as _cli_report
 from .terminal import SafeConsole, write_json, write_json_line, write_text
 from .view import call_view, find_call, session_tree, shorten
 
@@ -389,7 +390,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 0
     console = _out()
     if not args.quiet:
-        if console.is_terminal:
+        if console.is_terminal and not args.raw:
             from rich.markdown import Markdown
 
             console.print(Markdown(pkg.summary))
@@ -471,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_view_commands(sub)
     _add_package_commands(sub)
+    _cli_report.add_command(sub)
     _cli_memory.add_commands(sub)
     return parser
 
@@ -589,6 +591,7 @@ def _add_package_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
         "--live", action="store_true", help="call the real OpenAI API (needs OPENAI_API_KEY)"
     )
     p.add_argument("--quiet", action="store_true", help="print only the package path")
+    p.add_argument("--raw", action="store_true", help="print the summary's Markdown source")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_demo)
 

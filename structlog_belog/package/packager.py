@@ -3,7 +3,8 @@
 ``packages/<slug>-YYYY-mm-dd-HH-MM/`` holds the content the run asked to keep
 (``run.add_content``) and ``logs/``: the session's records (shards merged by
 time), its LLM calls (each with the outputs it produced), its BELog records,
-``metadata.json``, ``execution_summary.md`` and ``SHA256SUMS``. The package is
+``metadata.json``, ``execution_summary.md``, ``execution_report.html`` (the
+run report page) and ``SHA256SUMS``. The package is
 built in a temporary folder inside ``package_dir`` and renamed into place, so
 a failure leaves no half package, and session files are only ever read.
 """
@@ -31,6 +32,7 @@ from ..core.safe_io import replace_file
 from ..exceptions import PackageError, SessionNotFoundError
 from .reader import Raw, open_read, session_files
 from .report import SessionReport
+from .report_page import PAGE_DATA_VERSION, PageBuilder, page_data, page_pieces
 from .scan import scan_session
 from .slug import package_name, place_package, prepare_root
 
@@ -48,6 +50,8 @@ _STREAM_FILES: Final = {
     "prompts": "prompts_audit.jsonl",
     "belog": "belog.jsonl",
 }
+#: The run report page, in ``logs/``.
+REPORT_PAGE: Final = "execution_report.html"
 _HASH_CHUNK: Final = 1024 * 1024
 _ZSTD_JOB_SIZE: Final = 1024 * 1024
 _ZSTD_ONE_WORKER_JOB_SIZE: Final = 4 * 1024 * 1024
@@ -131,6 +135,7 @@ class _StreamWriter:
 class _Options:
     level: int | None
     template: Path | str | None
+    html_report: bool = True
 
 
 def _level(compress: bool | int) -> int | None:
@@ -267,6 +272,23 @@ def _write_file(path: Path, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _write_page(path: Path, pieces: tuple[bytes, ...]) -> dict[str, Any]:
+    """Write the report page from its pieces; its ``package.report`` entry of metadata.json."""
+    sha = hashlib.sha256()
+    with _open_new(path) as fh:
+        for piece in pieces:
+            sha.update(piece)
+            fh.write(piece)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {
+        "path": f"logs/{REPORT_PAGE}",
+        "sha256": sha.hexdigest(),
+        "bytes": sum(map(len, pieces)),
+        "data_version": PAGE_DATA_VERSION,
+    }
+
+
 def _when(report: SessionReport) -> datetime:
     ts = report.start_time
     if ts:
@@ -286,6 +308,7 @@ def build_package(
     compress: bool | int = True,
     summary_template: Path | str | None = None,
     progress: Callable[[int], None] | None = None,
+    html_report: bool = True,
 ) -> Path:
     """Package the session folder *directory* into a new folder under *package_dir*.
 
@@ -297,6 +320,8 @@ def build_package(
         compress: ``True`` (zstd level 3), ``False`` (plain JSONL) or a zstd level.
         summary_template: A Jinja2 template file replacing the packaged one.
         progress: Called with the number of bytes of records read so far.
+        html_report: Write ``logs/execution_report.html``, the run report page
+            (``False`` only to measure what the page costs).
 
     Returns:
         The path of the new package.
@@ -306,7 +331,7 @@ def build_package(
             in *package_dir* and the session folder is untouched.
         ValueError: *compress* is not a valid setting.
     """
-    opts = _Options(_level(compress), summary_template)
+    opts = _Options(_level(compress), summary_template, html_report)
     directory = Path(directory)
     if not directory.is_dir():
         raise SessionNotFoundError(session_id or directory.name, directory)
@@ -405,9 +430,15 @@ def _build(
             done += sum(map(len, pieces))
             progress(done)
 
+    page = PageBuilder() if opts.html_report else None
     try:
         report = scan_session(
-            directory, session_id, title=title, sink=sink, output_sizes=output_file_sizes
+            directory,
+            session_id,
+            title=title,
+            sink=sink,
+            output_sizes=output_file_sizes,
+            page=page,
         )
         digests = {name + suffix: writers[stream].close() for stream, name in _STREAM_FILES.items()}
     except BaseException:
@@ -425,12 +456,18 @@ def _build(
                 "examples": missing[:20],
             }
         )
+    page_entry = None
+    if page is not None:
+        page_entry = _write_page(logs / REPORT_PAGE, page_pieces(page_data(report, page)))
+        digests[REPORT_PAGE] = page_entry["sha256"]
+        page_entry.update(calls_shown=len(page.calls), calls_total=page.calls_total)
     metadata = report.to_metadata()
     metadata["package"] = {
         "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "compression": None if opts.level is None else {"format": "zstd", "level": opts.level},
         "records": {stream: w.lines for stream, w in writers.items()},
         "source_files": sorted(p.name for s in _STREAM_FILES for p in session_files(directory, s)),
+        "report": page_entry,
     }
     meta_bytes = orjson.dumps(metadata, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     digests["metadata.json"] = _write_file(logs / "metadata.json", meta_bytes)

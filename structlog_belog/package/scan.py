@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from itertools import compress, groupby, repeat
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -24,17 +25,27 @@ from .report import (
     _discard,
     _timestamp_of,
 )
+from .report_page import PageBuilder
 
 __all__ = ["scan_session"]
 
 
-def _scan_processing(directory: Path, builder: ReportBuilder, sink: Sink) -> None:
+def _scan_processing(
+    directory: Path, builder: ReportBuilder, sink: Sink, page: PageBuilder | None
+) -> None:
     """The hot loop over every record: per batch, the counting runs in C (Counter, map)."""
     by_level = builder.by_level
     by_stage = builder.by_stage
     stage_warnings = builder.stage_warnings
     special = builder.special
     errors = builder.errors
+    if page is not None:
+        fold_errors, page_errors = builder.errors, page.errors
+
+        def errors(recs: list[dict[str, Any]]) -> None:
+            fold_errors(recs)
+            page_errors(recs)
+
     lifecycle = _LIFECYCLE
     is_error = _ERROR_LEVELS.__contains__
     # dict.get over repeat(key): no method lookup per record, half the cost of methodcaller.
@@ -85,6 +96,7 @@ def scan_session(
     title: str | None = None,
     sink: Sink | None = None,
     output_sizes: Callable[[dict[str, list[str]]], dict[str, int]] | None = None,
+    page: PageBuilder | None = None,
 ) -> SessionReport:
     """Read a session folder once and return its report.
 
@@ -99,10 +111,12 @@ def scan_session(
             llm_call lines carry the ``outputs`` they produced.
         output_sizes: Given the outputs (path → call IDs), returns the sizes of
             the output files that exist, for empty-output detection.
+        page: Folds, in the same pass, what the run report page shows in
+            detail (calls, error records, BELog tasks).
     """
     builder = ReportBuilder(session_id or directory.name, title)
     write: Sink = sink if sink is not None else _discard
-    _scan_processing(directory, builder, write)
+    _scan_processing(directory, builder, write, page)
 
     dumps = orjson.dumps
     call_outputs = builder.call_outputs
@@ -110,6 +124,9 @@ def scan_session(
         for rec in records:
             builder.calls.add(rec)
             rec["outputs"] = call_outputs.get(str(rec.get("call_id")), [])
+        if page is not None:
+            for rec in records:
+                page.call(rec)
         if records:
             data = b"\n".join(map(dumps, records)) + b"\n"
             write("prompts", (data,), len(records))
@@ -119,6 +136,8 @@ def scan_session(
     ):
         for rec in records:
             builder.belog(rec)
+            if page is not None:
+                page.task(rec)
         if lines:
             write("belog", raw or (b"".join(lines),), len(lines))
 

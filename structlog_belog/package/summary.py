@@ -4,7 +4,10 @@ The template ships in the package (``templates/execution_summary.md.j2``) and
 can be replaced with ``configure(summary_template=path)``. Every value that
 reaches the document through ``{{ ... }}`` is escaped for Markdown first — pipes,
 backticks, emphasis marks, brackets, raw HTML, newlines — so no log line can
-break a table or inject markup. A template opts out per value with ``|raw``.
+break a table or inject markup. Identifiers, paths and names go through
+``|code`` instead (``|cell(code=True)`` in a table): a code span, unescaped, so
+an ID copied from the summary works in the CLI and grep finds it. A template
+opts out per value with ``|raw``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ..core.sanitize import visible
 if TYPE_CHECKING:
     from .report import SessionReport
 
-__all__ = ["escape_md", "render_summary"]
+__all__ = ["cell", "code_span", "escape_md", "render_summary"]
 
 _MD_SPECIAL: Final = re.compile(r"([\\`*_\[\]|~#])")
 # What could open a block where a value starts a cell's or a list item's text
@@ -36,6 +39,17 @@ _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _NEWLINES: Final = re.compile(r"\r\n|\r|\n|\u2028|\u2029|\x85")
 _HTML: Final = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _TEMPLATE: Final = "execution_summary.md.j2"
+_BACKTICKS: Final = re.compile(r"`+")
+
+
+def _one_line(value: Any) -> str:
+    """*value* as one line of text: newlines shown as ``⏎``, control characters dropped.
+
+    Every value the summary shows passes through here — prose, table cells
+    and code spans alike — so hardening what may reach the document is one edit.
+    """
+    text = value if isinstance(value, str) else str(value)
+    return _CONTROL.sub("", visible(_NEWLINES.sub(" ⏎ ", text)))
 
 
 def escape_md(value: Any) -> str:
@@ -46,8 +60,7 @@ def escape_md(value: Any) -> str:
     Markdown's punctuation is backslash-escaped, and a start that could open
     a block (a list, a rule, a heading, a quote, indented code) is escaped.
     """
-    text = value if isinstance(value, str) else str(value)
-    text = _CONTROL.sub("", visible(_NEWLINES.sub(" ⏎ ", text)))
+    text = _one_line(value)
     # Leading whitespace dropped: it could indent a code block.
     text = _MD_SPECIAL.sub(r"\\\1", text.lstrip(" \t").translate(_HTML))
     return _BLOCK_START.sub(_block_start, text, count=1)
@@ -58,6 +71,40 @@ def _block_start(m: re.Match[str]) -> str:
     if m.group(1) or m.group(2):
         return "\\" + (m.group(1) or m.group(2))
     return f"{m.group(3)}\\{m.group(4)}"
+
+
+def code_span(value: Any, *, in_table: bool = False) -> Markup:
+    """*value* as a Markdown code span: shown, copied and grepped exactly as it is.
+
+    The fence is one backtick longer than the longest run of backticks inside
+    the value, and a value that starts or ends with a backtick (or with spaces
+    at both ends) is padded with one space, which Markdown strips: no value can
+    close the span early. Nothing inside is escaped, except ``|`` as ``\\|`` in
+    a table cell (GitHub-flavoured tables split rows on pipes even there, and
+    show ``\\|`` as ``|``). ``None`` is ``—``.
+    """
+    if value is None:
+        return Markup("—")
+    text = _one_line(value)
+    if in_table:
+        text = text.replace("|", "\\|")
+    if not text.strip():
+        return Markup("(blank)") if text else Markup("(empty)")
+    fence = "`" * (max(map(len, _BACKTICKS.findall(text)), default=0) + 1)
+    pad = " " if text[0] == "`" or text[-1] == "`" or (text[0] == " " and text[-1] == " ") else ""
+    return Markup(f"{fence}{pad}{text}{pad}{fence}")  # noqa: S704 - a code span shows text as is
+
+
+def cell(value: Any, code: bool = False) -> Markup:
+    """A table cell: *value* on one line that cannot end the cell or the row.
+
+    Names, identifiers and paths (``code=True``) become code spans; other
+    values are escaped prose. The one function every table cell goes through.
+    """
+    if code:
+        return code_span(value, in_table=True)
+    shown = _finalize(value)
+    return shown if isinstance(shown, Markup) else Markup(str(shown))  # noqa: S704 - escaped
 
 
 def _finalize(value: Any) -> Any:
@@ -122,6 +169,8 @@ def _environment() -> SandboxedEnvironment:
         status=_status, duration=_duration, number=_number, percent=_percent, usd=_usd, raw=_raw
     )
     env.filters["md"] = escape_md
+    env.filters["code"] = code_span
+    env.filters["cell"] = cell
     return env
 
 

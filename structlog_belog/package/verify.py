@@ -19,6 +19,7 @@ from typing import Any, Final
 import orjson
 
 from .reader import iter_lines, open_read, parse_lines, read_document, read_package
+from .report_check import report_problems
 
 __all__ = ["KINDS", "load_schema", "validate_metadata", "validate_record", "verify_package"]
 
@@ -170,7 +171,8 @@ def _sha256(path: Path, root: Path) -> str:
 
 
 def verify_package(path: Path | str, *, schemas: bool = True) -> list[str]:
-    """Check a package: checksums, that every member decompresses and parses, and schemas.
+    """Check a package: checksums, that every member decompresses and parses, schemas,
+    and the run report page (its policy, that it loads nothing, its data).
 
     Returns the problems found (at most 50 per member), empty when the package
     is sound.
@@ -205,7 +207,17 @@ def verify_package(path: Path | str, *, schemas: bool = True) -> list[str]:
                         problems.append(f"{member.name}:{number}: {problem}")
         except OSError as exc:  # damaged, a bomb, a link or a FIFO
             problems.append(f"{member.name}: {exc}")
-    return problems
+    return problems + _page_problems(package, pkg.metadata, pkg.session_id)
+
+
+def _page_problems(package: Path, metadata: dict[str, Any], session_id: str | None) -> list[str]:
+    """The run report page: checked when present, required when metadata.json lists it."""
+    about = metadata.get("package")
+    entry = about.get("report") if isinstance(about, dict) else None
+    page = package / "logs" / "execution_report.html"
+    if not page.exists():  # packages made before the page existed have none
+        return ["logs/execution_report.html: missing (metadata.json lists it)"] if entry else []
+    return [f"logs/{p}" for p in report_problems(page, session_id, entry)]
 
 
 def _metadata_problems(document: dict[str, Any]) -> list[str]:
