@@ -54,11 +54,9 @@ VERSIONS = "belog_versions"
 DEFAULT_TIMEOUT = 2.0
 
 # Windows looked at, most recent first, before the whole history (microseconds).
-_HOUR = 3_600_000_000
-_WINDOWS = (_HOUR, 24 * _HOUR, 30 * 24 * _HOUR, 366 * 24 * _HOUR)
+_MINUTE = 60_000_000
+_WINDOWS = (_MINUTE, 60 * _MINUTE, 24 * 60 * _MINUTE, 30 * 24 * 60 * _MINUTE)
 _PAGE = 1000
-# Records per add request: small enough to finish well within the timeout.
-_WRITE_BATCH = 100
 _MAX_COOLDOWN = 60.0
 # Chroma's collection names (3-512 characters); ours leave room for the "_versions" suffix.
 _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,58})[a-zA-Z0-9]")
@@ -151,6 +149,8 @@ class ChromaServerStore(BELogStore):
             Every worker of one collection must use the same one.
         timeout: Seconds one request may take (connect and read).
         headers: Extra HTTP headers (for example an authentication token).
+        batch_size: Records per add request in `add_many` (keep each request
+            well within *timeout*).
 
     Raises:
         ValueError: *url* is not a server URL this store serves.
@@ -166,13 +166,18 @@ class ChromaServerStore(BELogStore):
         embedding_function: Any = None,
         timeout: float = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
+        batch_size: int = 100,
     ) -> None:
         host, port, tls, options = parse_server_url(url)
         if not (isinstance(timeout, int | float) and timeout > 0):
             msg = f"timeout must be a positive number of seconds, got {timeout!r}"
             raise ValueError(msg)
+        if not (isinstance(batch_size, int) and batch_size > 0):
+            msg = f"batch_size must be a positive int, got {batch_size!r}"
+            raise ValueError(msg)
         _import_chromadb()
         self.url = url
+        self._batch_size = batch_size
         self.location = url
         self._host, self._port, self._tls = host, port, tls
         self._collection_name = options.get("collection") or RECORDS
@@ -187,6 +192,8 @@ class ChromaServerStore(BELogStore):
         self._versions: Any = None
         self._open_until = 0.0
         self._cooldown = 0.0
+        # Versions this store already sent: upserted once per process, not per record.
+        self._versions_sent: set[str] = set()
         #: Requests that failed (the server was down, slow or refused them).
         self.failures = 0
 
@@ -225,6 +232,7 @@ class ChromaServerStore(BELogStore):
             f"{self._collection_name}_versions", embedding_function=None
         )
         self._client = client
+        self._versions_sent.clear()  # a new connection may be to a server that lost them
 
     def _call(self, what: str, fn: Any) -> Any:
         """Run *fn* against the server, through the circuit breaker."""
@@ -263,8 +271,12 @@ class ChromaServerStore(BELogStore):
     # writes -------------------------------------------------------------------------
 
     def add(self, record: Mapping[str, Any]) -> None:
-        """Index one record (see `BELogStore.add`); a record already there is left as it is."""
-        self.add_many((record,))
+        """Index one record (see `BELogStore.add`); a record already there is left as it is.
+
+        One request: the server ignores an ID it already holds.
+        """
+        _check_record(record)
+        self._add_batch({record_id(record): record}, count=False)
 
     def add_many(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Index *records* in batches; return how many were new to the server."""
@@ -273,16 +285,18 @@ class ChromaServerStore(BELogStore):
         for record in records:
             _check_record(record)
             batch.setdefault(record_id(record), record)
-            if len(batch) >= _WRITE_BATCH:
+            if len(batch) >= self._batch_size:
                 added += self._add_batch(batch)
                 batch = {}
         if batch:
             added += self._add_batch(batch)
         return added
 
-    def _add_batch(self, batch: Mapping[str, Mapping[str, Any]]) -> int:
+    def _add_batch(self, batch: Mapping[str, Mapping[str, Any]], *, count: bool = True) -> int:
         def send() -> int:
-            known = set(self._records.get(ids=list(batch), include=[])["ids"])
+            known: set[str] = set()
+            if count:
+                known = set(self._records.get(ids=list(batch), include=[])["ids"])
             new = [(key, rec) for key, rec in batch.items() if key not in known]
             if not new:
                 return 0
@@ -293,10 +307,12 @@ class ChromaServerStore(BELogStore):
             texts = ["\n".join(search_text(rec)) for _, rec in new]
             # Versions go first: a record is never visible before its blueprint version.
             versions = {
-                f"{rec['blueprint_id']}\x1f{rec['blueprint_version']}": rec
+                key: rec
                 for _, rec in new
                 if isinstance(rec.get("blueprint_id"), str)
                 and isinstance(rec.get("blueprint_version"), str)
+                and (key := f"{rec['blueprint_id']}\x1f{rec['blueprint_version']}")
+                not in self._versions_sent
             }
             if versions:
                 self._versions.upsert(
@@ -310,6 +326,7 @@ class ChromaServerStore(BELogStore):
                         for r in versions.values()
                     ],
                 )
+                self._versions_sent.update(versions)
             # A record another worker added meanwhile has the same ID: the server
             # keeps one.
             self._records.add(
@@ -332,6 +349,7 @@ class ChromaServerStore(BELogStore):
                 except Exception:  # noqa: BLE001, S110 - already gone
                     pass
             self._client = None  # recreated on the next call
+            self._versions_sent.clear()
 
         self._call("clear", drop)
 
@@ -402,7 +420,8 @@ class ChromaServerStore(BELogStore):
 
     def get_past_attempts(self, task_name: str, limit: int = 10) -> list[dict[str, Any]]:
         """The *limit* most recent attempts of *task_name*, newest first."""
-        return self._newest({"task_name": task_name}, int(limit), _WINDOWS[1:2])
+        # One task's attempts are few enough to list by ID; no window needed.
+        return self._newest({"task_name": task_name}, int(limit), ())
 
     def get_latest_blueprint_version(self, blueprint_id: str) -> str | None:
         """The greatest version of *blueprint_id* by `version_key` (``v1.10`` > ``v1.9``)."""

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from structlog_belog import open_store
 from structlog_belog._chroma_server import ChromaServerStore, parse_server_url, record_id
 from structlog_belog._store import BELogStore, SQLiteStore, read_belog_files
 from structlog_belog.exceptions import StoreError
@@ -66,7 +65,7 @@ def url(server: ChromaServer) -> str:
 @pytest.fixture
 def remote(url: str) -> Iterator[BELogStore]:
     """`open_store` on the server, in a fresh collection."""
-    store = open_store(url)
+    store = ChromaServerStore(url)
     yield store
     store.close()
 
@@ -336,7 +335,7 @@ class TestFleet:
         written = list(read_belog_files(*logs))
         local = SQLiteStore(tmp_path / "all.sqlite3")
         local.add_many(written)
-        remote = open_store(url)
+        remote = ChromaServerStore(url)
         remote.reindex(*logs)  # a task whose add timed out under load is caught up here
 
         assert 400 == len(written) == local.count() == remote.count()
@@ -365,7 +364,7 @@ class TestFleet:
             server.start()
             logs = wait_all(started)
             written = list(read_belog_files(*logs))
-            remote = open_store(url)
+            remote = ChromaServerStore(url)
             remote.reindex(*logs)
             ids = remote._ids(None)  # type: ignore[attr-defined]
 
