@@ -12,6 +12,7 @@ import argparse
 import os
 import shlex
 import sys
+
 import orjson
 
 __all__ = ["add_commands"]
