@@ -27,6 +27,7 @@ from ..package.reader import read_package, session_files
 from ..package.scan import scan_session
 from ..package.summary import render_summary
 from . import memory as _cli_memory
+from . import sessions as _cli_sessions
 from .view import call_view, find_call, session_tree, shorten
 
 __all__ = ["main"]
@@ -39,7 +40,13 @@ _LEVEL_STYLE: Final = {
     "error": "bold red",
     "critical": "bold white on red",
 }
-_STATUS_STYLE: Final = {"ok": "green", "failed": "red", "running": "cyan", "crashed": "bold red"}
+_STATUS_STYLE: Final = {
+    "ok": "green",
+    "failed": "red",
+    "running": "cyan",
+    "crashed": "bold red",
+    "open": "yellow",
+}
 _SHOWN_KEYS: Final = frozenset(("timestamp", "level", "logger", "event", "session_id"))
 
 
@@ -450,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_view_commands(sub)
     _add_package_commands(sub)
     _cli_memory.add_commands(sub)
+    _cli_sessions.add_commands(sub)
     return parser
 
 

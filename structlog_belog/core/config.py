@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -103,6 +104,7 @@ def configure(
     prices: Mapping[str, Any] | None = None,
     summary_template: str | os.PathLike[str] | None = None,
     handle_signals: bool = True,
+    store: str | os.PathLike[str] | None = None,
 ) -> Config:
     """Set up structlog-belog; safe to call again (it reconfigures).
 
@@ -146,6 +148,11 @@ def configure(
             ``execution_summary.md`` template.
         handle_signals: Finalize open sessions on SIGTERM when the application
             has not installed its own handler.
+        store: Where every session indexes its BELog records and reads past
+            attempts from: ``"http(s)://HOST:PORT"`` for a ChromaDB server
+            shared by many workers (the records stay in each session's
+            ``belog.jsonl`` too), ``"chroma:PATH"`` or a SQLite file. Default:
+            ``$BELOG_STORE``, else the SQLite index in ``log_dir``.
 
     Returns:
         The active `Config`.
@@ -185,10 +192,35 @@ def configure(
         prices=prices,
         summary_template=template,
         handle_signals=bool(handle_signals),
+        store=_resolve_store(store),
     )
     with _STATE.lock:
         _install(config)
     return config
+
+
+def _resolve_store(store: str | os.PathLike[str] | None) -> str | None:
+    """Check a store location once, here (the memory layer opens it on first use)."""
+    if store is None:
+        store = os.environ.get("BELOG_STORE") or None
+        if store is None:
+            return None
+    if not isinstance(store, str | os.PathLike) or not os.fspath(store):
+        msg = f"store must be a store location (str or os.PathLike), got {store!r}"
+        raise TypeError(msg)
+    location = os.fspath(store)
+    if not isinstance(store, str):
+        return str(location)
+    scheme, _, rest = location.partition(":")
+    if scheme in ("http", "https"):
+        parts = urllib.parse.urlsplit(location)
+        if not parts.hostname or parts.path not in ("", "/"):
+            msg = f"store must be 'http(s)://HOST:PORT[?collection=NAME]', got {location!r}"
+            raise ValueError(msg)
+    elif scheme == "chroma" and not rest:
+        msg = f"store must be 'chroma:PATH' with a folder PATH, got {location!r}"
+        raise ValueError(msg)
+    return location
 
 
 def _build_pipeline(config: Config, router: SessionRouter | None) -> Pipeline:

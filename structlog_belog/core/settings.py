@@ -27,6 +27,8 @@ class Config:
     prices: Mapping[str, Any] | None
     summary_template: Path | None
     handle_signals: bool
+    #: Where sessions index their BELog records (``BELOG_STORE``); None: ``log_dir``'s SQLite.
+    store: str | None = None
 
     @property
     def level_no(self) -> int:

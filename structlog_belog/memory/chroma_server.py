@@ -12,10 +12,11 @@ How the records are laid out, and why:
   workers catching up at once) never doubles it.
 - The document is the record itself (JSON); the metadata holds only what the
   questions filter and sort on (task, blueprint, session, success, the
-  timestamp as integer microseconds). `get_past_attempts` and
+  timestamp, also as integer microseconds). `get_past_attempts` and
   `last_execution` are metadata ``where`` filters, never an embedding
-  search, and look at the most recent time window first, so a query reads a
-  handful of small metadata rows whatever the store's size.
+  search: the small metadata rows that match are read and sorted by time,
+  then only the records wanted; `last_execution` looks at the most recent
+  time window first, so it reads a handful of rows whatever the store's size.
 - Blueprint versions are kept in a second, tiny collection keyed by
   ``blueprint_id``/``version``: the latest version is picked from a few rows.
 - `similar` is the one embedding search. Embeddings are computed in this
@@ -40,9 +41,9 @@ from typing import Any
 
 import orjson
 
-from ._chroma import _import_chromadb, hashing_embedding_function
-from ._store import BELogStore, _check_record, latest_version, search_text
-from .exceptions import StoreError
+from ..exceptions import StoreError
+from .chroma import _import_chromadb, hashing_embedding_function
+from .store import BELogStore, _check_record, latest_version, search_text
 
 __all__ = ["DEFAULT_TIMEOUT", "RECORDS", "VERSIONS", "ChromaServerStore", "parse_server_url"]
 
@@ -115,19 +116,20 @@ def _micros(timestamp: Any) -> int:
 
 
 def record_id(record: Mapping[str, Any]) -> str:
-    """The record's ID on the server: its timestamp, then its trace ID.
+    """The record's ID on the server: its ``execution_trace_id``.
 
-    Derived from the record alone, so adding it again (a retry, a reindex, two
-    workers catching up at once) finds the same ID and never doubles it; and
-    IDs sort by time, so the newest records are picked from IDs alone.
+    Nothing else: adding a record again (a retry, a reindex, two workers
+    catching up at once) finds the same ID whatever else differs, and the
+    server keeps one record per ID.
     """
-    return f"{record.get('timestamp') or ''}|{record['execution_trace_id']}"
+    return str(record["execution_trace_id"])
 
 
 def _metadata(record: Mapping[str, Any]) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "task_name": record["task_name"],
         "ts": _micros(record.get("timestamp")),
+        "timestamp": str(record.get("timestamp") or ""),
     }
     for key in ("blueprint_id", "blueprint_version", "session_id"):
         if isinstance(record.get(key), str):
@@ -360,16 +362,20 @@ class ChromaServerStore(BELogStore):
         records stay. Records already on the server are not doubled. Returns
         how many records were added.
         """
-        from ._store import default_log_dir, read_belog_files
+        from .store import default_log_dir, read_belog_files
 
         sources = dirs or (default_log_dir(),)
         return self.add_many(read_belog_files(*sources))
 
     # reads --------------------------------------------------------------------------
 
-    def _ids(self, where: Mapping[str, Any] | None) -> list[str]:
+    def _ordered(self, where: Mapping[str, Any] | None) -> list[str]:
+        """The IDs of the records matching *where*, oldest first (as SQLite orders them)."""
+
         def fetch() -> list[str]:
-            return list(self._records.get(where=where, include=[])["ids"])
+            found = self._records.get(where=where, include=["metadatas"])
+            pairs = zip(found["ids"], found["metadatas"] or [], strict=False)
+            return [i for _, i in sorted((str(m.get("timestamp", "")), i) for i, m in pairs)]
 
         return list(self._call("read records", fetch))
 
@@ -392,7 +398,7 @@ class ChromaServerStore(BELogStore):
     ) -> list[dict[str, Any]]:
         """The *limit* newest records matching *where*, newest first.
 
-        IDs sort by time: the IDs matching *where* in the most recent window
+        The metadata of the records matching *where* in the most recent window
         are read first, widening to the whole history only when the window
         holds fewer than *limit*; then only the *limit* records are read.
         """
@@ -406,11 +412,10 @@ class ChromaServerStore(BELogStore):
             else:
                 recent = {"ts": {"$gte": now - window}}
                 scoped = recent if where is None else {"$and": [dict(where), recent]}
-            found = self._ids(scoped)
+            found = self._ordered(scoped)
             if len(found) >= limit:
                 break
-        found.sort(reverse=True)
-        return self._documents(found[:limit])
+        return self._documents(found[::-1][:limit])
 
     def last_execution(self, blueprint_id: str | None = None) -> dict[str, Any] | None:
         """The most recent record, of *blueprint_id* when given."""
@@ -420,7 +425,7 @@ class ChromaServerStore(BELogStore):
 
     def get_past_attempts(self, task_name: str, limit: int = 10) -> list[dict[str, Any]]:
         """The *limit* most recent attempts of *task_name*, newest first."""
-        # One task's attempts are few enough to list by ID; no window needed.
+        # One task's attempts are few: list them all, no window needed.
         return self._newest({"task_name": task_name}, int(limit), ())
 
     def get_latest_blueprint_version(self, blueprint_id: str) -> str | None:
@@ -434,7 +439,7 @@ class ChromaServerStore(BELogStore):
 
     def get_blueprint_records(self, blueprint_id: str) -> list[dict[str, Any]]:
         """Every record of *blueprint_id*, oldest first."""
-        return self._documents(sorted(self._ids({"blueprint_id": blueprint_id})))
+        return self._documents(self._ordered({"blueprint_id": blueprint_id}))
 
     def similar(self, text: str, k: int = 5) -> list[dict[str, Any]]:
         """The *k* nearest records to *text* in embedding space, nearest first."""

@@ -19,7 +19,7 @@ __all__ = ["add_commands"]
 
 
 def _configure(args: argparse.Namespace) -> None:
-    from . import configure
+    from ..core.config import configure
 
     configure(
         log_dir=args.log_dir,
@@ -30,7 +30,7 @@ def _configure(args: argparse.Namespace) -> None:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from . import session
+    from ..core.session import session
 
     # A new session, even when the shell still exports a previous one.
     os.environ.pop("BELOG_SESSION_ID", None)
@@ -52,7 +52,7 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _finish(args: argparse.Namespace) -> int:
-    from ._session import finish_session
+    from ..core.session import finish_session
 
     _configure(args)
     run = finish_session(args.session, failed=args.failed)

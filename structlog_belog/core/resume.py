@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .exceptions import SessionFinishedError, SessionNotFoundError
+from ..exceptions import SessionFinishedError, SessionNotFoundError
+from .pipeline import format_exception
+from .stage import command_line
+from .state import emit
+from .version import VERSION
 
 __all__ = [
     "FINISHED_FILE",
@@ -30,10 +35,15 @@ __all__ = [
     "active_pids",
     "claim_finish",
     "clear_active",
+    "emit_pause",
     "forget_dead",
+    "from_environment",
     "is_finished",
     "load_state",
     "mark_active",
+    "may_finish",
+    "open_session",
+    "resume_into",
     "write_state",
 ]
 
@@ -201,8 +211,140 @@ def active_pids(directory: Path) -> list[int]:
     )
 
 
-def forget_dead(directory: Path, alive: Any) -> None:
-    """Remove the markers of processes that are gone (*alive* is ``pid -> bool``)."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def forget_dead(directory: Path) -> None:
+    """Remove the markers of this host's processes that are gone (a crashed command)."""
     for pid in active_pids(directory):
-        if pid != os.getpid() and not alive(pid):
+        if pid != os.getpid() and not _alive(pid):
             clear_active(directory / f"{_ACTIVE}{pid}")
+
+
+# --- what a Run calls -------------------------------------------------------------------
+
+_LOGGER = "structlog_belog.session"
+
+
+def open_session(run: Any) -> None:
+    """Write the state file of a new session that outlives its command (``finish=False``)."""
+    try:
+        write_state(
+            run.directory,
+            {
+                "session_id": run.id,
+                "title": run.title,
+                "execution_context": run.execution_context,
+                "blueprint_id": run.blueprint_id,
+                "blueprint_version": run.blueprint_version,
+                "package_dir": None if run.package_dir is None else str(run.package_dir),
+                "compress": run.compress,
+                "pid": run.pid,
+                "host": platform.node(),
+                "started_at": run.started_at,
+                "command": command_line(),
+            },
+        )
+    except OSError:
+        pass  # resumable from its session_start record still
+    run._active = mark_active(run.directory)
+
+
+def may_finish(run: Any) -> bool:
+    """Claim the end of a session of several commands; False if another command ended it."""
+    if not (run.resumed or (run.directory / STATE_FILE).exists()):
+        return True  # an ordinary session: it ends with its block, as always
+    try:
+        claim_finish(run.id, run.directory)
+    except SessionFinishedError:
+        try:
+            sys.stderr.write(
+                f"structlog-belog: session {run.id} was finished by another command; "
+                "this command's part is recorded as a pause\n"
+            )
+        except Exception:  # noqa: BLE001, S110 - stderr itself may be gone
+            pass
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def emit_pause(run: Any, exc: BaseException | None, router: Any) -> None:
+    """Write ``session_pause``: this command's part of a session that goes on."""
+    emit(
+        "session_pause",
+        level="info" if exc is None else "error",
+        logger=_LOGGER,
+        kind="session_pause",
+        title=run.title,
+        success=exc is None,
+        duration_s=round(time.perf_counter() - run._t0, 6),
+        error=None if exc is None else {"type": type(exc).__qualname__, "message": str(exc)},
+        exception=None if exc is None else format_exception(exc),
+        records_dropped=0 if router is None else router.take_unreported(run.id),
+        pid=os.getpid(),
+        command=command_line(),
+    )
+
+
+def from_environment() -> str | None:
+    """The session ``belog start`` exported (``BELOG_SESSION_ID``), when this command resumes it.
+
+    Not inside another session (that makes a child session), and not in a
+    child process started with `session_env()` (``BELOG_SESSION_PID`` set:
+    it joins the running session as before).
+    """
+    from . import context as _context
+
+    if _context.current_session() is not None or os.environ.get("BELOG_SESSION_PID"):
+        return None
+    return os.environ.get("BELOG_SESSION_ID") or None
+
+
+def resume_into(run: Any, session_id: str, log_dir: Path) -> None:
+    """Make *run* continue the open session *session_id* in this command.
+
+    Raises:
+        SessionNotFoundError, SessionFinishedError: see `load_state`.
+    """
+    state = load_state(session_id, log_dir)
+    run.id = session_id
+    run.resumed = True
+    run.directory = state["directory"]
+    run.title = state.get("title") or run.title
+    for key in ("execution_context", "blueprint_id", "blueprint_version"):
+        if getattr(run, key) is None and isinstance(state.get(key), str):
+            setattr(run, key, state[key])
+    if run.package_dir is None and state.get("package_dir"):
+        run.package_dir = Path(state["package_dir"])
+    if run.compress is None and isinstance(state.get("compress"), bool):
+        run.compress = state["compress"]
+    # This command writes its own shard files, as a child process does.
+    owner = state.get("pid")
+    run.pid = owner if isinstance(owner, int) else 0
+    started = state.get("started_at")
+    run.started_at = started if isinstance(started, int | float) else time.time()
+    run._t0 = time.perf_counter()
+    forget_dead(run.directory)
+    run._active = mark_active(run.directory)
+    run._enter_context()
+    emit(
+        "session_resume",
+        logger=_LOGGER,
+        kind="session_resume",
+        title=run.title,
+        host=platform.node(),
+        python=platform.python_version(),
+        belog_version=VERSION,
+        pid=os.getpid(),
+        argv=sys.argv,
+        command=command_line(),
+    )

@@ -25,11 +25,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._chroma_server import ChromaServerStore
-from ._store import BELogStore, read_belog_files
-from .exceptions import StoreError
+from ..core.state import emit
+from ..exceptions import StoreError
+from .chroma_server import ChromaServerStore
+from .store import BELogStore, latest_version, read_belog_files
 
-__all__ = ["PENDING_MARKER", "SharedStore", "catch_up", "pending_sessions"]
+__all__ = ["PENDING_MARKER", "SharedStore", "catch_up", "open_shared", "pending_sessions"]
 
 #: File in a session folder whose records the shared server may lack.
 PENDING_MARKER = "store_pending"
@@ -83,6 +84,25 @@ def catch_up(remote: BELogStore, log_dir: Path) -> int:
             _mark(marker)
             raise
     return added
+
+
+def open_shared(location: str) -> BELogStore:
+    """The store sessions write to for ``configure(store=location)`` / ``BELOG_STORE``.
+
+    A server URL gives a `SharedStore` (the local index of ``log_dir`` beside
+    the server); any other location is opened as it is.
+    """
+    from ..core.state import ensure_pipeline
+    from .store import DEFAULT_FILENAME
+    from .stores import location_scheme, open_store
+
+    if location_scheme(location) not in ("http", "https"):
+        return open_store(location)
+    log_dir = ensure_pipeline().config.log_dir
+    local = open_store(log_dir / DEFAULT_FILENAME)
+    remote = open_store(location)
+    assert isinstance(remote, ChromaServerStore)  # noqa: S101 - http(s) opens one
+    return SharedStore(local, remote, log_dir)
 
 
 def _mark(marker: Path) -> None:
@@ -144,8 +164,6 @@ class SharedStore(BELogStore):
             self._keep(record, exc)
 
     def _keep(self, record: Mapping[str, Any], exc: StoreError) -> None:
-        from ._pipeline import emit
-
         with self._lock:
             self.pending += 1
         sid = record.get("session_id")
@@ -214,8 +232,6 @@ class SharedStore(BELogStore):
 
     def get_latest_blueprint_version(self, blueprint_id: str) -> str | None:
         """The greatest version known to the server or the local index."""
-        from ._store import latest_version
-
         return latest_version(
             (
                 self._ask("get_latest_blueprint_version", blueprint_id),
