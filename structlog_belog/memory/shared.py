@@ -131,6 +131,8 @@ class SharedStore(BELogStore):
         self.pending = 0
         self._lock = threading.Lock()
         self._caught_up_pid = 0
+        #: The background catch-up of this process, once started.
+        self.catch_up_thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"SharedStore({self.remote.location!r}, local={self.local.location!r})"
@@ -149,6 +151,7 @@ class SharedStore(BELogStore):
                 pass
 
         thread = threading.Thread(target=run, name="belog-store-catch-up", daemon=True)
+        self.catch_up_thread = thread
         thread.start()
         return thread
 
