@@ -162,6 +162,9 @@ class TestPipeline:
         summary = (package / "logs" / "execution_summary.md").read_text()
         for command in ("-c preprocess ok", "-c generate ok", "-c package finish"):
             assert command in summary
+        assert 4 == len(meta["execution"]["commands"])  # belog start, then the three
+        verified = cli(env, "verify", str(package), "--json")
+        assert json.loads(verified.stdout)["ok"] is True
 
     def test_crash_rerun_finish(self, tmp_path: Path, env: dict[str, str]) -> None:
         """A failed middle command leaves it open; a rerun and `belog finish` make one package."""
