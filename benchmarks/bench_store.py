@@ -187,6 +187,10 @@ def percentile_seconds(fn: Callable[[], object], repeat: int) -> tuple[float, fl
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.95))]
 
 
+#: Seconds the server is left to settle after the bulk load.
+SETTLE_S = 60
+
+
 class LocalChroma:
     """``chroma run`` on 127.0.0.1 in a temporary folder, for ``--server auto``."""
 
@@ -256,6 +260,9 @@ def measure_case(
             remote.add_many(records[start : start + 10_000])
             sys.stderr.write(f"loaded {start + 10_000:,} in {time.perf_counter() - t0:,.0f} s\n")
         load_s = time.perf_counter() - t0
+        # The server indexes a bulk load in the background for a while: time the
+        # questions once it has settled, as a fleet's steady state.
+        time.sleep(SETTLE_S)
         tasks = [f"Task {rng.randrange(n_tasks):05d}" for _ in range(n_queries)]
         for task in tasks[:20]:
             if local.get_past_attempts(task, 10) != remote.get_past_attempts(task, 10):

@@ -19,6 +19,9 @@ How the records are laid out, and why:
   time window first, so it reads a handful of rows whatever the store's size.
 - Blueprint versions are kept in a second, tiny collection keyed by
   ``blueprint_id``/``version``: the latest version is picked from a few rows.
+  Beside them, each writer announces the newest record time it added (for
+  all records and per blueprint): `last_execution` reads the records at or
+  after that hint, a handful, instead of a time window of the whole store.
 - `similar` is the one embedding search. Embeddings are computed in this
   process by the offline `hashing_embedding_function` unless an
   ``embedding_function=`` is passed (any ChromaDB embedding function).
@@ -58,6 +61,8 @@ DEFAULT_TIMEOUT = 2.0
 _MINUTE = 60_000_000
 _WINDOWS = (_MINUTE, 60 * _MINUTE, 24 * 60 * _MINUTE, 30 * 24 * 60 * _MINUTE)
 _PAGE = 1000
+# ID prefix of the "newest time" hints kept beside the versions.
+_HEAD = "\x1ehead"
 _MAX_COOLDOWN = 60.0
 # Chroma's collection names (3-512 characters); ours leave room for the "_versions" suffix.
 _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,58})[a-zA-Z0-9]")
@@ -196,6 +201,8 @@ class ChromaServerStore(BELogStore):
         self._cooldown = 0.0
         # Versions this store already sent: upserted once per process, not per record.
         self._versions_sent: set[str] = set()
+        # The newest time this store announced per head (see `last_execution`).
+        self._heads_sent: dict[str, int] = {}
         #: Requests that failed (the server was down, slow or refused them).
         self.failures = 0
 
@@ -234,7 +241,9 @@ class ChromaServerStore(BELogStore):
             f"{self._collection_name}_versions", embedding_function=None
         )
         self._client = client
-        self._versions_sent.clear()  # a new connection may be to a server that lost them
+        # A new connection may be to a server that lost them.
+        self._versions_sent.clear()
+        self._heads_sent.clear()
 
     def _call(self, what: str, fn: Any) -> Any:
         """Run *fn* against the server, through the circuit breaker."""
@@ -316,19 +325,18 @@ class ChromaServerStore(BELogStore):
                 and (key := f"{rec['blueprint_id']}\x1f{rec['blueprint_version']}")
                 not in self._versions_sent
             }
-            if versions:
-                self._versions.upsert(
-                    ids=list(versions),
-                    embeddings=[[1.0]] * len(versions),
-                    metadatas=[
-                        {
-                            "blueprint_id": r["blueprint_id"],
-                            "blueprint_version": r["blueprint_version"],
-                        }
-                        for r in versions.values()
-                    ],
-                )
+            ids = list(versions)
+            metas: list[dict[str, Any]] = [
+                {"blueprint_id": r["blueprint_id"], "blueprint_version": r["blueprint_version"]}
+                for r in versions.values()
+            ]
+            heads = self._heads([rec for _, rec in new])
+            ids += list(heads)
+            metas += [{"head": 1, "ts": ts} for ts in heads.values()]
+            if ids:
+                self._versions.upsert(ids=ids, embeddings=[[1.0]] * len(ids), metadatas=metas)
                 self._versions_sent.update(versions)
+                self._heads_sent.update(heads)
             # A record another worker added meanwhile has the same ID: the server
             # keeps one.
             self._records.add(
@@ -341,6 +349,31 @@ class ChromaServerStore(BELogStore):
 
         return int(self._call("add records", send))
 
+    def _heads(self, records: list[Mapping[str, Any]]) -> dict[str, int]:
+        """The newest time per head (all records, each blueprint) that moved forward."""
+        newest: dict[str, int] = {}
+        for rec in records:
+            ts = _micros(rec.get("timestamp"))
+            keys = [_HEAD]
+            if isinstance(rec.get("blueprint_id"), str):
+                keys.append(f"{_HEAD}\x1f{rec['blueprint_id']}")
+            for key in keys:
+                if ts > newest.get(key, -1):
+                    newest[key] = ts
+        return {k: ts for k, ts in newest.items() if ts > self._heads_sent.get(k, -1)}
+
+    def _head(self, blueprint_id: str | None) -> int | None:
+        """The newest time some writer announced for *blueprint_id* (or all), a hint."""
+        key = _HEAD if blueprint_id is None else f"{_HEAD}\x1f{blueprint_id}"
+
+        def fetch() -> int | None:
+            found = self._versions.get(ids=[key], include=["metadatas"])
+            metas = found["metadatas"] or []
+            return int(metas[0]["ts"]) if metas and "ts" in metas[0] else None
+
+        found: int | None = self._call("read records", fetch)
+        return found
+
     def clear(self) -> None:
         """Remove every record of this store's collections from the server."""
 
@@ -352,6 +385,7 @@ class ChromaServerStore(BELogStore):
                     pass
             self._client = None  # recreated on the next call
             self._versions_sent.clear()
+            self._heads_sent.clear()
 
         self._call("clear", drop)
 
@@ -420,6 +454,16 @@ class ChromaServerStore(BELogStore):
     def last_execution(self, blueprint_id: str | None = None) -> dict[str, Any] | None:
         """The most recent record, of *blueprint_id* when given."""
         where = None if blueprint_id is None else {"blueprint_id": blueprint_id}
+        # Writers announce the newest time they added (a hint, racy but never
+        # newer than a record): the records at or after it are few, and hold
+        # the newest. Without a hint, or when they are not visible yet, the
+        # time windows decide.
+        hint = self._head(blueprint_id)
+        if hint is not None:
+            recent = {"ts": {"$gte": hint}}
+            ids = self._ordered(recent if where is None else {"$and": [dict(where), recent]})
+            if ids:
+                return self._documents(ids[-1:])[0]
         found = self._newest(where, 1, _WINDOWS)
         return found[0] if found else None
 
