@@ -11,6 +11,7 @@ __all__ = [
     "CorruptDataError",
     "DecompressionLimitError",
     "PackageError",
+    "SessionFinishedError",
     "SessionNotFoundError",
     "StoreError",
     "UnsafeFileError",
@@ -38,6 +39,22 @@ class SessionNotFoundError(PackageError, FileNotFoundError):
         where = "" if path is None else f" in {str(path)!r}"
         super().__init__(reason or f"no session {session_id!r}{where}", path)
         self.session_id = session_id
+
+
+class SessionFinishedError(BelogError, RuntimeError):
+    """The session *session_id* has ended: it cannot be resumed or finished again.
+
+    Attributes:
+        session_id: The session that was asked for.
+        path: Its folder.
+    """
+
+    def __init__(self, session_id: str, path: Path | str | None = None) -> None:
+        super().__init__(
+            f"session {session_id!r} has ended; start a new session instead of resuming it"
+        )
+        self.session_id = session_id
+        self.path = None if path is None else Path(path)
 
 
 class CorruptDataError(PackageError):

@@ -28,6 +28,7 @@ from ..package.scan import scan_session
 from ..package.summary import render_summary
 from . import memory as _cli_memory
 from . import report as _cli_report
+from . import sessions as _cli_sessions
 from .terminal import SafeConsole, write_json, write_json_line, write_text
 from .view import call_view, find_call, session_tree, shorten
 
@@ -43,6 +44,13 @@ _LEVEL_STYLE: Final = {
 }
 _STATUS_STYLE: Final = {"ok": "green", "failed": "red", "running": "cyan", "crashed": "bold red"}
 _FOLLOW_READ: Final = 16 * 1024 * 1024
+_STATUS_STYLE: Final = {
+    "ok": "green",
+    "failed": "red",
+    "running": "cyan",
+    "crashed": "bold red",
+    "open": "yellow",
+}
 _SHOWN_KEYS: Final = frozenset(("timestamp", "level", "logger", "event", "session_id"))
 
 
@@ -474,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_package_commands(sub)
     _cli_report.add_command(sub)
     _cli_memory.add_commands(sub)
+    _cli_sessions.add_commands(sub)
     return parser
 
 

@@ -28,7 +28,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
         default=argparse.SUPPRESS,
-        help="store location: a SQLite file or chroma:PATH (default: the index in the log folder)",
+        help="store location: a SQLite file, chroma:PATH or http(s)://HOST:PORT "
+        "(default: the index in the log folder)",
     )
 
 
@@ -133,21 +134,33 @@ def _revise(args: argparse.Namespace) -> int:
 
 
 def _reindex(args: argparse.Namespace) -> int:
+    from ..memory.shared import PENDING_MARKER, pending_sessions
     from ..memory.sqlite import SQLiteStore
     from ..memory.store import DEFAULT_FILENAME
-    from ..memory.stores import open_store
+    from ..memory.stores import location_scheme, open_store
 
     sources = args.sources or [_log_dir(args)]
     location = getattr(args, "store", None)
+    scheme = location_scheme(location)
     # A plain SQLiteStore, not open_store: a corrupted index must not stop its own rebuild.
     store = (
         open_store(location)
-        if location and location.startswith("chroma:")
+        if scheme is not None
         else SQLiteStore(location or _log_dir(args) / DEFAULT_FILENAME)
     )
     count = store.reindex(*sources)
     store.close()
     where = ", ".join(str(s) for s in sources)
+    if scheme in ("http", "https"):
+        # Every record of the folders is on the server now: nothing is pending.
+        for source in sources:
+            for folder in pending_sessions(Path(source)):
+                (folder / PENDING_MARKER).unlink(missing_ok=True)
+        write_text(
+            f"added {count} BELog records from {where} to {store.location} "
+            "(records it held already were left as they were)\n"
+        )
+        return 0
     write_text(f"indexed {count} BELog records from {where} into {store.location}\n")
     return 0
 

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -112,6 +113,7 @@ def configure(
     summary_template: str | os.PathLike[str] | None = None,
     handle_signals: bool = True,
     instrument_openai: bool | None = None,
+    store: str | os.PathLike[str] | None = None,
 ) -> Config:
     """Set up structlog-belog; safe to call again (it reconfigures).
 
@@ -161,6 +163,11 @@ def configure(
             else off. Turned off again by a later `configure()` without it,
             and by `reset()` — unless the application instrumented the
             process itself.
+        store: Where every session indexes its BELog records and reads past
+            attempts from: ``"http(s)://HOST:PORT"`` for a ChromaDB server
+            shared by many workers (the records stay in each session's
+            ``belog.jsonl`` too), ``"chroma:PATH"`` or a SQLite file. Default:
+            ``$BELOG_STORE``, else the SQLite index in ``log_dir``.
 
     Returns:
         The active `Config`.
@@ -202,6 +209,7 @@ def configure(
         summary_template=template,
         handle_signals=bool(handle_signals),
         instrument_openai=instrument,
+        store=_resolve_store(store),
     )
     hooks.configure_openai(instrument)
     with _STATE.lock:
@@ -231,6 +239,30 @@ def _resolve_instrument(value: Any) -> bool:
         msg = f"instrument_openai must be a bool, got {value!r}"
         raise TypeError(msg)
     return value
+
+
+def _resolve_store(store: str | os.PathLike[str] | None) -> str | None:
+    """Check a store location once, here (the memory layer opens it on first use)."""
+    if store is None:
+        store = os.environ.get("BELOG_STORE") or None
+        if store is None:
+            return None
+    if not isinstance(store, str | os.PathLike) or not os.fspath(store):
+        msg = f"store must be a store location (str or os.PathLike), got {store!r}"
+        raise TypeError(msg)
+    location = os.fspath(store)
+    if not isinstance(store, str):
+        return str(location)
+    scheme, _, rest = location.partition(":")
+    if scheme in ("http", "https"):
+        parts = urllib.parse.urlsplit(location)
+        if not parts.hostname or parts.path not in ("", "/"):
+            msg = f"store must be 'http(s)://HOST:PORT[?collection=NAME]', got {location!r}"
+            raise ValueError(msg)
+    elif scheme == "chroma" and not rest:
+        msg = f"store must be 'chroma:PATH' with a folder PATH, got {location!r}"
+        raise ValueError(msg)
+    return location
 
 
 def _build_pipeline(config: Config, router: SessionRouter | None) -> Pipeline:

@@ -16,19 +16,21 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from . import context as _context
 from . import hooks as _hooks
+from . import resume as _resume
 from . import tracing as _tracing
 from .pipeline import format_exception
 from .producing import Producing
 from .render import as_written
 from .router import before_exit_flush
 from .session_id import new_session_id
+from .stage import Stage, command_line
 from .state import STATE, emit, ensure_pipeline, redact_name
 from .version import VERSION
 
 if TYPE_CHECKING:
     from .settings import Config
 
-__all__ = ["Run", "Stage", "new_session_id", "session"]
+__all__ = ["Run", "Stage", "finish_session", "new_session_id", "session"]
 
 _HASH_LIMIT: Final = 256 * 1024 * 1024  # hash inputs/outputs up to this size
 _LOGGER: Final = "structlog_belog.session"
@@ -89,8 +91,16 @@ class Run:
         package: bool = True,
         fields: Mapping[str, Any] | None = None,
         session_id: str | None = None,
+        resume: str | None = None,
+        finish: bool | None = None,
     ) -> None:
         self.title = _check_name(title, "title")
+        if resume is not None and (not isinstance(resume, str) or not resume):
+            msg = f"resume must be a session ID (a non-empty string) or None, got {resume!r}"
+            raise TypeError(msg)
+        if finish is not None and not isinstance(finish, bool):
+            msg = f"finish must be True, False or None, got {finish!r}"
+            raise TypeError(msg)
         for arg, value in (
             ("execution_context", execution_context),
             ("blueprint_id", blueprint_id),
@@ -123,6 +133,13 @@ class Run:
         self._span: _tracing.SpanHandle | None = None
         #: W3C ``traceparent`` of the session's span, in a child process that joined it.
         self._traceparent: str | None = None
+        self._resume = resume
+        #: Whether leaving the block ends the session (None: yes unless it was resumed).
+        self._finish = finish
+        #: This command continues a session another command started.
+        self.resumed = False
+        self._active: Path | None = None
+        self._fail = False
 
     @classmethod
     def joined(cls, session_id: str, environ: Mapping[str, str], config: Config) -> Run:
@@ -164,7 +181,7 @@ class Run:
         import asyncio
 
         self._close(exc)
-        if self.package:
+        if self.package and self._finishing():
             # Packaging compresses and hashes files: keep it off the event loop.
             await asyncio.to_thread(self._finalize)
 
@@ -179,6 +196,10 @@ class Run:
         self.title = redact_name(self.title)
         # In a child process that joined a session, that session is the parent.
         parent = _context.current_session() or _context.REGISTRY.joined
+        resume = self._resume or _resume.from_environment()
+        if resume is not None:
+            _resume.resume_into(self, resume, config.log_dir)
+            return
         self.parent_id = None if parent is None else parent.id
         self.directory = config.log_dir / "sessions" / self.id
         try:
@@ -188,10 +209,10 @@ class Run:
             # the folder on every write and counts the records it drops.
             pass
         self.started_at = time.time()
+        if self._finish is False:
+            _resume.open_session(self)
         self._t0 = time.perf_counter()
-        self._token = _context.push(session=self, stage=None, task=None)
-        _context.REGISTRY.add(self)
-        self._span = _tracing.start_session(self)
+        self._enter_context()
         emit(
             "session_start",
             logger=_LOGGER,
@@ -206,19 +227,56 @@ class Run:
             belog_version=VERSION,
             pid=self.pid,
             argv=sys.argv,
-            **self.fields,
+            command=command_line(),
+            **self._start_fields(),
         )
+
+    def _start_fields(self) -> dict[str, Any]:
+        fields = dict(self.fields)
+        if self._finish is False:
+            fields.setdefault("resumable", True)
+        return fields
+
+    def _enter_context(self) -> None:
+        self._token = _context.push(session=self, stage=None, task=None)
+        _context.REGISTRY.add(self)
+        self._span = _tracing.start_session(self)
+
+    def finish(self) -> None:
+        """End this session: at the end of the block when inside it, else now.
+
+        A session left open (``finish=False``, or resumed from another
+        command) ends only when told: this writes ``session_end``, covering
+        every command since it started, and builds its one package.
+
+        Raises:
+            SessionFinishedError: another command finished it already.
+        """
+        if self.started_at is not None and self.ended_at is None:
+            self._finish = True
+            return
+        again = Run(self.title, resume=self.id, finish=True, package=self.package)
+        again.package_dir, again.compress = self.package_dir, self.compress
+        with again:
+            pass
+        self.package_path, self.success = again.package_path, again.success
 
     def _end(self, exc: BaseException | None) -> None:
         self._close(exc)
-        if self.package:
+        if self.package and self._finishing():
             self._finalize()
+
+    def _finishing(self) -> bool:
+        """Whether leaving the block ends the session (not a pause of a resumable one)."""
+        return self._finish is True or (self._finish is None and not self.resumed)
 
     def _close(self, exc: BaseException | None) -> None:
         """Write ``session_end``, restore the context and sync the files."""
         if self.ended_at is not None:
             return
         self.ended_at = time.time()
+        if exc is None and self._fail:
+            exc = RuntimeError("finished as failed")
         self.success = exc is None
         router = ensure_pipeline().router
         if router is not None:
@@ -228,21 +286,14 @@ class Run:
         # Written in this run's context even when closed from elsewhere (a
         # signal handler, an exit hook), so it always reaches the run's file.
         end_token = _context.push(session=self, stage=None, task=None)
-        emit(
-            "session_end",
-            level="info" if exc is None else "error",
-            logger=_LOGGER,
-            kind="session_end",
-            title=self.title,
-            success=self.success,
-            duration_s=round(time.perf_counter() - self._t0, 6),
-            error=None if exc is None else {"type": type(exc).__qualname__, "message": str(exc)},
-            exception=None if exc is None else format_exception(exc),
-            records_dropped=0 if router is None else router.dropped(self.id),
-        )
+        if not self._finishing() or not _resume.may_finish(self):
+            _resume.emit_pause(self, exc, router)
+        else:
+            self._emit_end(exc, router)
         _tracing.end(self._span, exc)
         self._span = None
         _context.reset(end_token)
+        _resume.clear_active(self._active)
         _context.REGISTRY.remove(self)
         if self._token is not None:
             try:
@@ -254,6 +305,27 @@ class Run:
             self._token = None
         if router is not None:
             router.sync_session(self.id)
+
+    def _emit_end(self, exc: BaseException | None, router: Any) -> None:
+        if self.resumed or self._finish is not None:
+            # A session of several commands: it lasted from its start to now, and
+            # its end goes to the session's own file, where the catalog looks.
+            duration = time.time() - (self.started_at or time.time())
+            self.pid = os.getpid()
+        else:
+            duration = time.perf_counter() - self._t0
+        emit(
+            "session_end",
+            level="info" if exc is None else "error",
+            logger=_LOGGER,
+            kind="session_end",
+            title=self.title,
+            success=self.success,
+            duration_s=round(duration, 6),
+            error=None if exc is None else {"type": type(exc).__qualname__, "message": str(exc)},
+            exception=None if exc is None else format_exception(exc),
+            records_dropped=0 if router is None else router.dropped(self.id),
+        )
 
     def _finalize(self) -> None:
         try:
@@ -429,6 +501,20 @@ class Run:
         return None
 
 
+def finish_session(session_id: str, *, failed: bool = False) -> Run:
+    """End the open session *session_id* from this process (``belog finish``) and package it.
+
+    Raises:
+        SessionNotFoundError: no session has that ID.
+        SessionFinishedError: it has ended already.
+    """
+    run = Run(session_id, resume=session_id, finish=True)
+    with run:
+        if failed:
+            run._fail = True
+    return run
+
+
 def _reset_locks_after_fork() -> None:
     # Another thread may have held a run's lock when the process forked; the
     # child has only the forking thread, so that lock would never be released.
@@ -481,70 +567,6 @@ def _report_drops() -> None:
 before_exit_flush(_report_drops)
 
 
-class Stage:
-    """One stage of a run; made by `Run.stage`."""
-
-    __slots__ = ("_span", "_t0", "_token", "name", "parent", "run")
-
-    def __init__(self, run: Run, name: str) -> None:
-        self.run = run
-        self.name = name
-        self.parent: str | None = None
-        self._token: Token[_context.Context] | None = None
-        self._span: _tracing.SpanHandle | None = None
-        self._t0 = 0.0
-
-    def __repr__(self) -> str:
-        return f"<Stage {self.name!r} of {self.run.id!r}>"
-
-    def __enter__(self) -> Stage:
-        self.name = redact_name(self.name)
-        self.parent = _context.current().stage
-        self._token = _context.push(session=self.run, stage=self.name)
-        self._span = _tracing.start_stage(self)
-        self._t0 = time.perf_counter()
-        emit(
-            "stage_start",
-            logger=_LOGGER,
-            kind="stage_start",
-            parent_stage=self.parent,
-        )
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        emit(
-            "stage_end",
-            level="info" if exc is None else "error",
-            logger=_LOGGER,
-            kind="stage_end",
-            parent_stage=self.parent,
-            duration_s=round(time.perf_counter() - self._t0, 6),
-            success=exc is None,
-            error=None if exc is None else {"type": type(exc).__qualname__, "message": str(exc)},
-        )
-        _tracing.end(self._span, exc)
-        self._span = None
-        if self._token is not None:
-            _context.reset(self._token)
-            self._token = None
-
-    async def __aenter__(self) -> Stage:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
-
-
 def session(
     title: str,
     *,
@@ -554,6 +576,8 @@ def session(
     package_dir: str | os.PathLike[str] | None = None,
     compress: bool | None = None,
     package: bool = True,
+    resume: str | None = None,
+    finish: bool | None = None,
     **fields: Any,
 ) -> Run:
     """A context manager (``with`` or ``async with``) around one pipeline run.
@@ -572,10 +596,20 @@ def session(
         package_dir: Where the package goes (default: the configured one).
         compress: zstd-compress the packaged logs (default: configured).
         package: Build a package when the run ends.
+        resume: The ID of an open session to continue in this command (default:
+            ``$BELOG_SESSION_ID``, as ``belog start`` exports it, outside any
+            session). Its stages and tasks join the session as if it were one
+            run; records go to this process's own shard files.
+        finish: Whether leaving the block ends the session. Default: yes for a
+            new session, no for a resumed one. ``finish=False`` on a new session
+            leaves it open for later commands; `Run.finish`, ``finish=True``
+            or ``belog finish ID`` ends it, with one package covering them all.
         **fields: Added to ``session_start`` and the package metadata.
 
     Raises:
         ValueError, TypeError: for a bad argument, naming it.
+        SessionNotFoundError: (on entering) *resume* names no session.
+        SessionFinishedError: (on entering) *resume* names a session that ended.
     """
     return Run(
         title,
@@ -586,4 +620,6 @@ def session(
         compress=compress,
         package=package,
         fields=fields,
+        resume=resume,
+        finish=finish,
     )

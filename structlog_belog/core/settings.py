@@ -29,6 +29,8 @@ class Config:
     handle_signals: bool
     #: Whether `configure()` instrumented the openai SDK for the process.
     instrument_openai: bool = False
+    #: Where sessions index their BELog records (``BELOG_STORE``); None: ``log_dir``'s SQLite.
+    store: str | None = None
 
     @property
     def level_no(self) -> int:

@@ -106,16 +106,19 @@ def emit(
     *,
     level: str = "info",
     logger: str = "structlog_belog",
+    at: float | None = None,
     **fields: Any,
 ) -> None:
     """Send one record through the configured chain (configuring if needed).
 
     Used by the session lifecycle, the LLM audit and BELog tasks. Never raises.
+    *at* (epoch seconds) is the record's time when it must equal a time the
+    caller already holds (a BELog record indexed under the same timestamp).
     """
     try:
         pipeline = ensure_pipeline()
         # Built in reading order: these keys first, then the record's fields.
         ed = {"timestamp": None, "level": None, "logger": logger, "event": event, **fields}
-        pipeline.process(ed, _LEVELS.get(level, level), time.time(), own=True)
+        pipeline.process(ed, _LEVELS.get(level, level), time.time() if at is None else at, own=True)
     except Exception:  # noqa: BLE001 - never raise into the application
         sys.stderr.write("structlog-belog: could not emit a record\n")

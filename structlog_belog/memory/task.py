@@ -232,6 +232,7 @@ class Task:
 
     def _reset_state(self) -> None:
         self.trace_id = ""
+        self._at = 0.0
         self._errors: dict[str, None] = {}
         self._apis: dict[str, None] = {}
         self._added_files: list[str] = []
@@ -337,7 +338,7 @@ class Task:
                 self._errors[f"{type(exc).__name__}: {exc}".rstrip(": ")] = None
             self._closed = True
             self.record = self._build(elapsed, exc is None)
-            _write(self.record, self._store)
+            _write(self.record, self._store, self._at)
         except Exception as err:  # noqa: BLE001 - never raise into the app's task
             _count_failure("record", err)
         finally:
@@ -376,8 +377,9 @@ class Task:
 
         past = _past_attempts(self.name, self._history, self._store)
         score = _score(self._scorer, elapsed, success, past)
+        self._at = time.time()
         return {
-            "timestamp": format_timestamp(time.time()),
+            "timestamp": format_timestamp(self._at),
             "blueprint_id": inherited("blueprint_id"),
             "blueprint_version": inherited("blueprint_version"),
             "execution_context": inherited("execution_context"),
@@ -460,17 +462,22 @@ _STORE_LOCK = threading.Lock()
 
 
 def _resolve_store(store: BELogStore | str | os.PathLike[str] | None) -> BELogStore:
+    from .shared import open_shared
     from .store import DEFAULT_FILENAME, BELogStore
     from .stores import open_store
 
     if isinstance(store, BELogStore):
         return store
     global _DEFAULT_STORE  # noqa: PLW0603 - one cached store per process and location
+    shared = False
     if store is None:
         from ..core.config import ensure_pipeline
 
         # Configure first if needed, so the index sits next to the log it indexes.
-        location = str(ensure_pipeline().config.log_dir / DEFAULT_FILENAME)
+        config = ensure_pipeline().config
+        location = str(config.log_dir / DEFAULT_FILENAME)
+        if config.store is not None:
+            location, shared = config.store, True
     else:
         location = os.fspath(store)
     key = (os.getpid(), location)
@@ -479,7 +486,7 @@ def _resolve_store(store: BELogStore | str | os.PathLike[str] | None) -> BELogSt
             return _DEFAULT_STORE[1]
         if _DEFAULT_STORE is not None and _DEFAULT_STORE[0][0] == key[0]:
             _DEFAULT_STORE[1].close()
-        opened = open_store(location)
+        opened = open_shared(location) if shared else open_store(location)
         _DEFAULT_STORE = (key, opened)
         return opened
 
@@ -505,7 +512,9 @@ def _past_attempts(
         return []
 
 
-def _write(record: dict[str, Any], store: BELogStore | str | os.PathLike[str] | None) -> None:
+def _write(
+    record: dict[str, Any], store: BELogStore | str | os.PathLike[str] | None, at: float
+) -> None:
     """Write *record* through the record path (the truth), then index it.
 
     The indexed copy goes through the same processors as the written line
@@ -516,7 +525,8 @@ def _write(record: dict[str, Any], store: BELogStore | str | os.PathLike[str] | 
     from ..core.state import emit
 
     level = "info" if record["success"] else "warning"
-    emit("belog", level=level, logger=LOGGER, kind="belog", **record)
+    # Written at the record's own time, so the line and the index agree on it.
+    emit("belog", level=level, logger=LOGGER, kind="belog", at=at, **record)
     try:
         indexed = dict(record)
         for processor in ensure_pipeline().processors:

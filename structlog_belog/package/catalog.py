@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import orjson
 
+from ..core import resume as _resume
 from ..exceptions import SessionNotFoundError
 from .packager import packaged_at
 from .reader import iter_lines, open_read, session_files
@@ -33,7 +34,7 @@ class SessionInfo:
     id: str
     directory: Path
     title: str | None
-    status: str  # "ok", "failed", "running" or "crashed"
+    status: str  # "ok", "failed", "running", "crashed" or "open" (between commands)
     start_time: str | None
     end_time: str | None
     duration_seconds: float | None
@@ -175,6 +176,8 @@ def session_info(directory: Path, *, idle_seconds: float = 300.0) -> SessionInfo
     host = start.get("host") if isinstance(start.get("host"), str) else None
     if end is not None:
         status = "ok" if end.get("success") is True else "failed"
+    elif (directory / _resume.STATE_FILE).exists():
+        status = _open_status(directory)
     elif pid is not None and host in (None, platform.node()):
         status = "running" if pid_alive(pid) else "crashed"
     else:
@@ -197,6 +200,15 @@ def session_info(directory: Path, *, idle_seconds: float = 300.0) -> SessionInfo
         host=host,
         package=packaged_at(directory),
     )
+
+
+def _open_status(directory: Path) -> str:
+    """A session several commands share, not finished: ``running`` while a command of it
+    runs, ``crashed`` when one died inside it, else ``open`` (waiting for the next)."""
+    pids = _resume.active_pids(directory)
+    if any(pid_alive(pid) for pid in pids):
+        return "running"
+    return "crashed" if pids else "open"
 
 
 def session_dirs(log_dir: Path) -> list[Path]:

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from ..audit.stats import CallStats, Issue, issue, short_text
 from ..core.state import redact_name
+from .commands import CommandLog
 from .reader import Raw
 
 __all__ = ["METADATA_VERSION", "ReportBuilder", "SessionReport", "Sink"]
@@ -37,6 +38,9 @@ _LIFECYCLE: Final = frozenset(
         "content",
         "metric",
         "drops",
+        "session_resume",
+        "session_pause",
+        "store_pending",
     )
 )
 _MAX_GROUPS: Final = 200  # distinct error groups kept; the rest are counted as "other"
@@ -90,6 +94,8 @@ class _Stage:
     end: str | None = None
     duration_s: float | None = None
     success: bool | None = None
+    pid: Any = None
+    command: str | None = None
 
 
 @dataclass(slots=True)
@@ -139,6 +145,8 @@ class SessionReport:
     records: dict[str, Any]
     issues: list[Issue]
     prompts_behind: dict[str, dict[str, Any]] = field(repr=False)
+    #: One row per command that worked in the session (`package.commands`).
+    commands: list[dict[str, Any]] = field(default_factory=list)
 
     def to_metadata(self) -> dict[str, Any]:
         """The ``metadata.json`` document (DESIGN §4; ``schemas/metadata.schema.json``)."""
@@ -163,6 +171,7 @@ class SessionReport:
                 "success": self.success,
                 "ended": self.ended,
                 "exception": self.exception,
+                "commands": self.commands,
             },
             "content": {
                 "input_files": self.inputs,
@@ -236,6 +245,7 @@ class ReportBuilder:
         self.belog_counts = {"total": 0, "succeeded": 0, "failed": 0}
         #: Records lost by processes that joined the session, by pid (``drops`` records).
         self.joined_drops: Counter[str] = Counter()
+        self.commands = CommandLog()
 
     def corrupt_line(self, source: str, number: int) -> None:
         """Count one unreadable line of the file *source*."""
@@ -247,6 +257,7 @@ class ReportBuilder:
         """Fold one lifecycle record (session and stage start/end, input, output, ...)."""
         if kind == "stage_start":
             st = _Stage(str(rec.get("stage")), rec.get("parent_stage"), rec.get("timestamp"))
+            st.pid, st.command = self.commands.stage(rec)
             self.stages.append(st)
             self.open_stages[st.name] = st
         elif kind == "stage_end":
@@ -271,12 +282,24 @@ class ReportBuilder:
         elif kind == "session_start":
             if self.start is None:
                 self.start = rec
+            self.commands.started(rec)
         elif kind == "session_end":
             self.end = rec
+            self.commands.left(rec)
+        elif kind == "session_resume":
+            self.commands.started(rec)
+        elif kind == "session_pause":
+            self.commands.left(rec)
+            self._drops(rec)
+        elif kind == "store_pending":
+            self.commands.pending(rec)
         elif kind == "drops":
-            count = rec.get("records_dropped")
-            if type(count) is int and count > 0:
-                self.joined_drops[str(rec.get("pid"))] += count
+            self._drops(rec)
+
+    def _drops(self, rec: dict[str, Any]) -> None:
+        count = rec.get("records_dropped")
+        if type(count) is int and count > 0:
+            self.joined_drops[str(rec.get("pid"))] += count
 
     def _output(self, rec: dict[str, Any]) -> None:
         path = str(rec.get("path"))
@@ -451,6 +474,8 @@ class ReportBuilder:
                 "end_time": st.end,
                 "duration_seconds": st.duration_s,
                 "success": st.success,
+                "pid": st.pid,
+                "command": st.command,
                 **by_stage.get(st.name, empty),
             }
             for st in self.stages
@@ -487,6 +512,7 @@ class ReportBuilder:
             records=records,
             issues=self._issues(records["dropped"], output_sizes or {}),
             prompts_behind=self.calls.prompts,
+            commands=self.commands.rows,
         )
 
     def _issues(self, dropped: int, output_sizes: dict[str, int]) -> list[Issue]:
@@ -516,6 +542,7 @@ class ReportBuilder:
             )
             for b in self.bursts
         )
+        found.extend(self.commands.issues(end is not None))
         found.extend(self.calls.issues(outputs_recorded=bool(self.outputs)))
         ambiguous = [p for p, ids in self.inferred.items() if len(ids) > 1]
         if ambiguous:

@@ -36,6 +36,9 @@ KINDS: Final = (
     "content",
     "metric",
     "drops",
+    "session_resume",
+    "session_pause",
+    "store_pending",
 )
 _URN: Final = "urn:structlog-belog:schema:"
 _SUMS_LINE: Final = re.compile(r"^(\\?)([0-9a-f]{64}) [ *](.+)$")

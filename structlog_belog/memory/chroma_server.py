@@ -1,0 +1,507 @@
+"""The BELog store on a ChromaDB server, shared by many workers (optional extra ``chroma``).
+
+``open_store("http://HOST:PORT")`` (or ``https://``) returns a `ChromaServerStore`:
+the same questions as `SQLiteStore`, answered by a ChromaDB server through
+chromadb's ``HttpClient``, so that every worker of a fleet reads and writes
+one execution memory.
+
+How the records are laid out, and why:
+
+- One Chroma record per BELog record, its ID the record's
+  ``execution_trace_id``: adding a record twice (a retry, a reindex, two
+  workers catching up at once) never doubles it.
+- The document is the record itself (JSON); the metadata holds only what the
+  questions filter and sort on (task, blueprint, session, success, the
+  timestamp, also as integer microseconds). `get_past_attempts` and
+  `last_execution` are metadata ``where`` filters, never an embedding
+  search: the small metadata rows that match are read and sorted by time,
+  then only the records wanted; `last_execution` looks at the most recent
+  time window first, so it reads a handful of rows whatever the store's size.
+- Blueprint versions are kept in a second, tiny collection keyed by
+  ``blueprint_id``/``version``: the latest version is picked from a few rows.
+  Beside them, each writer announces the newest record time it added (for
+  all records and per blueprint): `last_execution` reads the records at or
+  after that hint, a handful, instead of a time window of the whole store.
+- `similar` is the one embedding search. Embeddings are computed in this
+  process by the offline `hashing_embedding_function` unless an
+  ``embedding_function=`` is passed (any ChromaDB embedding function).
+
+A server that is down or slow must not hold up a task: every request has a
+short timeout, and after a failure the store's circuit opens — calls fail at
+once with `StoreError` for a cool-down that doubles up to a minute — before one
+call probes the server again.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ..exceptions import StoreError
+from .chroma import _import_chromadb, hashing_embedding_function
+from .store import BELogStore, _check_record, latest_version, search_text
+
+__all__ = ["DEFAULT_TIMEOUT", "RECORDS", "VERSIONS", "ChromaServerStore", "parse_server_url"]
+
+#: Collection of the BELog records on the server.
+RECORDS = "belog_records"
+#: Collection of the (blueprint, version) pairs seen.
+VERSIONS = "belog_versions"
+#: Seconds a request may take before the server counts as down.
+DEFAULT_TIMEOUT = 2.0
+
+# Windows looked at, most recent first, before the whole history (microseconds).
+_MINUTE = 60_000_000
+_WINDOWS = (_MINUTE, 60 * _MINUTE, 24 * 60 * _MINUTE, 30 * 24 * 60 * _MINUTE)
+_PAGE = 1000
+# ID prefix of the "newest time" hints kept beside the versions.
+_HEAD = "\x1ehead"
+_MAX_COOLDOWN = 60.0
+# Chroma's collection names (3-512 characters); ours leave room for the "_versions" suffix.
+_NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,58})[a-zA-Z0-9]")
+
+
+def parse_server_url(url: str) -> tuple[str, int, bool, dict[str, str]]:
+    """Split ``http(s)://HOST[:PORT][?collection=NAME]`` into host, port, TLS and options.
+
+    Raises:
+        ValueError: not an ``http``/``https`` URL with a host, a path other
+            than ``/``, or an unknown option.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        msg = f"location must be 'http://HOST:PORT' or 'https://HOST:PORT', got {url!r}"
+        raise ValueError(msg)
+    if parts.path not in ("", "/") or parts.fragment or parts.username or parts.password:
+        msg = (
+            f"location must be 'http(s)://HOST:PORT[?collection=NAME]' with no path or "
+            f"credentials (pass headers= for authentication), got {url!r}"
+        )
+        raise ValueError(msg)
+    options = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(options) - {"collection", "tenant", "database"})
+    if unknown:
+        msg = f"location {url!r} has unknown options {unknown}; known: collection, tenant, database"
+        raise ValueError(msg)
+    name = options.get("collection")
+    if name is not None and not _NAME.fullmatch(name):
+        msg = (
+            f"location {url!r}: collection must be 3-60 characters of [a-zA-Z0-9._-], "
+            f"starting and ending with a letter or digit, got {name!r}"
+        )
+        raise ValueError(msg)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        msg = f"location {url!r} has an invalid port"
+        raise ValueError(msg) from exc
+    tls = parts.scheme == "https"
+    return parts.hostname, port or (443 if tls else 8000), tls, options
+
+
+def _micros(timestamp: Any) -> int:
+    """A record's ISO 8601 timestamp as integer microseconds since the epoch (0 if none)."""
+    if not isinstance(timestamp, str) or not timestamp:
+        return 0
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def record_id(record: Mapping[str, Any]) -> str:
+    """The record's ID on the server: its ``execution_trace_id``.
+
+    Nothing else: adding a record again (a retry, a reindex, two workers
+    catching up at once) finds the same ID whatever else differs, and the
+    server keeps one record per ID.
+    """
+    return str(record["execution_trace_id"])
+
+
+def _metadata(record: Mapping[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "task_name": record["task_name"],
+        "ts": _micros(record.get("timestamp")),
+        "timestamp": str(record.get("timestamp") or ""),
+    }
+    for key in ("blueprint_id", "blueprint_version", "session_id"):
+        if isinstance(record.get(key), str):
+            meta[key] = record[key]
+    if isinstance(record.get("success"), bool):
+        meta["success"] = record["success"]
+    return meta
+
+
+class ChromaServerStore(BELogStore):
+    """BELog store on a ChromaDB server (``chroma run``), through chromadb's ``HttpClient``.
+
+    Args:
+        url: ``http://HOST:PORT`` or ``https://HOST:PORT``, optionally with
+            ``?collection=NAME`` (default ``belog_records``), ``tenant=`` and
+            ``database=``.
+        embedding_function: Any ChromaDB embedding function for `similar`;
+            default `hashing_embedding_function()` (offline, no download).
+            Every worker of one collection must use the same one.
+        timeout: Seconds one request may take (connect and read).
+        headers: Extra HTTP headers (for example an authentication token).
+        batch_size: Records per add request in `add_many` (keep each request
+            well within *timeout*).
+
+    Raises:
+        ValueError: *url* is not a server URL this store serves.
+        ModuleNotFoundError: chromadb is not installed.
+
+    The connection is made on first use, so opening never waits on the server.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        embedding_function: Any = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        batch_size: int = 100,
+    ) -> None:
+        host, port, tls, options = parse_server_url(url)
+        if not (isinstance(timeout, int | float) and timeout > 0):
+            msg = f"timeout must be a positive number of seconds, got {timeout!r}"
+            raise ValueError(msg)
+        if not (isinstance(batch_size, int) and batch_size > 0):
+            msg = f"batch_size must be a positive int, got {batch_size!r}"
+            raise ValueError(msg)
+        _import_chromadb()
+        self.url = url
+        self._batch_size = batch_size
+        self.location = url
+        self._host, self._port, self._tls = host, port, tls
+        self._collection_name = options.get("collection") or RECORDS
+        self._tenant = options.get("tenant") or None
+        self._database = options.get("database") or None
+        self._timeout = float(timeout)
+        self._headers = dict(headers or {})
+        self._embedding = embedding_function or hashing_embedding_function()
+        self._lock = threading.RLock()
+        self._client: Any = None
+        self._records: Any = None
+        self._versions: Any = None
+        self._open_until = 0.0
+        self._cooldown = 0.0
+        # Versions this store already sent: upserted once per process, not per record.
+        self._versions_sent: set[str] = set()
+        # The newest time this store announced per head (see `last_execution`).
+        self._heads_sent: dict[str, int] = {}
+        #: Requests that failed (the server was down, slow or refused them).
+        self.failures = 0
+
+    # connection and circuit ---------------------------------------------------------
+
+    def _connect(self) -> None:
+        import chromadb
+        import httpx
+        from chromadb.config import Settings
+
+        base = f"{'https' if self._tls else 'http'}://{self._host}:{self._port}"
+        # chromadb's client waits forever; probe with a bounded request first.
+        httpx.get(f"{base}/api/v2/heartbeat", timeout=self._timeout).raise_for_status()
+        kwargs: dict[str, Any] = {}
+        if self._tenant:
+            kwargs["tenant"] = self._tenant
+        if self._database:
+            kwargs["database"] = self._database
+        client = chromadb.HttpClient(
+            host=self._host,
+            port=self._port,
+            ssl=self._tls,
+            headers=self._headers or None,
+            settings=Settings(anonymized_telemetry=False),
+            **kwargs,
+        )
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if isinstance(session, httpx.Client):
+            session.timeout = httpx.Timeout(self._timeout)
+        self._records = client.get_or_create_collection(
+            self._collection_name,
+            embedding_function=self._embedding,
+            metadata={"hnsw:space": "cosine"},
+        )
+        self._versions = client.get_or_create_collection(
+            f"{self._collection_name}_versions", embedding_function=None
+        )
+        self._client = client
+        # A new connection may be to a server that lost them.
+        self._versions_sent.clear()
+        self._heads_sent.clear()
+
+    def _call(self, what: str, fn: Any) -> Any:
+        """Run *fn* against the server, through the circuit breaker."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._open_until:
+                msg = (
+                    f"BELog store {self.location} is unavailable (a request failed "
+                    f"{self._cooldown:.0f}s ago; retrying after the cool-down)"
+                )
+                raise StoreError(self.location, msg)
+            try:
+                if self._client is None:
+                    self._connect()
+                result = fn()
+            except Exception as exc:
+                self.failures += 1
+                self._client = None
+                self._cooldown = min(_MAX_COOLDOWN, max(1.0, self._cooldown * 2))
+                self._open_until = time.monotonic() + self._cooldown
+                msg = f"BELog store {self.location} failed to {what}: {type(exc).__name__}: {exc}"
+                raise StoreError(self.location, msg) from exc
+            self._cooldown = 0.0
+            return result
+
+    def check(self) -> None:
+        """Reach the server now, raising `StoreError` if it does not answer."""
+        self._call("connect", lambda: self._client.heartbeat())  # noqa: PLW0108 - _client is set by _call
+
+    def close(self) -> None:
+        """Drop the connection (the next call reconnects) and reset the circuit."""
+        with self._lock:
+            self._client = self._records = self._versions = None
+            self._open_until = self._cooldown = 0.0
+
+    # writes -------------------------------------------------------------------------
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Index one record (see `BELogStore.add`); a record already there is left as it is.
+
+        One request: the server ignores an ID it already holds.
+        """
+        _check_record(record)
+        self._add_batch({record_id(record): record}, count=False)
+
+    def add_many(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Index *records* in batches; return how many were new to the server."""
+        batch: dict[str, Mapping[str, Any]] = {}
+        added = 0
+        for record in records:
+            _check_record(record)
+            batch.setdefault(record_id(record), record)
+            if len(batch) >= self._batch_size:
+                added += self._add_batch(batch)
+                batch = {}
+        if batch:
+            added += self._add_batch(batch)
+        return added
+
+    def _add_batch(self, batch: Mapping[str, Mapping[str, Any]], *, count: bool = True) -> int:
+        def send() -> int:
+            known: set[str] = set()
+            if count:
+                known = set(self._records.get(ids=list(batch), include=[])["ids"])
+            new = [(key, rec) for key, rec in batch.items() if key not in known]
+            if not new:
+                return 0
+            documents = [
+                orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+                for _, rec in new
+            ]
+            texts = ["\n".join(search_text(rec)) for _, rec in new]
+            # Versions go first: a record is never visible before its blueprint version.
+            versions = {
+                key: rec
+                for _, rec in new
+                if isinstance(rec.get("blueprint_id"), str)
+                and isinstance(rec.get("blueprint_version"), str)
+                and (key := f"{rec['blueprint_id']}\x1f{rec['blueprint_version']}")
+                not in self._versions_sent
+            }
+            ids = list(versions)
+            metas: list[dict[str, Any]] = [
+                {"blueprint_id": r["blueprint_id"], "blueprint_version": r["blueprint_version"]}
+                for r in versions.values()
+            ]
+            heads = self._heads([rec for _, rec in new])
+            ids += list(heads)
+            metas += [{"head": 1, "ts": ts} for ts in heads.values()]
+            if ids:
+                self._versions.upsert(ids=ids, embeddings=[[1.0]] * len(ids), metadatas=metas)
+                self._versions_sent.update(versions)
+                self._heads_sent.update(heads)
+            # A record another worker added meanwhile has the same ID: the server
+            # keeps one.
+            self._records.add(
+                ids=[key for key, _ in new],
+                embeddings=list(self._embedding(texts)),
+                documents=documents,
+                metadatas=[_metadata(rec) for _, rec in new],
+            )
+            return len(new)
+
+        return int(self._call("add records", send))
+
+    def _heads(self, records: list[Mapping[str, Any]]) -> dict[str, int]:
+        """The newest time per head (all records, each blueprint) that moved forward."""
+        newest: dict[str, int] = {}
+        for rec in records:
+            ts = _micros(rec.get("timestamp"))
+            keys = [_HEAD]
+            if isinstance(rec.get("blueprint_id"), str):
+                keys.append(f"{_HEAD}\x1f{rec['blueprint_id']}")
+            for key in keys:
+                if ts > newest.get(key, -1):
+                    newest[key] = ts
+        return {k: ts for k, ts in newest.items() if ts > self._heads_sent.get(k, -1)}
+
+    def _head(self, blueprint_id: str | None) -> int | None:
+        """The newest time some writer announced for *blueprint_id* (or all), a hint."""
+        key = _HEAD if blueprint_id is None else f"{_HEAD}\x1f{blueprint_id}"
+
+        def fetch() -> int | None:
+            found = self._versions.get(ids=[key], include=["metadatas"])
+            metas = found["metadatas"] or []
+            return int(metas[0]["ts"]) if metas and "ts" in metas[0] else None
+
+        found: int | None = self._call("read records", fetch)
+        return found
+
+    def clear(self) -> None:
+        """Remove every record of this store's collections from the server."""
+
+        def drop() -> None:
+            for name in (self._collection_name, f"{self._collection_name}_versions"):
+                try:
+                    self._client.delete_collection(name)
+                except Exception:  # noqa: BLE001, S110 - already gone
+                    pass
+            self._client = None  # recreated on the next call
+            self._versions_sent.clear()
+            self._heads_sent.clear()
+
+        self._call("clear", drop)
+
+    def reindex(self, *dirs: Any) -> int:
+        """Add the records of the BELog JSONL files under *dirs* that the server lacks.
+
+        Unlike a local index, a shared store is not rebuilt: other workers'
+        records stay. Records already on the server are not doubled. Returns
+        how many records were added.
+        """
+        from .store import default_log_dir, read_belog_files
+
+        sources = dirs or (default_log_dir(),)
+        return self.add_many(read_belog_files(*sources))
+
+    # reads --------------------------------------------------------------------------
+
+    def _ordered(self, where: Mapping[str, Any] | None) -> list[str]:
+        """The IDs of the records matching *where*, oldest first (as SQLite orders them)."""
+
+        def fetch() -> list[str]:
+            found = self._records.get(where=where, include=["metadatas"])
+            pairs = zip(found["ids"], found["metadatas"] or [], strict=False)
+            return [i for _, i in sorted((str(m.get("timestamp", "")), i) for i, m in pairs)]
+
+        return list(self._call("read records", fetch))
+
+    def _documents(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The records of *ids*, in that order, read in pages."""
+        ordered: list[dict[str, Any]] = []
+        for start in range(0, len(ids), _PAGE):
+            page = ids[start : start + _PAGE]
+
+            def fetch(page: list[str] = page) -> dict[str, str]:
+                found = self._records.get(ids=page, include=["documents"])
+                return dict(zip(found["ids"], found["documents"] or [], strict=False))
+
+            by_id = self._call("read records", fetch)
+            ordered += [orjson.loads(by_id[i]) for i in page if i in by_id]
+        return ordered
+
+    def _newest(
+        self, where: Mapping[str, Any] | None, limit: int, windows: tuple[int, ...]
+    ) -> list[dict[str, Any]]:
+        """The *limit* newest records matching *where*, newest first.
+
+        The metadata of the records matching *where* in the most recent window
+        are read first, widening to the whole history only when the window
+        holds fewer than *limit*; then only the *limit* records are read.
+        """
+        if limit <= 0:
+            return []
+        now = time.time_ns() // 1000
+        found: list[str] = []
+        for window in (*windows, None):
+            if window is None:
+                scoped = where
+            else:
+                recent = {"ts": {"$gte": now - window}}
+                scoped = recent if where is None else {"$and": [dict(where), recent]}
+            found = self._ordered(scoped)
+            if len(found) >= limit:
+                break
+        return self._documents(found[::-1][:limit])
+
+    def last_execution(self, blueprint_id: str | None = None) -> dict[str, Any] | None:
+        """The most recent record, of *blueprint_id* when given."""
+        where = None if blueprint_id is None else {"blueprint_id": blueprint_id}
+        # Writers announce the newest time they added (a hint, racy but never
+        # newer than a record): the records at or after it are few, and hold
+        # the newest. Without a hint, or when they are not visible yet, the
+        # time windows decide.
+        hint = self._head(blueprint_id)
+        if hint is not None:
+            recent = {"ts": {"$gte": hint}}
+            ids = self._ordered(recent if where is None else {"$and": [dict(where), recent]})
+            if ids:
+                return self._documents(ids[-1:])[0]
+        found = self._newest(where, 1, _WINDOWS)
+        return found[0] if found else None
+
+    def get_past_attempts(self, task_name: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The *limit* most recent attempts of *task_name*, newest first."""
+        # One task's attempts are few: list them all, no window needed.
+        return self._newest({"task_name": task_name}, int(limit), ())
+
+    def get_latest_blueprint_version(self, blueprint_id: str) -> str | None:
+        """The greatest version of *blueprint_id* by `version_key` (``v1.10`` > ``v1.9``)."""
+
+        def fetch() -> list[Any]:
+            found = self._versions.get(where={"blueprint_id": blueprint_id}, include=["metadatas"])
+            return [m.get("blueprint_version") for m in found["metadatas"] or []]
+
+        return latest_version(self._call("read versions", fetch))
+
+    def get_blueprint_records(self, blueprint_id: str) -> list[dict[str, Any]]:
+        """Every record of *blueprint_id*, oldest first."""
+        return self._documents(self._ordered({"blueprint_id": blueprint_id}))
+
+    def similar(self, text: str, k: int = 5) -> list[dict[str, Any]]:
+        """The *k* nearest records to *text* in embedding space, nearest first."""
+        if k <= 0 or not text.strip():
+            return []
+        vector = next(iter(self._embedding([text])))
+
+        def search() -> list[str]:
+            total = self._records.count()
+            if total == 0:
+                return []
+            found = self._records.query(
+                query_embeddings=[vector], n_results=min(k, total), include=["documents"]
+            )
+            return list((found["documents"] or [[]])[0])
+
+        return [orjson.loads(doc) for doc in self._call("search records", search)]
+
+    def count(self) -> int:
+        """How many records the server's collection holds."""
+        return int(self._call("count records", lambda: self._records.count()))  # noqa: PLW0108
