@@ -60,7 +60,7 @@ import openai
 import orjson
 
 import structlog_belog as belog
-from structlog_belog._fake_llm import FAKE_BASE_URL, FakeLLM
+from structlog_belog.audit.fake_llm import FAKE_BASE_URL, FakeLLM
 
 MESSAGES = [
     {"role": "system", "content": "You write supertasks for a learning app."},
@@ -232,7 +232,7 @@ class Tight:
     """
 
     def __init__(self) -> None:
-        from structlog_belog import _config
+        from structlog_belog.core import config as _config
 
         pipeline = _config.ensure_pipeline()
         assert pipeline.redactor is not None
@@ -242,7 +242,7 @@ class Tight:
 
     def instrument(self, client: openai.OpenAI) -> openai.OpenAI:
         """Wrap *client*'s chat create and add belog's own attempt hooks."""
-        from structlog_belog import _openai_attempts
+        from structlog_belog.audit import attempts as _openai_attempts
 
         create = client.chat.completions.create
         client.chat.completions.create = functools.wraps(create)(  # type: ignore[method-assign]
@@ -252,9 +252,10 @@ class Tight:
         return client
 
     def call(self, create: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-        from structlog_belog import _context, _pipeline
-        from structlog_belog._audit_call import ACTIVE, _cost, _ids, describe_attempts
-        from structlog_belog._redact import Vetted
+        from structlog_belog.audit.call import ACTIVE, _cost, _ids, describe_attempts
+        from structlog_belog.core import context as _context
+        from structlog_belog.core import pipeline as _pipeline
+        from structlog_belog.core.redact import Vetted
 
         if ACTIVE.get() is not None:
             return create(**kwargs)
@@ -341,7 +342,7 @@ class _Attempts:
 
 def unwritten(client: openai.OpenAI) -> openai.OpenAI:
     """Instrument *client*; its calls build their records but do not write them."""
-    from structlog_belog import _audit_call
+    from structlog_belog.audit import call as _audit_call
 
     belog.instrument_openai(client)
     create = client.chat.completions.create

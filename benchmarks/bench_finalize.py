@@ -17,7 +17,7 @@ Three ratios, each against a baseline measured in the same run:
   the offline fake model at 20 ms each and 20k log records — with belog
   (configure, session, stages, audited client, package at exit) divided by the
   same work with plain structlog writing JSON lines to a file. Goal ≤ 1.05.
-  Needs the audit (``structlog_belog._audit``, ``_fake_llm``); skipped without.
+  Needs the audit (``structlog_belog.audit.wrap``, ``_fake_llm``); skipped without.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ LEVEL: list[int | bool] = [True]  # set by --level
 
 def finalize(directory: Path, package_dir: Path) -> Path:
     """The measured operation: build the package."""
-    from structlog_belog._package import build_package
+    from structlog_belog.package.packager import build_package
 
     return build_package(directory, package_dir, compress=LEVEL[0])
 
@@ -140,7 +140,7 @@ def child_rss(directory: Path, package_dir: Path) -> int:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from structlog_belog._package import build_package\n"
+        "from structlog_belog.package.packager import build_package\n"
         "build_package(Path(sys.argv[1]), Path(sys.argv[2]))\n"
         "status = Path('/proc/self/status').read_text()\n"
         "print(next(x.split()[1] for x in status.splitlines() if x.startswith('VmHWM')))\n"
@@ -169,7 +169,7 @@ def pipeline_plain(tmp: Path, records: int, calls: int) -> float:
     """Plain structlog to a JSONL file, an un-audited fake client."""
     import structlog
 
-    from structlog_belog._fake_llm import FakeLLM, fake_openai_client
+    from structlog_belog.audit.fake_llm import FakeLLM, fake_openai_client
 
     client = fake_openai_client(transport=FakeLLM(latency=0.02))
     with open(tmp / "plain.jsonl", "wb") as fh:
@@ -193,9 +193,9 @@ def pipeline_belog(tmp: Path, records: int, calls: int) -> float:
     import structlog
 
     import structlog_belog as belog
-    from structlog_belog import _config
-    from structlog_belog._audit import instrument_openai
-    from structlog_belog._fake_llm import FakeLLM, fake_openai_client
+    from structlog_belog.audit.fake_llm import FakeLLM, fake_openai_client
+    from structlog_belog.audit.wrap import instrument_openai
+    from structlog_belog.core import config as _config
 
     client = instrument_openai(fake_openai_client(transport=FakeLLM(latency=0.02)))
     belog.configure(log_dir=tmp / "logs", package_dir=tmp / "packages", console=False,
@@ -241,8 +241,8 @@ def main() -> int:
         results.update(rss_small_kib=rss_small, rss_big_kib=rss_big,
                        rss_ratio=round(rss_big / rss_small, 3))  # fmt: skip
         try:
-            import structlog_belog._audit
-            import structlog_belog._fake_llm  # noqa: F401
+            import structlog_belog.audit.fake_llm
+            import structlog_belog.audit.wrap  # noqa: F401 - only checks that it imports
         except ImportError:
             results["pipeline_ratio"] = None
         else:

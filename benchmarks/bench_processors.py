@@ -44,9 +44,9 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from structlog_belog._redact import SecretRedactor
-from structlog_belog._render import render_jsonl
-from structlog_belog._truncate import ValueTruncator
+from structlog_belog.core.redact import SecretRedactor
+from structlog_belog.core.render import render_jsonl
+from structlog_belog.core.truncate import ValueTruncator
 
 _SID = "sess_2025-01-18_17-30-00_1a2b3c4d"
 Processor = Callable[[Any, str, dict[str, Any]], Any]

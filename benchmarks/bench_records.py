@@ -42,7 +42,7 @@ from loguru import logger as loguru_logger
 from pythonjsonlogger.json import JsonFormatter
 
 import structlog_belog as belog
-from structlog_belog import _config
+from structlog_belog.core import config as _config
 
 FIELDS = {"user": "alice", "items": 3, "ratio": 0.5, "ok": True}
 Runner = Callable[[int], None]

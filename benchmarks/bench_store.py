@@ -36,8 +36,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from structlog_belog._revision import generate_blueprint_revision
-from structlog_belog._store import SQLiteStore
+from structlog_belog.memory.revision import generate_blueprint_revision
+from structlog_belog.memory.sqlite import SQLiteStore
 
 ERRORS = [
     "TimeoutError: read timed out",

@@ -26,7 +26,7 @@ from typing import Any
 import openai
 
 import structlog_belog as belog
-from structlog_belog._fake_llm import FakeLLM, fake_openai_client
+from structlog_belog.audit.fake_llm import FakeLLM, fake_openai_client
 
 BLUEPRINT = "bp_supertask"
 TASK = "Generate beginner supertask"

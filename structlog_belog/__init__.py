@@ -7,18 +7,19 @@ land in that session's JSONL files.
 
 from __future__ import annotations
 
-from ._audit import audit_llm, instrument_openai, last_call, uninstrument_openai
-from ._belog import task
-from ._config import Config, configure, get_config
-from ._context import bind, bound, current_session
-from ._package import package
-from ._reader import Package, iter_records, read_package
-from ._revision import generate_blueprint_revision, reflect
-from ._session import Run, Stage, new_session_id, session
-from ._store import open_store
-from ._threads import ThreadPoolExecutor, propagate, session_env
+from .audit.wrap import audit_llm, instrument_openai, last_call, uninstrument_openai
+from .core.config import Config, configure, get_config
+from .core.context import bind, bound, current_session
+from .core.session import Run, Stage, new_session_id, session
+from .core.threads import ThreadPoolExecutor, propagate, session_env
+from .core.version import VERSION
+from .memory.revision import generate_blueprint_revision, reflect
+from .memory.stores import open_store
+from .memory.task import task
+from .package.packager import package
+from .package.reader import Package, iter_records, read_package
 
-__version__ = "0.1.0.dev0"
+__version__ = VERSION
 
 __all__ = [
     "Config",

@@ -2,14 +2,14 @@
 
 `instrument` installs three things, each undone by `uninstrument`:
 
-- a `_tracing.Tracer`: a session, stage or task starts a span when it starts,
+- a `core.tracing.Tracer`: a session, stage or task starts a span when it starts,
   makes it current (so the app's own spans and other instrumentations nest in
   it) and ends it when it ends; `session_env()` passes the session's span to
   child processes (``BELOG_TRACEPARENT``);
-- a wrapper around the audit's `_audit_call.sink`: each ``llm_call`` record
+- a wrapper around the audit's `audit.call.sink`: each ``llm_call`` record
   becomes a span with the GenAI semantic-convention attributes, timed by the
   call's latency, current while the record is written;
-- `_pipeline.trace_fields`: every record written while a span is current —
+- `core.pipeline.trace_fields`: every record written while a span is current —
   belog's or the app's — gets ``trace_id`` and ``span_id``.
 
 Nothing here raises into the application or loses a record: failures are
@@ -29,14 +29,19 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from . import _audit_call, _context, _pipeline, _tracing
-from ._failures import FailureCounter
-from ._pipeline import fallback_session
+from ._otel_genai import call_attributes as _call_attributes
+from ._otel_genai import clean_attributes as _attributes
+from .audit import call as _audit_call
+from .core import context as _context
+from .core import pipeline as _pipeline
+from .core import tracing as _tracing
+from .core.failures import FailureCounter
+from .core.pipeline import fallback_session
 
 if TYPE_CHECKING:
-    from ._audit_call import Call
-    from ._belog import Task
-    from ._session import Run, Stage
+    from .audit.call import Call
+    from .core.session import Run, Stage
+    from .memory.task import Task
 
 __all__ = [
     "add_trace_ids",
@@ -48,22 +53,6 @@ __all__ = [
 
 #: The instrumentation scope of belog's spans.
 SCOPE: Final = "structlog_belog"
-
-#: ``gen_ai.operation.name`` of each audited API.
-_OPERATIONS: Final = {"chat.completions": "chat", "responses": "chat", "embeddings": "embeddings"}
-#: Request parameters copied into ``gen_ai.request.*`` attributes (numbers only).
-_REQUEST_NUMBERS: Final = (
-    ("temperature", "gen_ai.request.temperature"),
-    ("top_p", "gen_ai.request.top_p"),
-    ("max_tokens", "gen_ai.request.max_tokens"),
-    ("max_completion_tokens", "gen_ai.request.max_tokens"),
-    ("max_output_tokens", "gen_ai.request.max_tokens"),
-    ("frequency_penalty", "gen_ai.request.frequency_penalty"),
-    ("presence_penalty", "gen_ai.request.presence_penalty"),
-    ("seed", "gen_ai.request.seed"),
-    ("n", "gen_ai.request.choice.count"),
-    ("dimensions", "gen_ai.embeddings.dimension.count"),
-)
 
 _lock = threading.Lock()
 #: ``(tracer_provider, spans)`` while instrumented, else None.
@@ -159,8 +148,8 @@ def _detach(token: Any) -> None:
 
 def _redact(text: str) -> str:
     """*text* through the configured `SecretRedactor`, if redaction is on."""
-    from ._config import _STATE
-    from ._redact import SecretRedactor
+    from .core.config import _STATE
+    from .core.redact import SecretRedactor
 
     pipeline = _STATE.pipeline
     if pipeline is not None:
@@ -184,16 +173,6 @@ def _fail(span: trace.Span, exc: BaseException) -> None:
         },
         escaped=True,
     )
-
-
-def _attributes(pairs: Mapping[str, Any]) -> dict[str, Any]:
-    """The pairs whose value OpenTelemetry accepts (no None, no nested values)."""
-    return {
-        key: value
-        for key, value in pairs.items()
-        if isinstance(value, str | bool | int | float)
-        or (isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value))
-    }
 
 
 class _Handle:
@@ -306,7 +285,7 @@ _CALL_SPANS_MAX: Final = 10_000
 
 
 class _SpanTracer:
-    """The `_tracing.Tracer` of `instrument`: one span per session, stage and task."""
+    """The `core.tracing.Tracer` of `instrument`: one span per session, stage and task."""
 
     def __init__(self, tracer: trace.Tracer) -> None:
         self.tracer = tracer
@@ -422,58 +401,6 @@ class _SpanTracer:
 
 
 # -- LLM calls ---------------------------------------------------------------------
-
-
-def _call_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The GenAI semantic-convention attributes of an ``llm_call`` record (no content)."""
-    operation = _OPERATIONS.get(record.get("api") or "", "chat")
-    provider = record.get("provider") or "openai"
-    attributes: dict[str, Any] = {
-        "gen_ai.operation.name": operation,
-        "gen_ai.provider.name": provider,
-        "gen_ai.system": provider,
-        "gen_ai.request.model": record.get("model"),
-        "belog.call_id": record.get("call_id"),
-        "belog.call_name": record.get("name"),
-        "belog.api": record.get("api"),
-        "belog.status": record.get("status"),
-        "belog.stream": record.get("stream"),
-        "belog.latency_ms": record.get("latency_ms"),
-        "belog.time_to_first_token_ms": record.get("time_to_first_token_ms"),
-        "belog.cost_usd": record.get("cost_usd"),
-        "belog.attempts": len(record.get("attempts") or ()),
-    }
-    request = record.get("request")
-    if isinstance(request, Mapping):
-        for key, name in _REQUEST_NUMBERS:
-            value = request.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                attributes[name] = value
-        stop = request.get("stop")
-        attributes["gen_ai.request.stop_sequences"] = [stop] if isinstance(stop, str) else stop
-        encoding = request.get("encoding_format")
-        if isinstance(encoding, str):
-            attributes["gen_ai.request.encoding_formats"] = [encoding]
-    response = record.get("response")
-    if isinstance(response, Mapping):
-        attributes["gen_ai.response.id"] = response.get("id")
-        attributes["gen_ai.response.model"] = response.get("model")
-        choices = response.get("choices")
-        reasons = (
-            [c.get("finish_reason") for c in choices if isinstance(c, Mapping)]
-            if isinstance(choices, list)
-            else [response.get("finish_reason")]
-        )
-        attributes["gen_ai.response.finish_reasons"] = [r for r in reasons if isinstance(r, str)]
-    usage = record.get("usage")
-    if isinstance(usage, Mapping):
-        attributes["gen_ai.usage.input_tokens"] = usage.get("input_tokens")
-        attributes["gen_ai.usage.output_tokens"] = usage.get("output_tokens")
-    error = record.get("error")
-    if isinstance(error, Mapping):
-        attributes["error.type"] = error.get("type")
-        attributes["belog.error.status_code"] = error.get("status_code")
-    return _attributes(attributes)
 
 
 def _call_owner() -> trace.Span | None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _context
-from ._pipeline import fallback_session
-from ._redact import SecretRedactor
-from ._render import render_jsonl
-from ._truncate import ValueTruncator
+from .core import context as _context
+from .core.pipeline import fallback_session
+from .core.redact import SecretRedactor
+from .core.render import render_jsonl
+from .core.truncate import ValueTruncator
 
 __all__ = ["SecretRedactor", "ValueTruncator", "add_session", "render_jsonl"]
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._fake_llm import FakeLLM, fake_openai_client
+    from .audit.fake_llm import FakeLLM, fake_openai_client
 
 __all__ = ["Capture", "FakeLLM", "capture_session", "fake_openai_client"]
 
@@ -31,7 +31,7 @@ def __getattr__(name: str) -> Any:
     Imported on first use, because they need the ``openai`` extra (httpx).
     """
     if name in _FAKE_LLM_NAMES:
-        from . import _fake_llm
+        from .audit import fake_llm as _fake_llm
 
         return getattr(_fake_llm, name)
     msg = f"module {__name__!r} has no attribute {name!r}"
@@ -92,7 +92,7 @@ def capture_session() -> Iterator[Capture]:
     >>> cap.records[0]["event"]
     'hello'
     """
-    from ._config import ensure_pipeline
+    from .core.config import ensure_pipeline
 
     pipeline = ensure_pipeline()
     capture = Capture()
@@ -100,7 +100,7 @@ def capture_session() -> Iterator[Capture]:
     try:
         yield capture
     finally:
-        from ._config import get_config
+        from .core.config import get_config
 
         current = ensure_pipeline() if get_config() is not None else pipeline
         current.captures = tuple(c for c in current.captures if c is not capture)

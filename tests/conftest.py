@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import structlog_belog as belog
-from structlog_belog import _config, _context
+from structlog_belog.core import config as _config
+from structlog_belog.core import context as _context
 
 REPO_ROOT = Path(belog.__file__).resolve().parents[1]
 

@@ -15,9 +15,10 @@ import structlog
 from pydantic import BaseModel
 
 import structlog_belog as belog
-from structlog_belog import _audit_call, _audit_record
-from structlog_belog._config import Config
-from structlog_belog._fake_llm import FakeLLM, fake_openai_client
+from structlog_belog.audit import call as _audit_call
+from structlog_belog.audit import record as _audit_record
+from structlog_belog.audit.fake_llm import FakeLLM, fake_openai_client
+from structlog_belog.core.config import Config
 
 from .conftest import read_jsonl
 
@@ -290,7 +291,7 @@ class TestErrors:
         def broken(*_: Any) -> Any:
             raise ValueError("audit bug")
 
-        monkeypatch.setattr("structlog_belog._audit.result_of", broken)
+        monkeypatch.setattr("structlog_belog.audit.wrap.result_of", broken)
         client = belog.instrument_openai(fake_openai_client())
         before = _audit_call.audit_failures()
         with belog.session("broken"):
@@ -661,7 +662,7 @@ class TestWrapperShapes:
         def broken(*_: Any) -> Any:
             raise ValueError("audit bug")
 
-        monkeypatch.setattr("structlog_belog._audit.request_of", broken)
+        monkeypatch.setattr("structlog_belog.audit.wrap.request_of", broken)
         client = belog.instrument_openai(fake_openai_client())
         before = _audit_call.audit_failures()
         with belog.session("no-start") as run:

@@ -9,9 +9,9 @@ import openai
 import pytest
 
 import structlog_belog as belog
-from structlog_belog._audit_call import audit_failures, describe_attempts
-from structlog_belog._config import Config
-from structlog_belog._fake_llm import FakeLLM, fake_openai_client
+from structlog_belog.audit.call import audit_failures, describe_attempts
+from structlog_belog.audit.fake_llm import FakeLLM, fake_openai_client
+from structlog_belog.core.config import Config
 
 from .test_audit import MESSAGES, prompts
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog_belog as belog
-from structlog_belog import _context
-from structlog_belog._config import Config
-from structlog_belog._fake_llm import fake_openai_client
+from structlog_belog.audit.fake_llm import fake_openai_client
+from structlog_belog.core import context as _context
+from structlog_belog.core.config import Config
 
 from .conftest import read_jsonl
 from .test_audit import prompts

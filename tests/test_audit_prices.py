@@ -7,9 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import structlog_belog as belog
-from structlog_belog._config import Config
-from structlog_belog._fake_llm import fake_openai_client
-from structlog_belog._prices import (
+from structlog_belog.audit.fake_llm import fake_openai_client
+from structlog_belog.audit.prices import (
     BUILTIN_PRICES,
     PRICES_VERSION,
     Price,
@@ -17,6 +16,7 @@ from structlog_belog._prices import (
     price_of,
     validate_prices,
 )
+from structlog_belog.core.config import Config
 
 from .test_audit import MESSAGES, prompts
 

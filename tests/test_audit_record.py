@@ -13,7 +13,7 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
-from structlog_belog import _audit_record as record_fields
+from structlog_belog.audit import record as record_fields
 
 
 class FrozenMapping(Mapping[str, Any]):

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import structlog_belog as belog
-from structlog_belog._config import Config
-from structlog_belog._fake_llm import fake_openai_client
+from structlog_belog.audit.fake_llm import fake_openai_client
+from structlog_belog.core.config import Config
 
 from .test_audit import MESSAGES, prompts
 

@@ -18,9 +18,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import structlog_belog as belog
-from structlog_belog import _belog
-from structlog_belog._config import Config
-from structlog_belog._store import DEFAULT_FILENAME, open_store
+from structlog_belog.core import context as _context
+from structlog_belog.core.config import Config
+from structlog_belog.memory import changes as _changes
+from structlog_belog.memory import task as _belog
+from structlog_belog.memory.store import DEFAULT_FILENAME
+from structlog_belog.memory.stores import open_store
 from tests.conftest import read_jsonl
 
 TEMPLATE_FIELDS = (
@@ -201,7 +204,7 @@ class TestTask:
         """Records logged inside the task carry its name; the task is the context's observer."""
         with belog.session("s", package=False) as run, run.task("parse") as t:
             structlog.get_logger().info("inside")
-            assert t is belog._context.current().task
+            assert t is _context.current().task
 
         assert run.directory is not None
         lines = read_jsonl(run.directory / "processing.jsonl")
@@ -670,7 +673,7 @@ class TestIndexedCopy:
         self, belog_config: Config, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A processor of the chain (as SecretRedactor is) changes the file and the index alike."""
-        from structlog_belog._config import ensure_pipeline
+        from structlog_belog.core.config import ensure_pipeline
 
         def mask(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
             return {
@@ -688,7 +691,7 @@ class TestIndexedCopy:
 
     def test_audited_call_adds_its_model(self, belog_config: Config) -> None:
         """A real audited OpenAI call (offline fake model) inside a task lists its model."""
-        from structlog_belog._fake_llm import fake_openai_client
+        from structlog_belog.audit.fake_llm import fake_openai_client
 
         client = belog.instrument_openai(fake_openai_client())
         with belog.session("s", package=False), belog.task("t") as t:
@@ -763,8 +766,8 @@ class TestTaskEdges:
 
     def test_digest_of_a_folder(self, tmp_path: Path) -> None:
         """A folder in a snapshot has a marker digest, not an error."""
-        assert "<dir>" == _belog._file_digest(tmp_path)
-        assert "<missing>" == _belog._file_digest(tmp_path / "nope")
+        assert "<dir>" == _changes._file_digest(tmp_path)
+        assert "<missing>" == _changes._file_digest(tmp_path / "nope")
 
     def test_close_store_twice(self) -> None:
         """close_store is idempotent."""

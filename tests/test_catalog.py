@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from structlog_belog import _catalog
 from structlog_belog.exceptions import SessionNotFoundError
+from structlog_belog.package import catalog as _catalog
 
 from .session_files import call, end, rec, session_dir, start, write
 

@@ -15,8 +15,10 @@ import orjson
 import pytest
 from rich.console import Console
 
-from structlog_belog import _catalog, cli, read_package
+from structlog_belog import read_package
+from structlog_belog.cli import app as cli
 from structlog_belog.exceptions import SessionNotFoundError
+from structlog_belog.package import catalog as _catalog
 
 from .session_files import SID, full_session, rec, session_dir, start, write
 
@@ -298,7 +300,8 @@ class TestOther:
     def test_demo_offline(self, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
         """`belog demo` runs offline, prints the summary and the package path; it verifies."""
         pytest.importorskip(
-            "structlog_belog._fake_llm", reason="the audit's fake model is not in this checkout"
+            "structlog_belog.audit.fake_llm",
+            reason="the audit's fake model is not in this checkout",
         )
         env = {k: v for k, v in subprocess_env.items() if k != "OPENAI_API_KEY"}
         env["HTTPS_PROXY"] = env["HTTP_PROXY"] = "http://127.0.0.1:9"  # any network use would fail

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 import structlog_belog as belog
-from structlog_belog import _belog, _cli_memory
-from structlog_belog._config import Config
-from structlog_belog._store import DEFAULT_FILENAME, open_store
+from structlog_belog.cli import memory as _cli_memory
+from structlog_belog.core.config import Config
+from structlog_belog.memory import task as _belog
+from structlog_belog.memory.store import DEFAULT_FILENAME
+from structlog_belog.memory.stores import open_store
 
 
 def run_cli(*argv: str) -> int:

@@ -15,9 +15,9 @@ import pytest
 import structlog
 
 import structlog_belog as belog
-from structlog_belog import _config
-from structlog_belog._fake_llm import fake_openai_client
-from structlog_belog._pipeline import emit
+from structlog_belog.audit.fake_llm import fake_openai_client
+from structlog_belog.core import config as _config
+from structlog_belog.core.state import emit
 from structlog_belog.stdlib import SessionHandler
 from tests.conftest import read_jsonl, run_python
 

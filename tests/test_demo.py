@@ -6,12 +6,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import structlog_belog as belog
-from structlog_belog import _belog, _demo, read_package
+from structlog_belog import read_package
+from structlog_belog.cli import demo as _demo
 
 
 class TestRunDemo:
@@ -63,24 +62,11 @@ class TestRunDemo:
 
     def test_no_package_is_an_error(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A run that builds no package raises RuntimeError rather than returning None."""
-        real = belog.session
-        monkeypatch.setattr(belog, "session", lambda *a, **kw: real(*a, **{**kw, "package": False}))
+        real = _demo.session
+        monkeypatch.setattr(_demo, "session", lambda *a, **kw: real(*a, **{**kw, "package": False}))
         with pytest.raises(RuntimeError) as info:
             _demo.run_demo(tmp_path / "out")
         assert "the demo run produced no package (see the messages above)" == str(info.value)
-
-
-class TestTask:
-    def test_falls_back_while_belog_is_a_placeholder(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """With `_belog.task` unimplemented, the demo's task is a stand-in ignoring hints."""
-
-        def placeholder(*_: Any, **__: Any) -> Any:
-            raise NotImplementedError
-
-        monkeypatch.setattr(_belog, "task", placeholder)
-        with _demo._task("t") as task:
-            assert None is task.suggest("anything")
-        assert isinstance(task, _demo._NoTask)
 
 
 class TestModuleShim:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from structlog_belog._failures import FailureCounter
+from structlog_belog.core.failures import FailureCounter
 
 
 def test_first_failure_reported_once_then_counted(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from structlog_belog._fake_llm import FAKE_BASE_URL, FakeLLM, fake_openai_client
+from structlog_belog.audit.fake_llm import FAKE_BASE_URL, FakeLLM, fake_openai_client
 
 MESSAGES = [{"role": "user", "content": "Write a supertask about patience."}]
 

@@ -28,7 +28,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import structlog_belog as belog
-from structlog_belog import _audit_call, _config, _otel, _pipeline, _tracing, otel
+from structlog_belog import _otel, otel
+from structlog_belog.audit import call as _audit_call
+from structlog_belog.core import config as _config
+from structlog_belog.core import pipeline as _pipeline
+from structlog_belog.core import tracing as _tracing
 from structlog_belog.testing import FakeLLM, fake_openai_client
 
 from .conftest import read_jsonl, run_python
@@ -910,7 +914,7 @@ class _Failing(SpanProcessor):
 class TestFailures:
     def test_task_record_not_built(self, traced: Traced, monkeypatch: pytest.MonkeyPatch) -> None:
         """A task whose BELog record could not be built still ends its span, failed by *exc*."""
-        from structlog_belog import _belog
+        from structlog_belog.memory import task as _belog
 
         def broken(*_: Any) -> Any:
             raise RuntimeError("no record")

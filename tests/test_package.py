@@ -20,12 +20,13 @@ import pytest
 import structlog
 
 import structlog_belog as belog
-from structlog_belog import _config, _package
-from structlog_belog._package import build_package, finalize_run, packaged_at
-from structlog_belog._pipeline import emit
-from structlog_belog._slug import package_name, place_package, slugify
-from structlog_belog._verify import record_problems, validate_metadata, verify_package
+from structlog_belog.core import config as _config
+from structlog_belog.core.state import emit
 from structlog_belog.exceptions import PackageError, SessionNotFoundError
+from structlog_belog.package import packager as _package
+from structlog_belog.package.packager import build_package, finalize_run, packaged_at
+from structlog_belog.package.slug import package_name, place_package, slugify
+from structlog_belog.package.verify import record_problems, validate_metadata, verify_package
 
 from .session_files import SID, full_session, rec, session_dir, start, ts, write
 
@@ -60,8 +61,8 @@ def _sha256sum_ok(package: Path) -> str:
 def _llm_caller(run: belog.Run) -> Callable[[str, str], str]:
     """Make LLM calls through the audit and the fake model when they exist, else emit them."""
     try:
-        from structlog_belog._audit import instrument_openai
-        from structlog_belog._fake_llm import fake_openai_client
+        from structlog_belog.audit.fake_llm import fake_openai_client
+        from structlog_belog.audit.wrap import instrument_openai
     except ImportError:
         instrument_openai = None
 
@@ -487,7 +488,7 @@ class TestSlug:
 class TestPlacePackage:
     def test_rename_race(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """If the claimed name is swapped before the rename, the next name is used."""
-        from structlog_belog import _slug
+        from structlog_belog.package import slug as _slug
 
         real_rename = os.rename
         calls: list[str] = []
@@ -506,7 +507,7 @@ class TestPlacePackage:
 
     def test_no_free_name(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """When every candidate name is taken, packaging fails cleanly."""
-        from structlog_belog import _slug
+        from structlog_belog.package import slug as _slug
 
         monkeypatch.setattr(_slug, "_MAX_ATTEMPTS", 2)
         root = tmp_path / "p"

@@ -18,8 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import structlog_belog as belog
-from structlog_belog import _config, _context, _pipeline
-from structlog_belog._pipeline import emit, format_timestamp, normalize_level
+from structlog_belog.core import config as _config
+from structlog_belog.core import context as _context
+from structlog_belog.core import pipeline as _pipeline
+from structlog_belog.core.pipeline import format_timestamp, normalize_level
+from structlog_belog.core.state import emit
 from structlog_belog.processors import add_session
 from tests.conftest import read_jsonl
 

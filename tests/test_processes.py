@@ -21,8 +21,10 @@ import pytest
 import structlog
 
 import structlog_belog as belog
-from structlog_belog import _config, _context, _router
-from structlog_belog._verify import verify_package
+from structlog_belog.core import config as _config
+from structlog_belog.core import context as _context
+from structlog_belog.core import router as _router
+from structlog_belog.package.verify import verify_package
 from tests.conftest import read_jsonl
 
 
@@ -285,13 +287,14 @@ class TestChildDrops:
         """
         script = """
             import multiprocessing, os, resource, sys, structlog, structlog_belog as belog
-            from structlog_belog import _config
+            from structlog_belog.core import config as _config
+            from structlog_belog.core import context as _context
             belog.configure(console=False, durability=sys.argv[1])
             router = _config.ensure_pipeline().router
             log = structlog.get_logger("sub")
             log.info("before the limit")
             router.flush()
-            run = belog._context.REGISTRY.joined
+            run = _context.REGISTRY.joined
             shard = run.directory / f"processing.{os.getpid()}.jsonl"
             soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
             resource.setrlimit(resource.RLIMIT_FSIZE, (shard.stat().st_size, hard))

@@ -13,15 +13,16 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from structlog_belog import _reader, iter_records, read_package
-from structlog_belog._reader import (
+from structlog_belog import iter_records, read_package
+from structlog_belog.exceptions import CorruptDataError, DecompressionLimitError, PackageError
+from structlog_belog.package import reader as _reader
+from structlog_belog.package.reader import (
     iter_lines,
     merged_batches,
     parse_lines,
     session_batches,
     session_files,
 )
-from structlog_belog.exceptions import CorruptDataError, DecompressionLimitError, PackageError
 
 from .session_files import full_session, rec, session_dir, write
 
@@ -120,7 +121,7 @@ class TestIterLines:
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent.
         code = (
             "from pathlib import Path\n"
-            "from structlog_belog._reader import iter_lines\n"
+            "from structlog_belog.package.reader import iter_lines\n"
             "from structlog_belog.exceptions import DecompressionLimitError\n"
             "try:\n"
             f"    list(iter_lines({str(bomb)!r}))\n"

@@ -16,10 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from structlog_belog import _pipeline, _redact
-from structlog_belog._config import Config
-from structlog_belog._redact import _ALL_NAMES, _STEM_CHUNK, SENSITIVE_KEYS, SecretRedactor
-from structlog_belog._truncate import ValueTruncator
+from structlog_belog.core import redact as _redact
+from structlog_belog.core.config import Config
+from structlog_belog.core.redact import SecretRedactor
+from structlog_belog.core.secret_rules import _ALL_NAMES, _STEM_CHUNK, SENSITIVE_KEYS
+from structlog_belog.core.state import emit
+from structlog_belog.core.truncate import ValueTruncator
 
 from .strategies import (
     PLACES,
@@ -576,7 +578,7 @@ class TestSecretRedactorInPipeline:
         for i, secret in enumerate(planted):
             fields = plant(secret, PLACES[i % len(PLACES)])
             event = fields.pop("event", "planted")
-            _pipeline.emit(event, **fields)
+            emit(event, **fields)
 
         written = b"".join(p.read_bytes() for p in belog_config.log_dir.rglob("*.jsonl"))
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from structlog_belog._render import render_jsonl
+from structlog_belog.core.render import render_jsonl
 
 from .strategies import hostile_values, json_values
 

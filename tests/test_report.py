@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from structlog_belog._report import ReportBuilder, scan_session
-from structlog_belog._verify import validate_metadata
+from structlog_belog.package.report import ReportBuilder
+from structlog_belog.package.scan import scan_session
+from structlog_belog.package.verify import validate_metadata
 
 from .session_files import (
     SID,

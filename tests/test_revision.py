@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 import structlog_belog as belog
-from structlog_belog._config import Config
-from structlog_belog._revision import KINDS, BlueprintRevision, RevisionItem
-from structlog_belog._store import BELogStore, open_store
+from structlog_belog.core.config import Config
+from structlog_belog.memory.revision import KINDS, BlueprintRevision, RevisionItem
+from structlog_belog.memory.store import BELogStore
+from structlog_belog.memory.stores import open_store
 from tests.test_store import record
 
 

@@ -22,8 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import structlog_belog as belog
-from structlog_belog import _config, _router
-from structlog_belog._router import SessionRouter
+from structlog_belog.core import config as _config
+from structlog_belog.core import router as _router
+from structlog_belog.core.router import SessionRouter
 from tests.conftest import read_jsonl
 
 WARNING = "structlog-belog: could not write a log record"
@@ -440,7 +441,7 @@ class TestReentrancy:
         """A signal handler that logs while the router is mid-write does not deadlock."""
         script = """
             import os, signal, sys, structlog, structlog_belog as belog
-            from structlog_belog import _router
+            from structlog_belog.core import router as _router
             belog.configure(log_dir=sys.argv[1], console=False, app_name="app")
             signal.signal(signal.SIGUSR1, lambda *_: structlog.get_logger().info("from handler"))
             fired = []

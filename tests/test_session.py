@@ -13,7 +13,9 @@ import pytest
 import structlog
 
 import structlog_belog as belog
-from structlog_belog import _config, _session
+from structlog_belog.core import config as _config
+from structlog_belog.core import session as _session
+from structlog_belog.core import session_id as _session_id
 from tests.conftest import read_jsonl
 
 SESSION_ID_RE = re.compile(r"sess_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_[0-9a-f]{8}")
@@ -46,8 +48,8 @@ class TestNewSessionId:
     def test_a_repeated_random_part_is_drawn_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """When the random part repeats within a second, another is drawn: no two IDs alike."""
         drawn = iter(["0000abcd", "0000abcd", "0000abcd", "0000abce"])
-        monkeypatch.setattr(_session.secrets, "token_hex", lambda _: next(drawn))
-        monkeypatch.setattr(_session, "_issued", _session._IssuedIds())
+        monkeypatch.setattr(_session_id.secrets, "token_hex", lambda _: next(drawn))
+        monkeypatch.setattr(_session_id, "_issued", _session_id._IssuedIds())
         first, second = belog.new_session_id(), belog.new_session_id()
         if first[:-9] == second[:-9]:  # the same second: the repeat was drawn again
             assert ("0000abcd", "0000abce") == (first[-8:], second[-8:])
@@ -196,12 +198,12 @@ class TestSession:
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         """A failing finalizer leaves the session closed and says how to retry, never raising."""
-        from structlog_belog import _package
+        from structlog_belog.core import hooks as _hooks
 
         def broken(run: belog.Run) -> None:
             raise OSError("disk gone")
 
-        monkeypatch.setattr(_package, "finalize_run", broken)
+        monkeypatch.setattr(_hooks, "_finalize_run", broken)
         with belog.session("pkg-fails") as run:
             pass
 
@@ -403,8 +405,8 @@ class TestDropsReport:
         self, belog_config: _config.Config, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """Only unreported drops of a joined session are written; the own session's go to end."""
-        from structlog_belog import _context, _session
-        from structlog_belog._session import Run
+        from structlog_belog.core import context as _context
+        from structlog_belog.core.session import Run
 
         router = _config._STATE.pipeline.router  # type: ignore[union-attr]
         parent_pid = os.getpid() + 1_000_000  # the joined session belongs to another process
@@ -431,7 +433,6 @@ class TestDropsReport:
 
     def test_nothing_dropped_nothing_written(self, belog_config: _config.Config) -> None:
         """With no drops in the process, the exit report writes nothing and configures nothing."""
-        from structlog_belog import _session
 
         _session._report_drops()
         _config.reset()

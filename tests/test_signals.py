@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 import structlog_belog as belog
-from structlog_belog import _config, _context, _signals
+from structlog_belog.core import config as _config
+from structlog_belog.core import context as _context
+from structlog_belog.core import signals as _signals
 
 from .conftest import read_jsonl
 
@@ -117,7 +119,7 @@ class TestDie:
 
     def test_flush_and_die_flushes_first(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """`_flush_and_die` flushes the router's buffers, then dies by the signal."""
-        from structlog_belog import _router
+        from structlog_belog.core import router as _router
 
         calls: list[object] = []
         monkeypatch.setattr(_router, "_flush_all_at_exit", lambda: calls.append("flush"))

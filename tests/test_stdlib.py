@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import structlog_belog as belog
-from structlog_belog import _config
+from structlog_belog.core import config as _config
 from structlog_belog.stdlib import JsonFormatter, SessionHandler
 from tests.conftest import read_jsonl
 

@@ -17,17 +17,15 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from structlog_belog._store import (
-    _MIGRATIONS,
+from structlog_belog.exceptions import StoreError
+from structlog_belog.memory.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+from structlog_belog.memory.store import (
     DEFAULT_FILENAME,
-    SCHEMA_VERSION,
     BELogStore,
-    SQLiteStore,
-    open_store,
     read_belog_files,
     version_key,
 )
-from structlog_belog.exceptions import StoreError
+from structlog_belog.memory.stores import open_store
 
 
 def record(task: str, second: int, **fields: Any) -> dict[str, Any]:
@@ -328,7 +326,7 @@ class TestSQLiteStore:
         path = tmp_path / "index.sqlite3"
         script = (
             "import sys\n"
-            "from structlog_belog._store import SQLiteStore\n"
+            "from structlog_belog.memory.sqlite import SQLiteStore\n"
             "store = SQLiteStore(sys.argv[1])\n"
             "for i in range(200):\n"
             "    store.add({'execution_trace_id': f'{sys.argv[2]}-{i}', 'task_name': 't',"
@@ -413,7 +411,7 @@ class TestHashedVector:
     @given(st.text(max_size=200))
     def test_unit_length_and_deterministic(self, text: str) -> None:
         """Every text embeds to the same unit vector twice."""
-        from structlog_belog._chroma import hashed_vector
+        from structlog_belog.memory.chroma import hashed_vector
 
         vector = hashed_vector(text)
 
@@ -422,7 +420,7 @@ class TestHashedVector:
 
     def test_shared_words_are_closer(self) -> None:
         """Texts sharing words have a higher cosine than texts sharing none."""
-        from structlog_belog._chroma import hashed_vector
+        from structlog_belog.memory.chroma import hashed_vector
 
         def cos(a: str, b: str) -> float:
             return sum(x * y for x, y in zip(hashed_vector(a), hashed_vector(b), strict=True))
@@ -445,7 +443,7 @@ class TestSQLiteSimilar:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """When only common words match, the newest records in the window are ranked."""
-        import structlog_belog._store as store_module
+        import structlog_belog.memory.sqlite as store_module
 
         monkeypatch.setattr(store_module, "SIMILAR_WINDOW", 3)
         store = SQLiteStore(tmp_path / "index.sqlite3")
@@ -533,7 +531,7 @@ class TestChromaEdges:
 
     def test_embedding_function_describes_itself(self) -> None:
         """The embedding function names its space and dimensions."""
-        from structlog_belog._chroma import hashing_embedding_function
+        from structlog_belog.memory.chroma import hashing_embedding_function
 
         ef = hashing_embedding_function(16)
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from structlog_belog._report import scan_session
-from structlog_belog._summary import default_template, escape_md, render_summary
+from structlog_belog.package.scan import scan_session
+from structlog_belog.package.summary import default_template, escape_md, render_summary
 
 from .session_files import call, end, full_session, rec, session_dir, start, write
 

@@ -9,8 +9,8 @@ import pytest
 import structlog
 
 import structlog_belog as belog
-from structlog_belog import _config
-from structlog_belog._pipeline import emit
+from structlog_belog.core import config as _config
+from structlog_belog.core.state import emit
 from structlog_belog.testing import capture_session
 from tests.conftest import read_jsonl
 

@@ -12,7 +12,8 @@ import pytest
 import structlog
 
 import structlog_belog as belog
-from structlog_belog import _config, _context
+from structlog_belog.core import config as _config
+from structlog_belog.core import context as _context
 from tests.conftest import read_jsonl
 
 

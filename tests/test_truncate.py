@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from structlog_belog._truncate import ValueTruncator
+from structlog_belog.core.truncate import ValueTruncator
 
 from .conftest import run_python
 

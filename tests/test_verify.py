@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from structlog_belog._package import build_package
-from structlog_belog._verify import (
+from structlog_belog.package.packager import build_package
+from structlog_belog.package.verify import (
     KINDS,
     check_sums,
     load_schema,

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from rich.console import Console
 
-from structlog_belog._view import call_view, find_call, session_tree
+from structlog_belog.cli.view import call_view, find_call, session_tree
 from structlog_belog.exceptions import CallNotFoundError
 
 from .session_files import SID, call, full_session, rec, session_dir, stage, start, write
@@ -244,7 +244,7 @@ class TestCommand:
         """On a real run with the real SDK: the tree, a call by prefix, its record as JSON."""
         body = textwrap.dedent(
             """
-            from structlog_belog._fake_llm import fake_openai_client
+            from structlog_belog.audit.fake_llm import fake_openai_client
             client = belog.instrument_openai(fake_openai_client(fail_first=1))
             with belog.session("viewed run", package=False) as run:
                 with run.stage("generation"), run.task("write"):

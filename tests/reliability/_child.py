@@ -293,7 +293,7 @@ def fork_locked(log_dir: str, children: str) -> None:
         # At fork time another thread is inside the router's write lock, the
         # stdlib handler's lock and the session's lock. (Not logging's module
         # lock: os.fork itself waits for that one, by CPython's at-fork hook.)
-        from structlog_belog import _config
+        from structlog_belog.core import config as _config
 
         router = _config.ensure_pipeline().router
         assert router is not None
@@ -398,7 +398,7 @@ class _Logger:
             self.exceptions.append(repr(exc))
 
     def result(self) -> dict[str, Any]:
-        from structlog_belog import _config
+        from structlog_belog.core import config as _config
 
         router = _config.ensure_pipeline().router
         assert router is not None
@@ -414,7 +414,7 @@ class _Logger:
 def _router_close() -> None:
     # Linux refuses to make a mount read-only while files on it are open for
     # writing: the router's descriptors are closed first (it reopens lazily).
-    from structlog_belog import _config
+    from structlog_belog.core import config as _config
 
     router = _config.ensure_pipeline().router
     assert router is not None
@@ -543,7 +543,7 @@ def disk_fault(root: str, fault: str, phase: str) -> None:
 def blocked_sink(log_dir: str, calls: str, size: str, block_s: str) -> None:
     """Log through a FIFO nobody reads for *block_s* seconds; time every call."""
     belog.configure(log_dir=log_dir, console=False, durability="buffered", app_name="rel")
-    from structlog_belog import _config
+    from structlog_belog.core import config as _config
 
     router = _config.ensure_pipeline().router
     assert router is not None
@@ -619,7 +619,7 @@ def file_modes(root: str, umask: str) -> None:
     import multiprocessing
     import pathlib
 
-    from structlog_belog._pipeline import emit
+    from structlog_belog.core.state import emit
 
     os.umask(int(umask, 8))
     chmods: list[str] = []
@@ -741,7 +741,7 @@ def bad_values(log_dir: str) -> None:
 
 def big_string(log_dir: str, mb: str) -> None:
     """Log a *mb* MB string (structlog field, event and stdlib extra); measure peak RSS growth."""
-    from structlog_belog import _config
+    from structlog_belog.core import config as _config
 
     belog.configure(log_dir=log_dir, console=False, app_name="rel")
     slog = structlog.get_logger("rel.big")
@@ -798,7 +798,7 @@ def read_bomb(member: str, case: str) -> None:
     import shutil
 
     from structlog_belog import read_package
-    from structlog_belog._reader import iter_lines
+    from structlog_belog.package.reader import iter_lines
 
     t0 = time.perf_counter()
     error = None

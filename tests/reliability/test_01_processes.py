@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import structlog_belog as belog
-from structlog_belog._config import Config
+from structlog_belog.core.config import Config
 
 from .conftest import child_command, read_lines
 

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 import structlog_belog as belog
-from structlog_belog._config import Config
+from structlog_belog.core.config import Config
 
 from .conftest import read_lines, session_records
 

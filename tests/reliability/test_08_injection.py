@@ -17,8 +17,8 @@ from typing import Any
 import structlog
 
 import structlog_belog as belog
-from structlog_belog._config import Config
-from structlog_belog._pipeline import emit
+from structlog_belog.core.config import Config
+from structlog_belog.core.state import emit
 
 from .conftest import read_lines
 

@@ -25,7 +25,7 @@ import orjson
 import structlog
 
 import structlog_belog as belog
-from structlog_belog._config import Config
+from structlog_belog.core.config import Config
 
 from ..strategies import PLACES, make_benign_texts, make_secrets, plant
 from .conftest import read_lines

@@ -19,8 +19,8 @@ from typing import Any
 import structlog
 
 import structlog_belog as belog
-from structlog_belog._config import Config
-from structlog_belog._slug import package_name
+from structlog_belog.core.config import Config
+from structlog_belog.package.slug import package_name
 
 HOSTILE_TITLES = (
     "../../outside/escape",

@@ -1,0 +1,11 @@
+"""The audit: everything about LLM calls.
+
+Owns capturing OpenAI calls (`wrap`: the decorator and the client/SDK
+instrumentation), streams (`stream`), HTTP attempts (`attempts`), the call in
+flight and its record (`call`, `record`), prices (`prices`), call statistics
+for reports (`stats`) and the offline fake LLM the demo and tests use
+(`fake_llm`, `fake_llm_content`).
+
+May import the core only; writes its ``llm_call`` records through the core's
+record path.
+"""

@@ -1,0 +1,200 @@
+"""``belog last|attempts|revise|reindex``: the BELog memory on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = ["add_commands"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: never overwrite a --log-dir the main parser may already have parsed.
+    parser.add_argument(
+        "--log-dir",
+        default=argparse.SUPPRESS,
+        help="log folder holding the BELog JSONL files and index (default: configured/BELOG_DIR)",
+    )
+    parser.add_argument(
+        "--store",
+        default=argparse.SUPPRESS,
+        help="store location: a SQLite file or chroma:PATH (default: the index in the log folder)",
+    )
+
+
+def _log_dir(args: argparse.Namespace) -> Path:
+    from ..memory.store import default_log_dir
+
+    given = getattr(args, "log_dir", None)
+    return Path(given) if given else default_log_dir()
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from ..exceptions import StoreError
+    from ..memory.store import DEFAULT_FILENAME
+    from ..memory.stores import open_store
+
+    location = getattr(args, "store", None)
+    if location:
+        return open_store(location)
+    log_dir = _log_dir(args)
+    path = log_dir / DEFAULT_FILENAME
+    if path.exists():
+        return open_store(path)
+    if not log_dir.is_dir():
+        msg = f"no log folder {str(log_dir)!r}: pass --log-dir or set BELOG_DIR"
+        raise StoreError(str(path), msg)
+    # No index yet (or it was deleted): it is disposable, build it from the logs.
+    return open_store(path, reindex_from=log_dir)
+
+
+def _dump(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _last(args: argparse.Namespace) -> int:
+    from ..memory.revision import reflect
+
+    store = _open(args)
+    record = store.last_execution(args.blueprint)
+    if record is None:
+        scope = f" of blueprint {args.blueprint!r}" if args.blueprint else ""
+        sys.stderr.write(f"no BELog record{scope} in {store.location}\n")
+        return 1
+    if args.json:
+        _dump(record)
+    else:
+        sys.stdout.write(reflect(record["task_name"], store) + "\n")
+    return 0
+
+
+def _attempts(args: argparse.Namespace) -> int:
+    store = _open(args)
+    attempts = store.get_past_attempts(args.task, args.limit)
+    if args.json:
+        _dump(attempts)
+        return 0
+    if not attempts:
+        sys.stderr.write(f"no attempt of task {args.task!r} in {store.location}\n")
+        return 1
+    header = f"{'timestamp':<27} {'trace id':<36} {'ok':<3} {'time s':>9} {'score':>6} errors"
+    lines = [header]
+    for a in attempts:
+        ok = "yes" if a.get("success") is True else "no"
+        lines.append(
+            f"{a.get('timestamp', ''):<27} {a.get('execution_trace_id', ''):<36} {ok:<3} "
+            f"{float(a.get('execution_time') or 0):>9.3f} "
+            f"{float(a.get('efficiency_score') or 0):>6.1f} "
+            f"{len(a.get('errors_encountered') or [])}"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _revise(args: argparse.Namespace) -> int:
+    from ..memory.revision import generate_blueprint_revision
+
+    revision = generate_blueprint_revision(
+        args.blueprint,
+        _open(args),
+        write=not args.no_write,
+        out_dir=args.out or _log_dir(args) / "revisions",
+    )
+    if revision.records_considered == 0:
+        sys.stderr.write(f"no BELog record of blueprint {args.blueprint!r}\n")
+        return 1
+    if args.json:
+        _dump(revision.to_dict())
+    else:
+        sys.stdout.write(revision.to_markdown())
+    if revision.path is not None:
+        sys.stderr.write(f"written to {revision.path} (and .md)\n")
+    return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    from ..memory.sqlite import SQLiteStore
+    from ..memory.store import DEFAULT_FILENAME
+    from ..memory.stores import open_store
+
+    sources = args.sources or [_log_dir(args)]
+    location = getattr(args, "store", None)
+    # A plain SQLiteStore, not open_store: a corrupted index must not stop its own rebuild.
+    store = (
+        open_store(location)
+        if location and location.startswith("chroma:")
+        else SQLiteStore(location or _log_dir(args) / DEFAULT_FILENAME)
+    )
+    count = store.reindex(*sources)
+    store.close()
+    where = ", ".join(str(s) for s in sources)
+    sys.stdout.write(f"indexed {count} BELog records from {where} into {store.location}\n")
+    return 0
+
+
+def _run(handler: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from ..exceptions import StoreError
+
+        try:
+            return int(handler(args))
+        except StoreError as exc:
+            sys.stderr.write(f"belog: {exc}\n")
+            return 2
+
+    return run
+
+
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``last``, ``attempts``, ``revise`` and ``reindex`` on the ``belog`` CLI.
+
+    Each sub-command stores its handler as ``func`` (``func(args) -> exit code``).
+    """
+    last = subparsers.add_parser(
+        "last",
+        help="what was done last: the latest BELog record",
+        description="Show the most recent BELog record and what it says for the next attempt.",
+    )
+    last.add_argument("--blueprint", help="only records of this blueprint ID")
+    last.add_argument("--json", action="store_true", help="print the record as JSON")
+    _common(last)
+    last.set_defaults(func=_run(_last))
+
+    attempts = subparsers.add_parser(
+        "attempts",
+        help="past attempts of a task, newest first",
+        description="List the past attempts of TASK with outcome, time and efficiency.",
+    )
+    attempts.add_argument("task", metavar="TASK", help="task name")
+    attempts.add_argument("--limit", type=int, default=10, help="how many (default 10)")
+    attempts.add_argument("--json", action="store_true", help="print the records as JSON")
+    _common(attempts)
+    attempts.set_defaults(func=_run(_attempts))
+
+    revise = subparsers.add_parser(
+        "revise",
+        help="propose revisions of a blueprint from its BELogs",
+        description="Generate a Blueprint Revision Proposal, with evidence, for BLUEPRINT.",
+    )
+    revise.add_argument("blueprint", metavar="BLUEPRINT", help="blueprint ID")
+    revise.add_argument("--json", action="store_true", help="print the proposal as JSON")
+    revise.add_argument("--no-write", action="store_true", help="do not write logs/revisions/")
+    revise.add_argument("--out", help="folder for the proposal (default LOG_DIR/revisions)")
+    _common(revise)
+    revise.set_defaults(func=_run(_revise))
+
+    reindex = subparsers.add_parser(
+        "reindex",
+        help="rebuild the BELog index from the JSONL files",
+        description="Rebuild the BELog store from belog*.jsonl[.zst] files (also recovers "
+        "a corrupted index).",
+    )
+    reindex.add_argument(
+        "sources", nargs="*", metavar="DIR", help="folders to read (default: the log folder)"
+    )
+    _common(reindex)
+    reindex.set_defaults(func=_run(_reindex))

@@ -1,0 +1,12 @@
+"""The package: what happens when a run ends, and reading what it left.
+
+Owns the finalizer (`packager`): the one streaming pass over a session's files
+(`scan`) folded into a report (`report`), the Markdown summary (`summary`,
+Jinja2 templates in ``structlog_belog/templates``), ``metadata.json``, the
+compressed logs and ``SHA256SUMS``, the package folder's name (`slug`);
+reading sessions and packages (`reader`, `catalog`) and verifying them
+(`verify`).
+
+May import the audit and the core; registers its finalizer with the core's
+hooks so that a session's end starts packaging.
+"""
