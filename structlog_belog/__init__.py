@@ -13,9 +13,10 @@ from .core.context import bind, bound, current_session
 from .core.session import Run, Stage, new_session_id, session
 from .core.threads import ThreadPoolExecutor, propagate, session_env
 from .core.version import VERSION
+from .memory.next_step import NextStep, next_step
 from .memory.revision import generate_blueprint_revision, reflect
 from .memory.stores import open_store
-from .memory.task import task
+from .memory.task import get_latest_blueprint_version, task
 from .package.packager import package
 from .package.reader import Package, iter_records, read_package
 
@@ -23,6 +24,7 @@ __version__ = VERSION
 
 __all__ = [
     "Config",
+    "NextStep",
     "Package",
     "Run",
     "Stage",
@@ -35,10 +37,12 @@ __all__ = [
     "current_session",
     "generate_blueprint_revision",
     "get_config",
+    "get_latest_blueprint_version",
     "instrument_openai",
     "iter_records",
     "last_call",
     "new_session_id",
+    "next_step",
     "open_store",
     "package",
     "propagate",

@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -89,6 +89,26 @@ def _resolve_level(level: str | int | None) -> str:
     raise ValueError(msg)
 
 
+def _resolve_watch(
+    value: bool | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
+) -> tuple[Path, ...] | None:
+    arg = "watch"
+    if value is None and os.environ.get("BELOG_WATCH"):
+        env = os.environ["BELOG_WATCH"]
+        arg = "watch (from $BELOG_WATCH)"
+        off = env.strip().lower() in {"0", "off", "false", "no"}
+        value = False if off else env.split(os.pathsep)
+    if value is None or value is True:
+        return None
+    if value is False:
+        return ()
+    items = [value] if isinstance(value, str | os.PathLike) else value
+    if not isinstance(items, Sequence) or not all(isinstance(v, str | os.PathLike) for v in items):
+        msg = f"{arg} must be a bool, a folder or a list of folders, got {value!r}"
+        raise TypeError(msg)
+    return tuple(Path(v).expanduser().absolute() for v in items if os.fspath(v))
+
+
 def configure(
     log_dir: str | os.PathLike[str] | None = None,
     level: str | int | None = None,
@@ -103,6 +123,7 @@ def configure(
     prices: Mapping[str, Any] | None = None,
     summary_template: str | os.PathLike[str] | None = None,
     handle_signals: bool = True,
+    watch: bool | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
 ) -> Config:
     """Set up structlog-belog; safe to call again (it reconfigures).
 
@@ -146,6 +167,11 @@ def configure(
             ``execution_summary.md`` template.
         handle_signals: Finalize open sessions on SIGTERM when the application
             has not installed its own handler.
+        watch: Folders whose created, modified and deleted files each BELog
+            task records in ``files_changed``. ``None``/``True``: the working
+            directory (default; ``$BELOG_WATCH`` overrides: ``0`` for none, or
+            folders separated by ``os.pathsep``); ``False``: none. Bounded:
+            see docs/belog.md.
 
     Returns:
         The active `Config`.
@@ -185,6 +211,7 @@ def configure(
         prices=prices,
         summary_template=template,
         handle_signals=bool(handle_signals),
+        watch=_resolve_watch(watch),
     )
     with _STATE.lock:
         _install(config)

@@ -189,6 +189,10 @@ class Run:
         self._token = _context.push(session=self, stage=None, task=None)
         _context.REGISTRY.add(self)
         self._span = _tracing.start_session(self)
+        version_source = None
+        if self.blueprint_id is not None and self.blueprint_version is None:
+            self.blueprint_version = _hooks.latest_version(self.blueprint_id)
+            version_source = None if self.blueprint_version is None else "latest_known"
         emit(
             "session_start",
             logger=_LOGGER,
@@ -197,6 +201,7 @@ class Run:
             execution_context=self.execution_context,
             blueprint_id=self.blueprint_id,
             blueprint_version=self.blueprint_version,
+            **({} if version_source is None else {"blueprint_version_source": version_source}),
             parent_session_id=self.parent_id,
             host=platform.node(),
             python=platform.python_version(),
@@ -535,7 +540,10 @@ def session(
         title: What the run is; also names its package folder.
         execution_context: Free text: what the run is for (BELog field).
         blueprint_id: The blueprint the run executes (BELog field).
-        blueprint_version: Its version (BELog field).
+        blueprint_version: Its version (BELog field). Default, when
+            *blueprint_id* is given: the latest version of it in the BELog
+            store (`get_latest_blueprint_version`), recorded in
+            ``session_start`` with ``blueprint_version_source: "latest_known"``.
         package_dir: Where the package goes (default: the configured one).
         compress: zstd-compress the packaged logs (default: configured).
         package: Build a package when the run ends.

@@ -27,6 +27,9 @@ class Config:
     prices: Mapping[str, Any] | None
     summary_template: Path | None
     handle_signals: bool
+    #: Folders whose changed files BELog tasks record: None means the working
+    #: directory (see `configure`'s *watch*), ``()`` means none.
+    watch: tuple[Path, ...] | None = None
 
     @property
     def level_no(self) -> int:

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._belog_evidence import ConnectionIndex
+from .evidence import ConnectionIndex
 
 if TYPE_CHECKING:
-    from ._store import BELogStore
+    from .store import BELogStore
 
 __all__ = ["NextStep", "Proposer", "next_step", "pending_suggestions", "redact_text"]
 
@@ -40,14 +40,22 @@ def pending_suggestions(task_name: str) -> list[str]:
         return _PENDING.pop(task_name, [])
 
 
-def redact_text(text: str) -> str:
-    """*text* as the configured record path would write it (secrets redacted)."""
-    from ._config import ensure_pipeline
+_REDACTOR: list[Any] = []
 
+
+def redact_text(text: str) -> str:
+    """*text* with secrets redacted, as the record path writes it (unless ``redact=False``)."""
+    from ..core.state import get_config
+
+    config = get_config()
+    if config is not None and not config.redact:
+        return text
     try:
-        out = {"event": text}
-        for processor in ensure_pipeline().processors:
-            out = processor(None, "info", out)
+        if not _REDACTOR:
+            from ..core.redact import SecretRedactor
+
+            _REDACTOR.append(SecretRedactor())
+        out = _REDACTOR[0](None, "info", {"event": text})
         return str(out.get("event", text))
     except Exception:  # noqa: BLE001 - a quote is never worth failing the answer
         return text
@@ -218,6 +226,7 @@ def next_step(
     *,
     proposer: Proposer | None = None,
     store: BELogStore | str | os.PathLike[str] | None = None,
+    record: bool = True,
 ) -> NextStep:
     """Step 4 of the loop for *task_name*: the task to run next and how to change it.
 
@@ -230,6 +239,8 @@ def next_step(
             the task in this process. A failing proposer is noted, not raised.
         store: A `BELogStore` or an `open_store` location (default: the
             store in ``log_dir``).
+        record: Write the answer as a ``next_step`` log record (in the
+            current session, if any).
 
     Raises:
         ValueError: *task_name* is empty.
@@ -241,7 +252,8 @@ def next_step(
     if proposer is not None and not callable(proposer):
         msg = f"proposer must be callable(evidence), got {proposer!r}"
         raise TypeError(msg)
-    from ._store import BELogStore, open_store
+    from .store import BELogStore
+    from .stores import open_store
 
     opened = store if isinstance(store, BELogStore) else open_store(store)
     attempts = opened.get_past_attempts(task_name, LOOKBACK)
@@ -253,7 +265,8 @@ def next_step(
         step = _after_success(task_name, attempts, opened)
     if proposer is not None:
         step = _ask(proposer, step, attempts)
-    _record(step)
+    if record:
+        _record(step)
     return step
 
 
@@ -294,6 +307,6 @@ def _ask(proposer: Proposer, step: NextStep, attempts: Sequence[Mapping[str, Any
 
 
 def _record(step: NextStep) -> None:
-    from ._pipeline import emit
+    from ..core.state import emit
 
     emit("next_step", logger="structlog_belog.belog", kind="next_step", **step.to_dict())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from structlog_belog import _belog_watch as watch
+from structlog_belog.memory import watch
 
 BACKENDS = ["scan", *(["inotify"] if sys.platform == "linux" else [])]
 

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from structlog_belog import _belog_score as score
+from structlog_belog.memory import scoring as score
 
 METRICS = {"llm_calls": 1, "tokens": 100, "cost_usd": 0.001, "retries": 0}
 

@@ -41,6 +41,8 @@ __all__ = [
     "FileWatcher",
     "default_roots",
     "display_path",
+    "reset_watcher",
+    "shared_watcher",
 ]
 
 #: Directories at most watched (one inotify watch each).
@@ -48,7 +50,7 @@ MAX_DIRS: Final = 5_000
 #: Entries (files and folders) at most walked when the watch is set up.
 MAX_ENTRIES: Final = 100_000
 #: Files at most snapshot per task by the portable fallback.
-MAX_SCAN_FILES: Final = 10_000
+MAX_SCAN_FILES: Final = 2_000
 #: Folder names never watched: version control, virtualenvs and tool caches.
 SKIP_NAMES: Final = frozenset(
     {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from structlog_belog import _belog_evidence as evidence
+from structlog_belog.memory import evidence
 
 
 def record(task: str, trace: str, **fields: Any) -> dict[str, Any]:

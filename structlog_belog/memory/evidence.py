@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from ._belog_score import TIME_FLOOR_S, baseline
+from .scoring import TIME_FLOOR_S, Baseline, baseline, is_empty_answer
+from .watch import display_path
 
 __all__ = [
     "HTTP_LOGGERS",
@@ -226,8 +227,8 @@ def assess_risk(
 
     Downstream readers of a changed file make it ``medium`` (``high`` when this
     attempt failed); past failures ``low`` (``medium`` when half or more of
-    the last `RECENT` failed); a regression or this attempt's failure ``low``.
-    With history or changed files to judge by and none of these, ``none``.
+    the last `RECENT` failed, at least 2); a regression or this attempt's
+    failure ``low``. With past attempts to judge by and none of these, ``none``.
     """
     levels = ["unknown"]
     reasons: list[str] = []
@@ -244,7 +245,7 @@ def assess_risk(
     recent = list(past[:RECENT])
     failed = [a for a in recent if a.get("success") is not True]
     if failed:
-        levels.append("medium" if 2 * len(failed) >= len(recent) else "low")
+        levels.append("medium" if len(failed) >= 2 and 2 * len(failed) >= len(recent) else "low")
         reasons.append(
             f"{len(failed)} of its last {len(recent)} attempts failed "
             f"(latest {failed[0].get('execution_trace_id')})"
@@ -255,7 +256,7 @@ def assess_risk(
     if regressions:
         levels.append("low")
         reasons += regressions
-    if len(levels) == 1 and (recent or files_changed):
+    if len(levels) == 1 and recent:
         levels.append("none")
         reasons.append(
             f"assessed: no downstream reader of its {len(files_changed)} changed file(s), "
@@ -272,9 +273,11 @@ def _times(value: float) -> str:
     return f"{value:.1f}x"
 
 
-def regressions(record: Mapping[str, Any], past: Sequence[Mapping[str, Any]]) -> list[str]:
+def regressions(
+    record: Mapping[str, Any], past: Sequence[Mapping[str, Any]], base: Baseline | None = None
+) -> list[str]:
     """Figures of *record* at least `REGRESSION_FACTOR` times the median of past successes."""
-    base = baseline(past)
+    base = baseline(past) if base is None else base
     if not base.attempts:
         return []
     out = []
@@ -333,7 +336,8 @@ def derive_suggestions(
     out += _repeated_errors(record, past)
     for path, size in observed.outputs.items():
         if size == 0:
-            out.append(f"output {path} is empty (0 bytes): check what the task wrote")
+            shown = display_path(path)
+            out.append(f"output {shown} is empty (0 bytes): check what the task wrote")
     empty = [c.get("call_id") for c in observed.calls if _empty(c)]
     if empty:
         out.append(
@@ -344,9 +348,7 @@ def derive_suggestions(
 
 
 def _empty(call: Mapping[str, Any]) -> bool:
-    from ._belog_score import _is_empty
-
-    return _is_empty(call)
+    return is_empty_answer(call)
 
 
 def _repeated_errors(record: Mapping[str, Any], past: Sequence[Mapping[str, Any]]) -> list[str]:
