@@ -43,10 +43,37 @@ def client(transport: httpx.BaseTransport | None = None, **fake: Any) -> openai.
     )
 
 
+class Clock:
+    """The task clock, advanced by hand: durations are scripted, never timed."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+_CLOCK: list[Clock] = []
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Replace the task clock (`memory.task._clock`) with a scripted one."""
+    from structlog_belog.memory import task as _task
+
+    fake = Clock()
+    monkeypatch.setattr(_task, "_clock", fake)
+    _CLOCK.append(fake)
+    return fake
+
+
 def attempt(
     name: str = "t", *, model: openai.OpenAI | None = None, sleep: float = 0.0, fail: str = ""
 ) -> dict[str, Any]:
-    """One attempt of task *name* in its own session: an LLM call, a sleep, maybe a failure."""
+    """One attempt of task *name* in its own session: an LLM call, *sleep*, maybe a failure.
+
+    With the `clock` fixture, *sleep* advances the scripted task clock instead.
+    """
     with (
         contextlib.suppress(RuntimeError),
         belog.session("s", package=False),
@@ -54,7 +81,10 @@ def attempt(
     ):
         if model is not None:
             model.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-        time.sleep(sleep)
+        if _CLOCK:
+            _CLOCK[0].now += sleep
+        else:
+            time.sleep(sleep)
         if fail:
             raise RuntimeError(fail)
     assert t.record is not None
@@ -120,10 +150,11 @@ class TestDependencies:
 class TestEfficiencyScore:
     """The score is stable for identical work and low for slow work."""
 
-    def test_twelve_identical_tasks_and_a_slow_one(self, workdir: Path) -> None:
-        """Twelve identical attempts score within 5 points; a 4x slower one below 50."""
+    def test_twelve_identical_tasks_and_a_slow_one(self, workdir: Path, clock: Clock) -> None:
+        """Twelve identical attempts (time jittering ±10%) score within 5 points; 4x slower < 50."""
         model = client()
-        scores = [attempt(model=model, sleep=0.05)["efficiency_score"] for _ in range(12)]
+        jitter = [0.0, 0.1, -0.1, 0.05, -0.05, 0.08, -0.02, 0.1, -0.1, 0.03, 0.0, -0.07]
+        scores = [attempt(model=model, sleep=0.05 * (1 + j))["efficiency_score"] for j in jitter]
         slow = attempt(model=model, sleep=0.2)
         assert max(scores) - min(scores) <= 5, scores
         assert slow["efficiency_score"] < 50
@@ -152,13 +183,13 @@ class TestDerivedSuggestions:
         record = attempt(model=client(fail_first=1, fail_status=500))
         assert 1 == len(suggestions_starting(record, "1 request(s) were retried after errors"))
 
-    def test_slower_than_its_median(self, workdir: Path) -> None:
+    def test_slower_than_its_median(self, workdir: Path, clock: Clock) -> None:
         """Much slower than the median of its past successes: names both times."""
         for _ in range(3):
             attempt(sleep=0.01)
         record = attempt(sleep=0.3)
         (text,) = suggestions_starting(record, "It took")
-        assert "the median" in text
+        assert text.startswith("It took 0.3 s, 30.0x the median 0.01 s")
         assert "of its 3 past successful attempts: find what slowed it down" in text
 
     def test_token_and_cost_growth(self, workdir: Path) -> None:
@@ -268,13 +299,13 @@ class TestRisk:
             "reasons": [f"1 of its last 1 attempts failed (latest {failed['execution_trace_id']})"],
         } == record["potential_breakage_risk"]
 
-    def test_regression(self, workdir: Path) -> None:
+    def test_regression(self, workdir: Path, clock: Clock) -> None:
         """A much slower attempt: low, with the times."""
         for _ in range(3):
             attempt(sleep=0.01)
         risk = attempt(sleep=0.3)["potential_breakage_risk"]
         assert "low" == risk["level"]
-        assert risk["reasons"][0].startswith("took ")
+        assert risk["reasons"][0].startswith("took 0.3 s, 30.0x the median 0.01 s")
 
     def test_assessed_clean_is_none(self, workdir: Path) -> None:
         """History without failure, reader or regression: none, saying what was checked."""
@@ -421,5 +452,6 @@ def _fresh_indexes() -> Iterator[None]:
 
     measure._INDEXES.clear()
     yield
+    _CLOCK.clear()
     recording.close_store()
     measure._INDEXES.clear()

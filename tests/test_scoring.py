@@ -122,3 +122,20 @@ class TestCallMetrics:
             "failed_calls": 0,
             "empty_responses": 0,
         } == score.call_metrics([])
+
+
+class TestTimeBand:
+    """The time band widens with the spread of the task's own past times."""
+
+    def test_steady_history_keeps_the_default_band(self) -> None:
+        """Past times within a few percent: the 25% band."""
+        base = score.baseline([attempt(t) for t in (1.0, 1.02, 0.98, 1.01)])
+        assert score.BANDS["time"] == base.time_band
+
+    def test_jittery_history_widens_it(self) -> None:
+        """Past times varying by ~30%: a 1.5x attempt is within the noise."""
+        past = [attempt(t) for t in (1.0, 1.3, 0.7, 1.35, 0.65)]
+        base = score.baseline(past)
+        assert 0.6 <= base.time_band <= score.MAX_TIME_BAND
+        assert 80.0 == score.efficiency_score(attempt(1.5), past)
+        assert score.efficiency_score(attempt(4.0), past) < 80.0

@@ -37,6 +37,12 @@ BASELINE_SIZE: Final = 20
 WEIGHTS: Final = {"time": 0.6, "tokens": 0.15, "cost": 0.1, "retries": 0.15}
 #: Relative noise band of each figure: a ratio within ``1 ± band`` counts as 1.
 BANDS: Final = {"time": 0.25, "tokens": 0.10, "cost": 0.10, "retries": 0.0}
+#: Past times this varied (median absolute deviation / median, times this
+#: factor) widen the time band: a task whose own history jitters by 20% is not
+#: judged on a 25% band. Needs this many past times; capped at MAX_TIME_BAND.
+SPREAD_FACTOR: Final = 2.0
+MIN_FOR_SPREAD: Final = 3
+MAX_TIME_BAND: Final = 1.0
 #: Differences of wall time below this many seconds are noise, whatever the ratio.
 TIME_FLOOR_S: Final = 0.020
 #: Steepness of the curve: every figure 2x (beyond its band) scores 41.4.
@@ -95,9 +101,12 @@ def is_empty_answer(call: Mapping[str, Any]) -> bool:
 
 class Baseline(dict[str, float]):
     """Median figures of past successful attempts (keys ``time``, ``tokens``, ``cost``,
-    ``retries``; a key is absent when no attempt had it), with how many attempts."""
+    ``retries``; a key is absent when no attempt had it), with how many attempts
+    and the time band: `BANDS` ``time``, widened to twice the relative median
+    absolute deviation of the past times (capped at 1) when they vary more."""
 
     attempts: int = 0
+    time_band: float = 0.0
 
 
 def _figures(record: Mapping[str, Any]) -> dict[str, float]:
@@ -123,10 +132,16 @@ def baseline(past_attempts: Sequence[Mapping[str, Any]]) -> Baseline:
             columns.setdefault(name, []).append(value)
     result = Baseline({name: statistics.median(values) for name, values in columns.items()})
     result.attempts = len(successes)
+    result.time_band = BANDS["time"]
+    times = columns.get("time", [])
+    median = result.get("time")
+    if len(times) >= MIN_FOR_SPREAD and median:
+        spread = statistics.median(abs(t - median) for t in times) / median
+        result.time_band = min(MAX_TIME_BAND, max(BANDS["time"], SPREAD_FACTOR * spread))
     return result
 
 
-def _ratio(name: str, value: float, median: float) -> float | None:
+def _ratio(name: str, value: float, median: float, band: float) -> float | None:
     if name == "retries":
         return (1.0 + value) / (1.0 + median)
     if name == "time" and abs(value - median) <= TIME_FLOOR_S:
@@ -134,7 +149,7 @@ def _ratio(name: str, value: float, median: float) -> float | None:
     if median <= 0:
         return None if value <= 0 else 2.0  # something from nothing: count it as double
     ratio = max(value, 1e-12) / median
-    band = 1.0 + BANDS[name]
+    band = 1.0 + band
     if ratio > band:
         return ratio / band
     if ratio < 1.0 / band:
@@ -142,12 +157,13 @@ def _ratio(name: str, value: float, median: float) -> float | None:
     return 1.0
 
 
-def ratios(record: Mapping[str, Any], base: Mapping[str, float]) -> dict[str, float]:
+def ratios(record: Mapping[str, Any], base: Baseline) -> dict[str, float]:
     """This attempt's figures over the baseline's, after the noise bands."""
     out = {}
     for name, value in _figures(record).items():
         if name in base:
-            ratio = _ratio(name, value, base[name])
+            band = base.time_band if name == "time" else BANDS[name]
+            ratio = _ratio(name, value, base[name], band)
             if ratio is not None:
                 out[name] = ratio
     return out
