@@ -372,6 +372,50 @@ class TestNextStep:
         assert ("read", "continue", "write") == (step.task_name, step.action, step.after)
         assert "reads out.json" in step.reason
 
+    def test_improve_or_done(self, workdir: Path) -> None:
+        """A success with suggestions: improve it; without any: done."""
+        with belog.session("s", package=False), belog.task("t") as t:
+            t.suggest("batch the calls")
+        step = belog.next_step("t")
+        assert ("improve", ("batch the calls",)) == (step.action, step.changes)
+        with belog.session("s", package=False), belog.task("u"):
+            pass
+        assert "done" == belog.next_step("u").action
+
+    def test_continue_with_the_task_that_followed(self, workdir: Path) -> None:
+        """No file links them: the task that ran next in its last run."""
+        with belog.session("s", blueprint_id="bp", package=False):
+            with belog.task("first"):
+                pass
+            with belog.task("second") as second:
+                second.suggest("cache it")
+        step = belog.next_step("first")
+        assert ("second", "continue") == (step.task_name, step.action)
+        assert "followed it in its last run" in step.reason
+        assert ("cache it",) == step.changes
+
+    def test_continue_with_a_failing_downstream_task(self, workdir: Path) -> None:
+        """The downstream task failed last time: its error comes first in the changes."""
+        with belog.session("s", blueprint_id="bp", package=False) as run:
+            with run.task("write"):
+                (workdir / "out.json").write_text("{}")
+                run.add_output(workdir / "out.json")
+            with contextlib.suppress(RuntimeError), run.task("read"):
+                run.add_input(workdir / "out.json")
+                raise RuntimeError("schema mismatch")
+        step = belog.next_step("write")
+        assert "read" == step.task_name
+        assert step.changes[0].startswith("fix the error 'RuntimeError: schema mismatch'")
+
+    def test_quotes_follow_the_redact_setting(self, workdir: Path, tmp_path: Path) -> None:
+        """With redact=False the error is quoted as recorded."""
+        from structlog_belog.memory.next_step import redact_text
+
+        key = "sk-" + "proj-" + "y" * 40
+        assert key not in redact_text(f"key {key}")
+        belog.configure(log_dir=tmp_path / "logs2", console=False, redact=False)
+        assert f"key {key}" == redact_text(f"key {key}")
+
     def test_proposer_answer_is_recorded_and_suggested(self, workdir: Path) -> None:
         """The proposer gets the evidence; its answer is a change, a record, and a suggestion."""
         attempt(fail="index missing")

@@ -158,3 +158,75 @@ class TestDisplayPath:
         monkeypatch.chdir(tmp_path)
         assert os.path.join("a", "b.txt") == watch.display_path(tmp_path / "a" / "b.txt")
         assert "/elsewhere/x" == watch.display_path("/elsewhere/x")
+
+
+class TestBounds:
+    """The caps and failures of the set-up: off, with a reason, never raising."""
+
+    def test_entries_cap(
+        self, tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """More entries than MAX_ENTRIES: not watched."""
+        monkeypatch.setattr(watch, "MAX_ENTRIES", 5)
+        for i in range(10):
+            write(tmp_path / f"f{i}.txt")
+        w = watch.FileWatcher([tmp_path], backend=backend)
+        assert "off" == w.backend
+        assert w.disabled is not None
+
+    def test_without_git_the_ignores_are_unknown(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A .git folder but no git program: the ignore list is empty, nothing fails."""
+        (tmp_path / ".git").mkdir()
+        monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
+        assert set() == watch._git_ignored(tmp_path)
+
+    @pytest.mark.skipif(sys.platform != "linux", reason="inotify is Linux-only")
+    def test_no_inotify_library(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """When libc cannot be loaded the inotify backend is off and says why."""
+        monkeypatch.setattr(watch.ctypes.util, "find_library", lambda _: "libmissing.so.0")
+        w = watch.FileWatcher([tmp_path], backend="inotify")
+        assert "off" == w.backend
+        assert (w.disabled or "").startswith("inotify unavailable")
+
+    def test_repr_and_reset(self, tmp_path: Path) -> None:
+        """repr names backend and roots; reset_watcher forgets the shared one."""
+        shared = watch.shared_watcher([tmp_path], [])
+        assert shared is watch.shared_watcher([tmp_path], [])
+        assert str(tmp_path) in repr(shared)
+        watch.reset_watcher()
+        assert shared is not watch.shared_watcher([tmp_path], [])
+        watch.reset_watcher()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="inotify is Linux-only")
+class TestInotifyEvents:
+    """Kernel events the watcher must survive: a removed folder, an overflow."""
+
+    def test_removed_folder(self, tmp_path: Path) -> None:
+        """Files of a folder removed during the task are changed; its watch is dropped."""
+        write(tmp_path / "sub" / "a.txt")
+        w = watch.FileWatcher([tmp_path], backend="inotify")
+        watched = len(w._wds)
+        token = w.begin()
+        shutil.rmtree(tmp_path / "sub")
+        assert [str(tmp_path / "sub" / "a.txt")] == w.end(token)
+        assert watched - 1 == len(w._wds)
+
+    def test_queue_overflow_is_counted(self, tmp_path: Path) -> None:
+        """An IN_Q_OVERFLOW event is counted, not mistaken for a file."""
+        w = watch.FileWatcher([tmp_path], backend="inotify")
+        w._parse(watch._EVENT.pack(-1, watch._IN_Q_OVERFLOW, 0, 0))
+        assert 1 == w.overflows
+        assert [] == w._events
+
+    def test_new_tree_past_the_cap(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A new folder tree bigger than the watches left: what was seen counts, then overflow."""
+        w = watch.FileWatcher([tmp_path], backend="inotify")
+        monkeypatch.setattr(watch, "MAX_DIRS", len(w._wds) + 1)
+        token = w.begin()
+        (tmp_path / "x" / "y" / "z").mkdir(parents=True)
+        (tmp_path / "x" / "y" / "z" / "f.txt").write_text("1")
+        w.end(token)
+        assert w.overflows >= 1
