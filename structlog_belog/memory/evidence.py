@@ -50,6 +50,7 @@ RECENT: Final = 10
 #: Record fields that name a service or database the task used.
 _SERVICE_KEYS: Final = ("database", "db", "service", "collection", "table", "queue", "bucket")
 _URL_KEYS: Final = ("url", "endpoint", "base_url", "dsn", "database_url")
+_NAMING_KEYS: Final = frozenset((*_SERVICE_KEYS, *_URL_KEYS))
 _URL: Final = re.compile(r"\b([a-z][a-z0-9+.-]*)://([^\s/\"'?#]+)", re.IGNORECASE)
 _CONNECTION: Final = re.compile(r"connection \(\d+\): ([^\s:/]+)(?::(\d+))?", re.IGNORECASE)
 _NUMBER: Final = re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{8,}\b|\d+(?:\.\d+)?", re.IGNORECASE)
@@ -105,6 +106,8 @@ class Observed:
             for host, port in _CONNECTION.findall(text):
                 self.services[f"http:{host.casefold()}{':' + port if port else ''}"] = None
             return
+        if _NAMING_KEYS.isdisjoint(ed):
+            return  # most records name nothing: one pass over their keys
         for key in _SERVICE_KEYS:
             value = ed.get(key)
             if isinstance(value, str) and value and len(value) <= 200:
