@@ -1,115 +1,189 @@
-"""The BELog execution loop, six steps per run, against an offline fake model.
+"""The BELog execution loop, six steps per iteration, against an offline fake model.
 
-1. What was I doing last?                  ``store.last_execution(blueprint_id)``
-2. How did my last attempt go?             ``belog.reflect(task)``: outcome, time, score
-3. What went wrong, what should change?    ``belog.reflect(task)``: problems, suggestions
-4. Do the task, with 1-3 in the prompt     ``belog.task(...)`` around an audited LLM call
-5. Record what happened                    one BELog record, written when the task ends
-6. Revise the blueprint from the evidence  ``belog.generate_blueprint_revision(...)``
+1. Retrieve the last execution             ``store.last_execution(blueprint_id)``
+2. Evaluate it                             ``belog.reflect(task)``: outcome, time, score
+3. Find what went wrong or slow            ``belog.reflect(task)``: problems, suggestions
+4. Propose the next execution step         ``belog.next_step(task, proposer=...)``
+5. Execute it, leaving BELog records       a three-stage pipeline of ``run.task(...)``
+6. Loop: revise the blueprint              ``belog.generate_blueprint_revision(...)``
 
-The model is structlog-belog's offline fake (no network, no API key): the
-first three runs succeed (the third one slowly), the last two meet a server
-error, so step 6 has a recurring error, a time regression, a falling success
-rate and a repeated suggestion to report, each citing its trace IDs.
+The pipeline prepares a template (and an index), generates a supertask with
+an audited LLM call, and validates it. Iteration 2 forgets the index, so
+validation fails with ``RuntimeError: index missing``; step 4 of iteration 3
+reads that from the records and the pipeline applies the fix. Iteration 3 also
+meets two rate-limited requests. Nothing in a record is filled by hand: files,
+dependencies, connections, risk, cross-checks, suggestions and the score are
+measured.
 
-Run: python examples/momentum_loop.py [--out FOLDER] [--runs N]
+The model is structlog-belog's offline fake (no network, no API key).
+
+Run: python examples/momentum_loop.py [--out FOLDER] [--iterations N] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import sys
 import tempfile
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import openai
 
 import structlog_belog as belog
 from structlog_belog.audit.fake_llm import FakeLLM, fake_openai_client
 
 BLUEPRINT = "bp_supertask"
-TASK = "Generate beginner supertask"
+PREPARE = "Prepare content"
+GENERATE = "Generate beginner supertask"
+VALIDATE = "Validate supertask"
+#: The iteration whose preparation forgets the index, and the one rate-limited.
+FORGETS_INDEX, RATE_LIMITED = 2, 3
+
+log = logging.getLogger("momentum.pipeline")
 
 
-def fake_model_for(run: int) -> FakeLLM:
-    """The fake model's behaviour in run *run*: slow in run 2, failing from run 3 on."""
-    if run >= 3:
-        return FakeLLM(fail_first=10, fail_status=500)
-    return FakeLLM(latency=0.3 if run == 2 else 0.01)
+def fake_model_for(iteration: int) -> FakeLLM:
+    """The fake model of *iteration*: two 429 answers before success in RATE_LIMITED."""
+    if iteration == RATE_LIMITED:
+        return FakeLLM(fail_first=2, fail_status=429)
+    return FakeLLM()
 
 
-def one_run(run: int, store: Any) -> None:
-    """Steps 1-5 for one run of the blueprint."""
+def execute(
+    iteration: int, step: belog.NextStep | None, lessons: str, version: str | None
+) -> dict[str, Any]:
+    """Step 5: the pipeline, one BELog record per task; returns the generation's record.
+
+    *version* is the blueprint version to run, or None for the latest one known.
+    """
     client = belog.instrument_openai(
-        fake_openai_client(transport=fake_model_for(run), max_retries=0)
+        fake_openai_client(transport=fake_model_for(iteration), max_retries=3)
     )
+    work = Path("work")
+    raw = work / "01_raw" / "content.md"
+    template = work / "02_preprocessed" / "template.json"
+    index = work / "02_preprocessed" / "index.json"
+    output = work / "03_output" / "beginner.json"
+    fix_index = step is not None and any("index missing" in c for c in step.changes)
     with belog.session(
         "momentum",
         execution_context="Generate supertasks from Naval content",
         blueprint_id=BLUEPRINT,
-        blueprint_version=f"v1.{run}",
-    ):
-        # Steps 1-3: what was done last, how it went, what to change.
-        last = store.last_execution(BLUEPRINT)
-        print(f"\n=== run {run} ===")
-        print("1. last:", "nothing yet" if last is None else last["task_name"])
-        lessons = belog.reflect(TASK, store)
-        print("2-3.", lessons.replace("\n", "\n     "))
+        blueprint_version=version,  # None: the session uses (and records) the latest known
+    ) as run:
+        with run.stage("preprocessing"), run.task(PREPARE, expected_outcome="a template") as t:
+            run.add_input(raw)
+            template.parent.mkdir(parents=True, exist_ok=True)
+            template.write_text(json.dumps({"sections": raw.read_text().split("\n\n")}))
+            run.add_output(template)
+            if iteration != FORGETS_INDEX or fix_index:
+                index.write_text(json.dumps({"levels": ["beginner"]}))
+            elif index.exists():
+                index.unlink()
+            if fix_index:
+                t.suggest("Always rebuild the index with the template (fixed 'index missing')")
 
-        # Steps 4-5: the task itself; its BELog record is written when it ends.
-        try:
-            with belog.task(TASK, expected_outcome="a supertask as JSON") as task:
+        with (
+            run.stage("generation"),
+            run.task(GENERATE, expected_outcome="a supertask as JSON") as t,
+        ):
+            run.add_input(template)
+            messages = [
+                {"role": "system", "content": f"Lessons from earlier runs:\n{lessons}"},
+                {"role": "user", "content": "Write one beginner supertask."},
+            ]
+            reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+            text = reply.choices[0].message.content or ""
+            try:
+                json.loads(text)
+            except ValueError:
+                log.exception("reply_not_json: the model answered prose; asking again for JSON")
                 reply = client.chat.completions.create(
-                    model="gpt-4o-mini",
-                    messages=[
-                        {"role": "system", "content": f"Lessons from earlier runs:\n{lessons}"},
-                        {"role": "user", "content": "Write one beginner supertask."},
-                    ],
+                    model="gpt-4o-mini", messages=messages, response_format={"type": "json_object"}
                 )
-                task.suggest("Cache the template analysis between supertasks")
-                if run == 2:
-                    task.cross_check("difficulty labels of slow generations")
-                print("4. model said:", reply.choices[0].message.content)
-        except openai.APIError as exc:
-            print(f"4. the call failed: {type(exc).__name__}")
-        record = task.record or {}
-        print(
-            f"5. recorded {record.get('execution_trace_id')}: success={record.get('success')}, "
-            f"{record.get('execution_time', 0):.2f} s, efficiency {record.get('efficiency_score')}"
-        )
+                text = reply.choices[0].message.content or ""
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text)
+            run.add_output(output)
+            t.suggest("Ask for JSON (response_format) on the first call")
+        generated = t.record
+
+        try:
+            with run.stage("validation"), run.task(VALIDATE, expected_outcome="a valid supertask"):
+                validate(run, output, index)
+        except RuntimeError as exc:
+            print(f"5. validation failed: {exc}", file=sys.stderr)
+    return generated or {}
 
 
-def llm_proposer(records: Sequence[Mapping[str, Any]], items: Sequence[Any]) -> list[str]:
-    """A proposer that asks the (fake, audited) model for one more revision."""
+def validate(run: belog.Run, output: Path, index: Path) -> None:
+    """The validation stage: the supertask parses and the index exists."""
+    run.add_input(output)
+    json.loads(output.read_text())
+    if not index.exists():
+        raise RuntimeError("index missing")
+    run.add_input(index)
+
+
+def llm_proposer(evidence: Any) -> str:
+    """An LLM (the fake, audited) asked for one more change, given the evidence."""
     client = belog.instrument_openai(fake_openai_client())
-    summary = "\n".join(f"- {item.title}" for item in items)
     reply = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[
-            {"role": "user", "content": f"Given these findings, propose one fix:\n{summary}"}
+            {"role": "user", "content": f"Propose one change:\n{json.dumps(evidence)[:4000]}"}
         ],
     )
-    return [f"Model's proposal: {reply.choices[0].message.content}"]
+    return reply.choices[0].message.content or ""
 
 
 def main() -> None:
-    """Run the loop `--runs` times, then step 6."""
+    """Run the loop `--iterations` times; print the last generation's BELog record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="folder for logs/ and packages/ (default: temp)")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, help="working folder (default: a temporary one)")
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--json", action="store_true", help="print only the last record, as JSON")
     args = parser.parse_args()
-    out = args.out or Path(tempfile.mkdtemp(prefix="momentum_"))
-    belog.configure(log_dir=out / "logs", package_dir=out / "packages", console=False)
+    out = (args.out or Path(tempfile.mkdtemp(prefix="momentum_"))).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    os.chdir(out)  # the working directory is what each task's files_changed watches
+    raw = Path("work/01_raw/content.md")
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text("# Naval\n\nSeek wealth, not money or status.\n\nLearn to sell, learn to build.")
+    belog.configure(log_dir="logs", package_dir="packages", console=False)
+    say = (lambda *_: None) if args.json else print
     store = belog.open_store()
 
-    for run in range(args.runs):
-        one_run(run, store)
+    record: dict[str, Any] = {}
+    version: str | None = "v1.0"
+    for iteration in range(args.iterations):
+        say(f"\n=== iteration {iteration} ===")
+        last = store.last_execution(BLUEPRINT)  # 1
+        say("1. last:", "nothing yet" if last is None else f"{last['task_name']!r}")
+        step = None
+        lessons = "none yet"
+        if last is not None:
+            lessons = belog.reflect(last["task_name"], store)  # 2, 3
+            say("2-3.", lessons.replace("\n", "\n     "))
+            failed = store.get_past_attempts(VALIDATE, 1)
+            focus = VALIDATE if failed and not failed[0]["success"] else last["task_name"]
+            step = belog.next_step(focus, proposer=llm_proposer, store=store)  # 4
+            say("4.", step.to_text().replace("\n", "\n   "))
+        fixing = step is not None and step.action == "fix"
+        # A fix is a new version of the blueprint: the one the last revision proposed.
+        record = execute(iteration, step, lessons, version if fixing or iteration == 0 else None)
+        say(f"5. recorded {record['execution_trace_id']}: score {record['efficiency_score']}")
+        revision = belog.generate_blueprint_revision(BLUEPRINT, store)  # 6
+        version = revision.proposed_version
+        say("6.", revision.to_markdown().replace("\n", "\n   "))
 
-    # Step 6: revise the blueprint from the evidence of every run.
-    revision = belog.generate_blueprint_revision(BLUEPRINT, store, proposer=llm_proposer)
-    print("\n6.", revision.to_markdown())
-    print(f"written to {revision.path}")
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print("\n=== the BELog record of the last generation ===")
+        print(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ from .core.context import bind, bound, current_session
 from .core.session import Run, Stage, new_session_id, session
 from .core.threads import ThreadPoolExecutor, propagate, session_env
 from .core.version import VERSION
+from .memory.next_step import NextStep, next_step
 from .memory.stores import open_store
-from .memory.task import task
+from .memory.task import get_latest_blueprint_version, task
 from .package.packager import package
 from .package.reader import Package, iter_records, read_package
 
@@ -43,6 +44,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Config",
+    "NextStep",
     "Package",
     "Run",
     "Stage",
@@ -55,10 +57,12 @@ __all__ = [
     "current_session",
     "generate_blueprint_revision",
     "get_config",
+    "get_latest_blueprint_version",
     "instrument_openai",
     "iter_records",
     "last_call",
     "new_session_id",
+    "next_step",
     "open_store",
     "package",
     "propagate",

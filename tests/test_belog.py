@@ -21,6 +21,8 @@ import structlog_belog as belog
 from structlog_belog.core import context as _context
 from structlog_belog.core.config import Config
 from structlog_belog.memory import changes as _changes
+from structlog_belog.memory import recording as _recording
+from structlog_belog.memory import scoring as _scoring
 from structlog_belog.memory import task as _belog
 from structlog_belog.memory.store import DEFAULT_FILENAME
 from structlog_belog.memory.stores import open_store
@@ -211,7 +213,7 @@ class TestTask:
         assert ["parse"] == [r.get("task") for r in lines if r["event"] == "inside"]
 
     def test_exception_fails_the_task_and_propagates(self, belog_config: Config) -> None:
-        """An exception marks the record failed (score 0), is recorded, and still propagates."""
+        """An exception marks the record failed (success: false), is recorded, and propagates."""
         with (
             pytest.raises(ValueError, match="boom"),
             belog.session("s", package=False) as run,
@@ -220,7 +222,7 @@ class TestTask:
             raise ValueError("boom")
 
         (line,) = belog_lines(run)
-        assert (False, 0.0) == (line["success"], line["efficiency_score"])
+        assert (False, 80.0) == (line["success"], line["efficiency_score"])  # a first attempt
         assert ["ValueError: boom"] == line["errors_encountered"]
 
     def test_error_records_collected_once(self, belog_config: Config) -> None:
@@ -416,15 +418,15 @@ class TestEfficiencyScore:
     def test_sequence_first_faster_slower_failed_ties(
         self, belog_config: Config, clock: Clock
     ) -> None:
-        """first=100, faster=100, slower=0, failed=0, a tie=50, between=75."""
-        scores = []
+        """first=80, like the median=80, faster>80, 4x slower<50, a failure success: false."""
+        records = []
         plan: list[tuple[float, bool]] = [
             (1.0, True),
+            (1.0, True),
             (0.5, True),
-            (2.0, True),
+            (4.0, True),
             (0.1, False),
             (1.0, True),
-            (0.75, True),
         ]
         with belog.session("s", package=False):
             for seconds, ok in plan:
@@ -432,9 +434,14 @@ class TestEfficiencyScore:
                     clock.run(seconds)
                     fail(ok)
                 assert t.record is not None
-                scores.append(t.record["efficiency_score"])
+                records.append(t.record)
+        scores = [r["efficiency_score"] for r in records]
 
-        assert [100.0, 100.0, 0.0, 0.0, 50.0, 75.0] == scores
+        assert [80.0, 80.0] == scores[:2]
+        assert 80.0 < scores[2] < 100.0
+        assert scores[3] < 50.0
+        assert [True, True, True, True, False, True] == [r["success"] for r in records]
+        assert 80.0 == scores[5]  # the median of the successes is 1.0 s
 
     def test_previous_attempts_are_earlier_trace_ids(
         self, belog_config: Config, clock: Clock
@@ -456,15 +463,19 @@ class TestEfficiencyScore:
     def test_history_limits_the_comparison(self, belog_config: Config, clock: Clock) -> None:
         """history=N scores against the N most recent attempts only."""
         with belog.session("s", package=False):
-            for seconds in (5.0, 1.0, 1.0):
-                with belog.task("t") as t:
+            for seconds in (4.0, 4.0, 4.0, 1.0, 1.0):
+                with belog.task("t"):
                     clock.run(seconds)
-            with belog.task("t", history=2) as t:
+            with belog.task("t", history=2) as short:
                 clock.run(2.0)
 
-        assert t.record is not None
-        assert 2 == len(t.record["previous_attempts"])
-        assert 0.0 == t.record["efficiency_score"]
+        assert short.record is not None
+        assert 2 == len(short.record["previous_attempts"])
+        # Twice the median of the last two (1 s); against all five (median 4 s) it is faster.
+        everything = open_store().get_past_attempts("t", 10)[1:]
+        assert 5 == len(everything)
+        against_all = _scoring.efficiency_score(short.record, everything)
+        assert short.record["efficiency_score"] < 80.0 < against_all
 
     def test_custom_scorer(self, belog_config: Config, clock: Clock) -> None:
         """scorer= replaces the percentile score and sees the past attempts."""
@@ -492,13 +503,13 @@ class TestEfficiencyScore:
             with belog.task("t", scorer=lambda *_: 250.0) as b:
                 pass
 
-        assert 100.0 == a.record["efficiency_score"]  # type: ignore[index]
-        assert b.record["efficiency_score"] in (0.0, 50.0, 100.0)  # type: ignore[index]
+        assert 80.0 == a.record["efficiency_score"]  # type: ignore[index]
+        assert 80.0 == b.record["efficiency_score"]  # type: ignore[index]
         assert failures["scorer"] + 2 == _belog.failure_counts()["scorer"]
 
 
 class TestPercentileScore:
-    """The default scorer as a pure function."""
+    """The earlier default scorer, kept for custom scorers, as a pure function."""
 
     def test_examples(self) -> None:
         """Failures 0, first 100, ties count half."""
@@ -627,7 +638,8 @@ class TestIndexing:
         assert ["t"] == [r["task_name"] for r in belog_lines(run)]
         counts = _belog.failure_counts()
         assert failures["index"] + 1 == counts["index"]
-        assert failures["history"] + 1 == counts["history"]
+        # Two reads failed: the past attempts, and the files other tasks read and wrote.
+        assert failures["history"] + 2 == counts["history"]
 
     def test_four_processes_lose_nothing(
         self, belog_config: Config, subprocess_env: dict[str, str]
@@ -699,7 +711,9 @@ class TestIndexedCopy:
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
             )
 
-        assert ["openai:gpt-4o-mini"] == t.record["dependencies_affected"]  # type: ignore[index]
+        assert ["openai:gpt-4o-mini", "http:fake-llm.invalid"] == t.record[  # type: ignore[index]
+            "dependencies_affected"
+        ]
 
 
 class TestTaskEdges:
@@ -737,13 +751,13 @@ class TestTaskEdges:
         ]
 
     def test_history_zero_reads_nothing(self, belog_config: Config) -> None:
-        """history=0 scores as a first attempt without reading the store."""
+        """history=0 scores as a first attempt (80) without reading the store."""
         with belog.task("t"):
             pass
         with belog.task("t", history=0) as t:
             pass
 
-        assert ([], 100.0) == (t.record["previous_attempts"], t.record["efficiency_score"])  # type: ignore[index]
+        assert ([], 80.0) == (t.record["previous_attempts"], t.record["efficiency_score"])  # type: ignore[index]
 
     def test_record_failure_is_counted(
         self,
@@ -773,7 +787,7 @@ class TestTaskEdges:
         """close_store is idempotent."""
         _belog.close_store()
         _belog.close_store()
-        assert _belog._DEFAULT_STORE is None
+        assert _recording._DEFAULT_STORE is None
 
     def test_secrets_are_redacted_in_file_and_index(self, belog_config: Config) -> None:
         """An API key in a task's fields reaches neither belog.jsonl nor the index file."""

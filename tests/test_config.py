@@ -570,3 +570,32 @@ class TestAppLogging:
 
         assert wrapper is _config._basic_config
         assert [devnull] == [getattr(h, "stream", None) for h in added]
+
+
+class TestWatchOption:
+    """configure(watch=...) and $BELOG_WATCH: the roots BELog tasks watch."""
+
+    def test_values(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """None/True: the working directory; False: none; a folder or folders: those."""
+        monkeypatch.delenv("BELOG_WATCH", raising=False)
+        logs = tmp_path / "logs"
+        assert belog.configure(log_dir=logs, console=False).watch is None
+        assert belog.configure(log_dir=logs, console=False, watch=True).watch is None
+        assert () == belog.configure(log_dir=logs, console=False, watch=False).watch
+        assert (tmp_path,) == belog.configure(log_dir=logs, console=False, watch=tmp_path).watch
+        both = belog.configure(log_dir=logs, console=False, watch=[tmp_path, str(logs)]).watch
+        assert (tmp_path, logs) == both
+
+    def test_environment(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """$BELOG_WATCH=0 turns it off; a path list sets the roots; an argument wins."""
+        logs = tmp_path / "logs"
+        monkeypatch.setenv("BELOG_WATCH", "0")
+        assert () == belog.configure(log_dir=logs, console=False).watch
+        monkeypatch.setenv("BELOG_WATCH", os.pathsep.join([str(tmp_path), str(logs)]))
+        assert (tmp_path, logs) == belog.configure(log_dir=logs, console=False).watch
+        assert () == belog.configure(log_dir=logs, console=False, watch=False).watch
+
+    def test_bad_value_names_the_argument(self) -> None:
+        """A number is a TypeError naming watch."""
+        with pytest.raises(TypeError, match="watch must be a bool, a folder or a list"):
+            belog.configure(watch=[1, 2])  # type: ignore[list-item]

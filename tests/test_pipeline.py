@@ -51,6 +51,9 @@ class _Observer:
     def note_call(self, record: Any) -> None:
         """Unused here."""
 
+    def note_record(self, event_dict: Any) -> None:
+        """Unused here."""
+
 
 class TestRecordFields:
     def test_structlog_record(self, belog_config: _config.Config) -> None:

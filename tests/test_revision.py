@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -295,34 +294,3 @@ class TestReflect:
             "Cross-checks requested:",
             "- field names",
         ]
-
-
-class TestMomentumLoopExample:
-    """examples/momentum_loop.py runs the six steps offline."""
-
-    def test_runs_and_proposes_with_evidence(
-        self, tmp_path: Path, subprocess_env: dict[str, str], python: str
-    ) -> None:
-        """The example ends with a proposal citing the failed runs' trace IDs."""
-        example = Path(__file__).resolve().parents[1] / "examples" / "momentum_loop.py"
-
-        out = subprocess.run(
-            [python, str(example), "--out", str(tmp_path)],
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=240,
-        ).stdout
-
-        store = open_store(tmp_path / "logs" / "belog_index.sqlite3")
-        failed = [
-            r["execution_trace_id"]
-            for r in store.get_past_attempts("Generate beginner supertask")
-            if not r["success"]
-        ]
-        assert 2 == len(failed)
-        assert all(f"`{trace}`" in out for trace in failed)
-        for heading in ("Recurring errors", "Time regressions", "Falling success rates"):
-            assert f"## {heading}" in out
-        assert 1 == len(list((tmp_path / "logs" / "revisions").glob("*.json")))

@@ -42,7 +42,6 @@ _LEVEL_STYLE: Final = {
     "error": "bold red",
     "critical": "bold white on red",
 }
-_STATUS_STYLE: Final = {"ok": "green", "failed": "red", "running": "cyan", "crashed": "bold red"}
 _FOLLOW_READ: Final = 16 * 1024 * 1024
 _STATUS_STYLE: Final = {
     "ok": "green",

@@ -1,4 +1,4 @@
-"""``belog last|attempts|revise|reindex``: the BELog memory on the command line."""
+"""``belog last|attempts|next|revise|reindex``: the BELog memory on the command line."""
 
 from __future__ import annotations
 
@@ -83,6 +83,17 @@ def _last(args: argparse.Namespace) -> int:
         _dump(record)
     else:
         write_text(reflect(record["task_name"], store) + "\n")
+    return 0
+
+
+def _next(args: argparse.Namespace) -> int:
+    from ..memory.next_step import next_step
+
+    step = next_step(args.task, store=_open(args), record=False)
+    if args.json:
+        _dump(step.to_dict())
+    else:
+        sys.stdout.write(step.to_text() + "\n")
     return 0
 
 
@@ -179,7 +190,7 @@ def _run(handler: Any) -> Any:
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``last``, ``attempts``, ``revise`` and ``reindex`` on the ``belog`` CLI.
+    """Register ``last``, ``attempts``, ``next``, ``revise`` and ``reindex`` on the ``belog`` CLI.
 
     Each sub-command stores its handler as ``func`` (``func(args) -> exit code``).
     """
@@ -203,6 +214,17 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     attempts.add_argument("--json", action="store_true", help="print the records as JSON")
     _common(attempts)
     attempts.set_defaults(func=_run(_attempts))
+
+    nxt = subparsers.add_parser(
+        "next",
+        help="the next step of the loop for a task: what to run and how to change it",
+        description="Answer step 4 of the BELog loop for TASK from its records: the task to "
+        "run next and how to change it, each change with its evidence.",
+    )
+    nxt.add_argument("task", metavar="TASK", help="task name")
+    nxt.add_argument("--json", action="store_true", help="print the step as JSON")
+    _common(nxt)
+    nxt.set_defaults(func=_run(_next))
 
     revise = subparsers.add_parser(
         "revise",

@@ -7,7 +7,7 @@ import os
 import re
 import sys
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -98,6 +98,26 @@ def _resolve_level(level: str | int | None) -> str:
     raise ValueError(msg)
 
 
+def _resolve_watch(
+    value: bool | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
+) -> tuple[Path, ...] | None:
+    arg = "watch"
+    if value is None and os.environ.get("BELOG_WATCH"):
+        env = os.environ["BELOG_WATCH"]
+        arg = "watch (from $BELOG_WATCH)"
+        off = env.strip().lower() in {"0", "off", "false", "no"}
+        value = False if off else env.split(os.pathsep)
+    if value is None or value is True:
+        return None
+    if value is False:
+        return ()
+    items = [value] if isinstance(value, str | os.PathLike) else value
+    if not isinstance(items, Sequence) or not all(isinstance(v, str | os.PathLike) for v in items):
+        msg = f"{arg} must be a bool, a folder or a list of folders, got {value!r}"
+        raise TypeError(msg)
+    return tuple(Path(v).expanduser().absolute() for v in items if os.fspath(v))
+
+
 def configure(
     log_dir: str | os.PathLike[str] | None = None,
     level: str | int | None = None,
@@ -114,6 +134,7 @@ def configure(
     handle_signals: bool = True,
     instrument_openai: bool | None = None,
     store: str | os.PathLike[str] | None = None,
+    watch: bool | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
 ) -> Config:
     """Set up structlog-belog; safe to call again (it reconfigures).
 
@@ -168,6 +189,11 @@ def configure(
             shared by many workers (the records stay in each session's
             ``belog.jsonl`` too), ``"chroma:PATH"`` or a SQLite file. Default:
             ``$BELOG_STORE``, else the SQLite index in ``log_dir``.
+        watch: Folders whose created, modified and deleted files each BELog
+            task records in ``files_changed``. ``None``/``True``: the working
+            directory (default; ``$BELOG_WATCH`` overrides: ``0`` for none, or
+            folders separated by ``os.pathsep``); ``False``: none. Bounded:
+            see docs/belog.md.
 
     Returns:
         The active `Config`.
@@ -210,6 +236,7 @@ def configure(
         handle_signals=bool(handle_signals),
         instrument_openai=instrument,
         store=_resolve_store(store),
+        watch=_resolve_watch(watch),
     )
     hooks.configure_openai(instrument)
     with _STATE.lock:

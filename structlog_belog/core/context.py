@@ -65,6 +65,9 @@ class TaskObserver(Protocol):
     def note_call(self, record: Mapping[str, Any]) -> None:
         """Called with every audited LLM call made inside the task."""
 
+    def note_record(self, event_dict: Mapping[str, Any]) -> None:
+        """Called with every record logged inside the task (hosts, services, files named)."""
+
 
 class OutputBlock(Protocol):
     """An open ``run.producing(path)`` block (`core.producing.Producing`)."""

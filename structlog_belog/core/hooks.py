@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 # The session (`core.session.Run`) imports this module: typed `Any` here.
 Run: TypeAlias = Any
 
-__all__ = ["configure_openai", "finalize_run", "make_task", "register"]
+__all__ = ["configure_openai", "finalize_run", "latest_version", "make_task", "register"]
 
 _finalize_run: Callable[[Run], Path | None] | None = None
 _make_task: Callable[..., Any] | None = None
 _configure_openai: Callable[[bool], None] | None = None
+_latest_version: Callable[[str], str | None] | None = None
 
 
 def register(
@@ -32,15 +33,18 @@ def register(
     finalize_run: Callable[[Run], Path | None] | None = None,
     make_task: Callable[..., Any] | None = None,
     configure_openai: Callable[[bool], None] | None = None,
+    latest_version: Callable[[str], str | None] | None = None,
 ) -> None:
     """Register the higher layers' implementations (each layer passes its own)."""
-    global _finalize_run, _make_task, _configure_openai  # noqa: PLW0603 - set once, at import
+    global _finalize_run, _make_task, _configure_openai, _latest_version  # noqa: PLW0603 - set once, at import
     if finalize_run is not None:
         _finalize_run = finalize_run
     if make_task is not None:
         _make_task = make_task
     if configure_openai is not None:
         _configure_openai = configure_openai
+    if latest_version is not None:
+        _latest_version = latest_version
 
 
 def _missing(name: str, layer: str) -> RuntimeError:
@@ -52,6 +56,15 @@ def finalize_run(run: Run) -> Path | None:
     if _finalize_run is None:
         raise _missing("finalizing a session", "package")
     return _finalize_run(run)
+
+
+def latest_version(blueprint_id: str) -> str | None:
+    """The latest known version of *blueprint_id* (the ``memory`` layer's), or None.
+
+    None too while no memory layer is registered: a session then simply has
+    no version, as it had before.
+    """
+    return None if _latest_version is None else _latest_version(blueprint_id)
 
 
 def make_task(name: str, **fields: Any) -> Any:

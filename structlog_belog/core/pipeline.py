@@ -284,8 +284,10 @@ class Pipeline:
             if trace_fields is not None:
                 trace_fields(ed, session)
             task = ctx.task
-            if task is not None and level in _ERROR_LEVELS:
-                task.note_error(ed)
+            if task is not None:
+                if level in _ERROR_LEVELS:
+                    task.note_error(ed)
+                task.note_record(ed)
             line = render_jsonl(None, level, ed)
             # Rendered again only when a value was cut: a line long only
             # because it holds many short values is written as it is.

@@ -209,6 +209,11 @@ class Run:
             # the folder on every write and counts the records it drops.
             pass
         self.started_at = time.time()
+        version: dict[str, Any] = {}
+        if self.blueprint_id is not None and self.blueprint_version is None:
+            self.blueprint_version = _hooks.latest_version(self.blueprint_id)
+            if self.blueprint_version is not None:
+                version["blueprint_version_source"] = "latest_known"
         if self._finish is False:
             _resume.open_session(self)
         self._t0 = time.perf_counter()
@@ -221,6 +226,7 @@ class Run:
             execution_context=self.execution_context,
             blueprint_id=self.blueprint_id,
             blueprint_version=self.blueprint_version,
+            **version,
             parent_session_id=self.parent_id,
             host=platform.node(),
             python=platform.python_version(),
@@ -592,7 +598,10 @@ def session(
         title: What the run is; also names its package folder.
         execution_context: Free text: what the run is for (BELog field).
         blueprint_id: The blueprint the run executes (BELog field).
-        blueprint_version: Its version (BELog field).
+        blueprint_version: Its version (BELog field). Default, when
+            *blueprint_id* is given: the latest version of it in the BELog
+            store (`get_latest_blueprint_version`), recorded in
+            ``session_start`` with ``blueprint_version_source: "latest_known"``.
         package_dir: Where the package goes (default: the configured one).
         compress: zstd-compress the packaged logs (default: configured).
         package: Build a package when the run ends.

@@ -31,6 +31,9 @@ class Config:
     instrument_openai: bool = False
     #: Where sessions index their BELog records (``BELOG_STORE``); None: ``log_dir``'s SQLite.
     store: str | None = None
+    #: Folders whose changed files BELog tasks record: None means the working
+    #: directory (see `configure`'s *watch*), ``()`` means none.
+    watch: tuple[Path, ...] | None = None
 
     @property
     def level_no(self) -> int:

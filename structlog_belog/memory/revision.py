@@ -23,6 +23,8 @@ from typing import Any
 import orjson
 
 from ..core.safe_io import replace_file
+from .next_step import redact_text
+from .scoring import TIME_FLOOR_S
 from .store import BELogStore, default_log_dir
 from .stores import open_store
 
@@ -44,6 +46,7 @@ MIN_ATTEMPTS_FOR_RATE = 4
 
 #: Item kinds, in the order a proposal lists them, with their section titles.
 KINDS: Mapping[str, str] = {
+    "failed_attempt": "Failing tasks",
     "recurring_error": "Recurring errors",
     "time_regression": "Time regressions",
     "falling_success_rate": "Falling success rates",
@@ -67,6 +70,9 @@ class RevisionItem:
         detail: The numbers behind it.
         task_name: The task it concerns, or None for the whole blueprint.
         evidence: Execution trace IDs of the records it cites.
+        runs: Session IDs of the runs those records came from.
+        failing_tasks: The tasks among them whose attempts failed.
+        errors: The errors those records quote (redacted as the logs are).
     """
 
     kind: str
@@ -74,6 +80,9 @@ class RevisionItem:
     detail: str = ""
     task_name: str | None = None
     evidence: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()
+    failing_tasks: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The item as JSON-ready data."""
@@ -83,6 +92,9 @@ class RevisionItem:
             "detail": self.detail,
             "task_name": self.task_name,
             "evidence": list(self.evidence),
+            "runs": list(self.runs),
+            "failing_tasks": list(self.failing_tasks),
+            "errors": list(self.errors),
         }
 
 
@@ -157,6 +169,11 @@ class BlueprintRevision:
                 lines.append(f"- **{item.title}**{task}")
                 if item.detail:
                     lines.append(f"  {item.detail}")
+                lines += [f"  > {error}" for error in item.errors]
+                if item.failing_tasks:
+                    lines.append("  Failing: " + ", ".join(f"*{t}*" for t in item.failing_tasks))
+                if item.runs:
+                    lines.append("  Runs: " + ", ".join(f"`{r}`" for r in item.runs))
                 if item.evidence:
                     lines.append("  Evidence: " + ", ".join(f"`{t}`" for t in item.evidence))
         if self.notes:
@@ -244,7 +261,7 @@ def _regressions(tasks: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Revis
         *earlier, latest = timed
         median = statistics.median(float(a["execution_time"]) for a in earlier)
         took = float(latest["execution_time"])
-        if median > 0 and took >= REGRESSION_FACTOR * median:
+        if median > 0 and took >= REGRESSION_FACTOR * median and took - median > TIME_FLOOR_S:
             items.append(
                 RevisionItem(
                     "time_regression",
@@ -344,6 +361,43 @@ def _flags(records: Sequence[Mapping[str, Any]]) -> list[RevisionItem]:
     return items
 
 
+def _cite(item: RevisionItem, by_trace: Mapping[str, Mapping[str, Any]]) -> RevisionItem:
+    """*item* naming the runs, failing tasks and (redacted) errors of its evidence records."""
+    cited = [by_trace[t] for t in item.evidence if t in by_trace]
+    failed = [r for r in cited if r.get("success") is not True]
+    errors = (redact_text(e) for r in cited for e in _texts(r, "errors_encountered"))
+    return replace(
+        item,
+        runs=item.runs or tuple(dict.fromkeys(_run_of(r) for r in cited)),
+        failing_tasks=item.failing_tasks
+        or tuple(dict.fromkeys(str(r.get("task_name")) for r in failed)),
+        errors=item.errors or tuple(dict.fromkeys(errors)),
+    )
+
+
+def _failures(tasks: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[RevisionItem]:
+    """A task whose latest attempt failed, quoting what failed."""
+    items = []
+    for name, attempts in tasks.items():
+        latest = attempts[-1]
+        if latest.get("success") is True:
+            continue
+        errors = _texts(latest, "errors_encountered")
+        failed = [a for a in attempts if a.get("success") is not True]
+        quoted = "; ".join(repr(e) for e in errors) or "no error was recorded"
+        items.append(
+            RevisionItem(
+                "failed_attempt",
+                f"Fix {name!r}: its latest attempt failed",
+                f"latest attempt {_trace(latest)} failed with {quoted}; "
+                f"{len(failed)} of its {len(attempts)} attempts failed",
+                name,
+                (_trace(latest), *(_trace(a) for a in reversed(failed[:-1]))),
+            )
+        )
+    return items
+
+
 def _from_proposer(value: RevisionItem | Mapping[str, Any] | str) -> RevisionItem:
     if isinstance(value, RevisionItem):
         return replace(value, kind="proposed", evidence=tuple(value.evidence))
@@ -401,6 +455,7 @@ def generate_blueprint_revision(
     records = _as_store(store).get_blueprint_records(blueprint_id)
     tasks = _by_task(records)
     items = [
+        *_failures(tasks),
         *_errors(records),
         *_regressions(tasks),
         *_success_rates(tasks),
@@ -415,6 +470,8 @@ def generate_blueprint_revision(
             notes.append(f"proposer failed: {type(exc).__name__}: {exc}")
     from .store import latest_version
 
+    by_trace = {_trace(r): r for r in records}
+    items = [_cite(item, by_trace) for item in items]
     version = latest_version({r.get("blueprint_version") for r in records})
     order = list(KINDS)
     revision = BlueprintRevision(

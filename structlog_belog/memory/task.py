@@ -16,7 +16,6 @@ import inspect
 import os
 import secrets
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -29,10 +28,22 @@ from ..core import context as _context
 from ..core import hooks as _hooks
 from ..core import tracing as _tracing
 from ..core.pipeline import format_timestamp
-from ..core.render import as_written
 from ..core.state import redact_name
+from . import measure as _measure
 from .changes import _changed, _git_snapshot, _watch_snapshot
+from .evidence import Observed
+from .recording import (
+    _connections,
+    _count_failure,
+    _latest_known,
+    _past_attempts,
+    _write,
+    close_store,
+    failure_counts,
+    get_latest_blueprint_version,
+)
 from .scoring import percentile_score
+from .watch import display_path
 
 if TYPE_CHECKING:
     from ..core.session import Run
@@ -42,7 +53,9 @@ __all__ = [
     "RISK_LEVELS",
     "Scorer",
     "Task",
+    "close_store",
     "failure_counts",
+    "get_latest_blueprint_version",
     "new_trace_id",
     "percentile_score",
     "task",
@@ -51,47 +64,18 @@ __all__ = [
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-#: Levels accepted by `Task.risk`, lowest first.
-RISK_LEVELS = ("none", "low", "medium", "high")
+#: Levels of ``potential_breakage_risk``, lowest first; ``unknown``: not assessed.
+RISK_LEVELS = _measure.RISK_ORDER
 
 #: ``scorer(execution_time, success, past_attempts) -> 0..100``; *past_attempts*
 #: are the task's earlier BELog records, newest first, failed ones included.
 Scorer = Callable[[float, bool, Sequence[Mapping[str, Any]]], float]
-
-#: The ``logger`` of BELog records.
-LOGGER = "structlog_belog.belog"
 
 #: How many past attempts a new attempt is scored against.
 HISTORY = 50
 
 #: The clock execution times are measured with (tests replace it).
 _clock = time.perf_counter
-
-_FAILURES = {"index": 0, "history": 0, "scorer": 0, "files": 0, "record": 0}
-_WARNED: set[str] = set()
-_FAILURE_LOCK = threading.Lock()
-
-
-def _count_failure(kind: str, exc: BaseException) -> None:
-    """Count a failure of the memory side; say so once per kind on stderr, never raise."""
-    with _FAILURE_LOCK:
-        _FAILURES[kind] += 1
-        first = kind not in _WARNED
-        _WARNED.add(kind)
-    if first:
-        try:
-            sys.stderr.write(
-                f"structlog-belog: BELog {kind} failed ({type(exc).__name__}: {exc}); "
-                "the JSONL log is unaffected, further failures are only counted\n"
-            )
-        except Exception:  # noqa: BLE001, S110 - stderr itself may be gone
-            pass
-
-
-def failure_counts() -> dict[str, int]:
-    """How often indexing, reading history, scoring or file measuring failed in this process."""
-    with _FAILURE_LOCK:
-        return dict(_FAILURES)
 
 
 def new_trace_id(now: datetime | None = None) -> str:
@@ -125,16 +109,16 @@ _FIELDS = frozenset(
 
 def _score(
     scorer: Scorer, elapsed: float, success: bool, past: Sequence[Mapping[str, Any]]
-) -> float:
-    """*scorer*'s score, or the default one (counted) when it fails or leaves 0..100."""
+) -> float | None:
+    """*scorer*'s score, or None for the default one (counted) when it fails or leaves 0..100."""
     try:
         score = float(scorer(elapsed, success, past))
     except Exception as exc:  # noqa: BLE001 - a user scorer must not break the task
         _count_failure("scorer", exc)
-        return percentile_score(elapsed, success, past)
+        return None
     if not 0.0 <= score <= 100.0:
         _count_failure("scorer", ValueError(f"scorer must return 0..100, got {score!r}"))
-        return percentile_score(elapsed, success, past)
+        return None
     return score
 
 
@@ -186,14 +170,14 @@ class Task:
         self._files_mode: Literal["git", "list"] = "git" if files == "git" else "list"
         self._files = [] if files == "git" else _str_list("files_changed", files)
         self._watch = [Path(p) for p in _str_list("watch", fields.get("watch"))]
-        risk = fields.get("potential_breakage_risk") or "none"
+        risk = fields.get("potential_breakage_risk") or "unknown"
         if not isinstance(risk, str | Mapping):
             msg = (
                 "potential_breakage_risk must be a level or {'level': ..., 'reasons': [...]}, "
                 f"got {risk!r}"
             )
             raise TypeError(msg)
-        self._risk = _check_risk(risk if isinstance(risk, str) else risk.get("level", "none"))
+        self._risk = _check_risk(risk if isinstance(risk, str) else risk.get("level", "unknown"))
         self._risk_reasons = (
             [] if isinstance(risk, str) else _str_list("reasons", risk.get("reasons"))
         )
@@ -205,7 +189,7 @@ class Task:
         if scorer is not None and not callable(scorer):
             msg = f"scorer must be callable(execution_time, success, past_attempts), got {scorer!r}"
             raise TypeError(msg)
-        self._scorer: Scorer = scorer or percentile_score
+        self._scorer: Scorer | None = scorer
         history = fields.get("history", HISTORY)
         if not isinstance(history, int) or history < 0:
             msg = f"history must be a non-negative int, got {history!r}"
@@ -234,7 +218,9 @@ class Task:
         self.trace_id = ""
         self._at = 0.0
         self._errors: dict[str, None] = {}
-        self._apis: dict[str, None] = {}
+        self._observed = Observed()
+        self._watch_token: int | None = None
+        self._stage: str | None = None
         self._added_files: list[str] = []
         self._added_suggestions: list[str] = []
         self._added_cross: list[str] = []
@@ -272,9 +258,12 @@ class Task:
         """Record an audited LLM call made inside the task (called by the audit)."""
         if self._closed:
             return
-        model = record.get("model")
-        provider = record.get("provider") or "openai"
-        self._apis[f"{provider}:{model}" if model else str(provider)] = None
+        self._observed.calls.append(record)
+
+    def note_record(self, event_dict: Mapping[str, Any]) -> None:
+        """Take the hosts, services and files a record logged inside names (the record path)."""
+        if not self._closed:
+            self._observed.note_record(event_dict, str(event_dict.get("logger", "")))
 
     def suggest(self, text: str) -> None:
         """Add an improvement suggestion for the next attempt."""
@@ -323,7 +312,15 @@ class Task:
 
             self._session = fallback_session()[0] or self._created_in
         self.trace_id = new_trace_id()
+        self._stage = _context.current().stage
         self._before = self._snapshot()
+        self._watcher = None
+        try:
+            self._watcher = _measure.file_watcher()
+            if self._watcher is not None:
+                self._watch_token = self._watcher.begin()
+        except Exception as exc:  # noqa: BLE001 - measuring never fails the task
+            _count_failure("files", exc)
         if self._run is not None:
             self._token = _context.push(session=self._run, task=self)
         else:
@@ -364,7 +361,14 @@ class Task:
             after = self._snapshot()
             if after is not None:
                 files += _changed(self._before, after)
-        return _dedup(files + self._added_files)
+        if self._watcher is not None and self._watch_token is not None:
+            try:
+                files += self._watcher.end(self._watch_token)
+            except Exception as exc:  # noqa: BLE001 - measuring never fails the task
+                _count_failure("files", exc)
+        cwd = os.getcwd()
+        outputs = [display_path(p, cwd) for p in self._observed.outputs]
+        return _dedup(files + outputs + self._added_files)
 
     def _build(self, elapsed: float, success: bool) -> dict[str, Any]:
         session = self._session
@@ -376,9 +380,9 @@ class Task:
             return None if session is None else getattr(session, key, None)
 
         past = _past_attempts(self.name, self._history, self._store)
-        score = _score(self._scorer, elapsed, success, past)
+        blueprint = inherited("blueprint_id")
         self._at = time.time()
-        return {
+        record: dict[str, Any] = {
             "timestamp": format_timestamp(self._at),
             "blueprint_id": inherited("blueprint_id"),
             "blueprint_version": inherited("blueprint_version"),
@@ -387,23 +391,33 @@ class Task:
             "expected_outcome": self._expected_now,
             "execution_time": round(elapsed, 6),
             "files_changed": self._files_changed(),
-            "dependencies_affected": _dedup([*self._deps, *self._apis]),
+            "dependencies_affected": list(self._deps),
             "pipeline_connections": list(self._connections),
             "errors_encountered": list(self._errors),
             "success": success,
-            "efficiency_score": score,
-            "potential_breakage_risk": {
-                "level": self._level,
-                "reasons": [*self._risk_reasons, *self._added_reasons],
-            },
-            "cross_check_required": _dedup([*self._cross, *self._added_cross]),
+            "efficiency_score": None,
+            "potential_breakage_risk": None,
+            "cross_check_required": [],
             "execution_trace_id": self.trace_id,
             "previous_attempts": [
                 str(a["execution_trace_id"]) for a in past if a.get("execution_trace_id")
             ],
-            "improvement_suggestions": _dedup([*self._suggestions, *self._added_suggestions]),
+            "improvement_suggestions": [],
             "session_id": None if session is None else session.id,
+            "stage": self._stage,
         }
+        _measure.complete(
+            record,
+            observed=self._observed,
+            past=past,
+            index=_connections(self._store, blueprint),
+            given_level=self._level,
+            given_reasons=[*self._risk_reasons, *self._added_reasons],
+            given_checks=[*self._cross, *self._added_cross],
+            given_suggestions=[*self._suggestions, *self._added_suggestions],
+            scored=None if self._scorer is None else _score(self._scorer, elapsed, success, past),
+        )
+        return record
 
     def __enter__(self) -> Task:
         self._start()
@@ -455,89 +469,6 @@ class Task:
         return wrapper
 
 
-# --- the store side ------------------------------------------------------------------
-
-_DEFAULT_STORE: tuple[tuple[int, str], BELogStore] | None = None
-_STORE_LOCK = threading.Lock()
-
-
-def _resolve_store(store: BELogStore | str | os.PathLike[str] | None) -> BELogStore:
-    from .shared import open_shared
-    from .store import DEFAULT_FILENAME, BELogStore
-    from .stores import open_store
-
-    if isinstance(store, BELogStore):
-        return store
-    global _DEFAULT_STORE  # noqa: PLW0603 - one cached store per process and location
-    shared = False
-    if store is None:
-        from ..core.config import ensure_pipeline
-
-        # Configure first if needed, so the index sits next to the log it indexes.
-        config = ensure_pipeline().config
-        location = str(config.log_dir / DEFAULT_FILENAME)
-        if config.store is not None:
-            location, shared = config.store, True
-    else:
-        location = os.fspath(store)
-    key = (os.getpid(), location)
-    with _STORE_LOCK:
-        if _DEFAULT_STORE is not None and _DEFAULT_STORE[0] == key:
-            return _DEFAULT_STORE[1]
-        if _DEFAULT_STORE is not None and _DEFAULT_STORE[0][0] == key[0]:
-            _DEFAULT_STORE[1].close()
-        opened = open_shared(location) if shared else open_store(location)
-        _DEFAULT_STORE = (key, opened)
-        return opened
-
-
-def close_store() -> None:
-    """Close the store tasks index into (it reopens on the next task)."""
-    global _DEFAULT_STORE  # noqa: PLW0603
-    with _STORE_LOCK:
-        if _DEFAULT_STORE is not None:
-            _DEFAULT_STORE[1].close()
-        _DEFAULT_STORE = None
-
-
-def _past_attempts(
-    name: str, limit: int, store: BELogStore | str | os.PathLike[str] | None
-) -> list[Mapping[str, Any]]:
-    if limit == 0:
-        return []
-    try:
-        return list(_resolve_store(store).get_past_attempts(name, limit))
-    except Exception as exc:  # noqa: BLE001 - the store is an index: never fail the task
-        _count_failure("history", exc)
-        return []
-
-
-def _write(
-    record: dict[str, Any], store: BELogStore | str | os.PathLike[str] | None, at: float
-) -> None:
-    """Write *record* through the record path (the truth), then index it.
-
-    The indexed copy goes through the same processors as the written line
-    (secret redaction, truncation), so the index never holds what the log
-    file does not.
-    """
-    from ..core.config import ensure_pipeline
-    from ..core.state import emit
-
-    level = "info" if record["success"] else "warning"
-    # Written at the record's own time, so the line and the index agree on it.
-    emit("belog", level=level, logger=LOGGER, kind="belog", at=at, **record)
-    try:
-        indexed = dict(record)
-        for processor in ensure_pipeline().processors:
-            indexed = processor(None, level, indexed)
-        # As written: a name from an undecodable file name (a lone surrogate)
-        # is indexed as the line holds it, not refused by SQLite.
-        _resolve_store(store).add(as_written(indexed))
-    except Exception as exc:  # noqa: BLE001 - the JSONL is the truth; count and go on
-        _count_failure("index", exc)
-
-
 @overload
 def task(name: str, /, **fields: Any) -> Task: ...
 
@@ -567,8 +498,8 @@ def task(name: str | Callable[..., Any], /, **fields: Any) -> Any:
         improvement_suggestions: Lists of strings, added to during the task.
         potential_breakage_risk: A level from `RISK_LEVELS`, or
             ``{"level": ..., "reasons": [...]}``.
-        scorer: Replaces `percentile_score`: ``scorer(execution_time, success,
-            past_attempts) -> 0..100``.
+        scorer: Replaces the default score (`scoring.efficiency_score`):
+            ``scorer(execution_time, success, past_attempts) -> 0..100``.
         store: The store to read history from and index into (a `BELogStore`
             or an `open_store` location); default the store in ``log_dir``.
         history: How many past attempts to score against (default 50).
@@ -582,4 +513,4 @@ def task(name: str | Callable[..., Any], /, **fields: Any) -> Any:
     return Task(name, **fields)
 
 
-_hooks.register(make_task=task)
+_hooks.register(make_task=task, latest_version=_latest_known)
