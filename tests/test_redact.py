@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from structlog_belog.core import redact as _redact
@@ -306,6 +306,9 @@ class TestSecretRedactorInvariants:
         assert "hunter22" not in redacted
         assert _WholeSearch().redact_text(text) == redacted
 
+    # No deadline: texts of 16 KB on a loaded machine took 600 ms once; time is
+    # not what this property checks (the benchmarks measure it).
+    @settings(deadline=None)
     @given(text=_named_texts())
     def test_named_rules_near_stems_find_what_a_whole_search_finds(self, text: str) -> None:
         """Trying the name rules only near their stems redacts exactly as a whole-text search."""

@@ -1,10 +1,11 @@
 """The secret rules: which key names hold secrets, and what secrets look like in text.
 
-This is the table `SecretRedactor` (`core.redact`) applies: the sensitive key
-names, the shapes of secrets by kind (one combined regex, anchored on
-characters rare in prose), the ``name=value`` assignment rules and the stems
-that gate them. The engine that walks records and caches verdicts is in
-`core.redact`; a new secret format is a change to this module only.
+This is what `SecretRedactor` (`core.redact`) applies: the sensitive key
+names, the shapes of secrets (the table of formats is `core.secret_shapes`;
+here it becomes one combined regex, anchored on characters rare in prose),
+the ``name=value`` assignment rules and the stems that gate them. The engine
+that walks records and caches verdicts is in `core.redact`; a new secret
+format is one more rule in `core.secret_shapes`.
 """
 
 from __future__ import annotations

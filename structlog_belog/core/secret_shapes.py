@@ -1,14 +1,14 @@
 """The secret formats `SecretRedactor` recognises by shape: one rule per format.
 
-The key names and ``name=value`` rules are in `core.secret_rules`; this
-module is the table of shapes and the combined regex built from it.
+The key names, the ``name=value`` rules and the code that joins this table
+into one regex are in `core.secret_rules`; a new format is one more rule here.
 
 The formats (prefixes, alphabets, lengths) are facts published by the
 vendors and collected by public secret scanners (gitleaks' default rule set,
 trufflehog's detectors); the patterns here are written for this engine.
 
-A rule is data: ``lead`` + ``anchor`` + ``tail``. The engine joins every
-rule into one regex that opens with a character class made of the anchors
+A rule is data: ``lead`` + ``anchor`` + ``tail``. `core.secret_rules` joins
+every rule into one regex that opens with a character class made of the anchors
 (characters rare in prose: ``-``, ``_``, ``.``, ``~``, ``:``, ``=``, a few
 capitals), so the regex engine only stops at those characters; there a rule
 checks its ``tail`` forwards and its ``lead`` backwards (a fixed-width
@@ -22,7 +22,8 @@ around it (``Bearer``, a URL's user and host, ``&sig=``).
 
 from __future__ import annotations
 
-import re._parser as _re_parser  # type: ignore[import-not-found]  # typeshed has no stub; the width of a lead as the regex engine sees it
+# The width of a lead as the regex engine sees it; typeshed has no stub for it.
+import re._parser as _re_parser  # type: ignore[import-not-found]
 from dataclasses import dataclass
 from typing import Final
 
