@@ -485,8 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `belog show | head`: the reader left. End quietly, as `yes | head` does,
         # and keep the interpreter's own last flush from complaining.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no descriptor behind stdout: nothing to flush there
+            pass
         return 141
     except KeyboardInterrupt:
         return 130
