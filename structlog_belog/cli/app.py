@@ -27,7 +27,7 @@ from ..package.reader import MAX_LINE_BYTES, open_read, read_package, session_fi
 from ..package.scan import scan_session
 from ..package.summary import render_summary
 from . import memory as _cli_memory
-from .terminal import SafeConsole, write_json, write_json_line, write_text
+from .terminal import SafeConsole, one_line, write_json, write_json_line, write_text
 from .view import call_view, find_call, session_tree, shorten
 
 __all__ = ["main"]
@@ -495,17 +495,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (BelogError, OSError, ValueError, ModuleNotFoundError) as exc:
-        _err().print(f"[red]belog: error:[/] {escape(_one_line(str(exc)))}")
+        _err().print(f"[red]belog: error:[/] {escape(one_line(str(exc)))}")
         return 1
     except Exception as exc:  # noqa: BLE001 - malformed data: one line, never a traceback
         what = f"{type(exc).__name__}: {exc}"
-        _err().print(f"[red]belog: error:[/] {escape(_one_line(what))} (malformed data?)")
+        _err().print(f"[red]belog: error:[/] {escape(one_line(what))} (malformed data?)")
         return 1
     return status
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split("\n")).strip() or "unknown error"
 
 
 _SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
