@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from structlog_belog.cli import app as cli
+from structlog_belog.cli import argtypes
 from structlog_belog.exceptions import DecompressionLimitError, StoreError, UnsafeFileError
 from structlog_belog.memory.sqlite import SQLiteStore
 from structlog_belog.memory.store import read_belog_files
@@ -104,7 +105,7 @@ class TestCli:
     def test_seconds_refused(self, text: str) -> None:
         """Not a number of seconds: argparse's error."""
         with pytest.raises(argparse.ArgumentTypeError):
-            cli._seconds(text)
+            argtypes.seconds(text)
 
     def test_closed_pipe_quiet(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
