@@ -104,3 +104,35 @@ class TestReplaceFile:
         with pytest.raises(UnsafeFileError):
             replace_file(tmp_path / "r.json", b"x")
         assert b"untouched" == target.read_bytes()
+
+
+class TestRefusals:
+    """The other refusals: a file on the way, the root itself, missing folders."""
+
+    def test_file_on_the_way(self, tmp_path: Path) -> None:
+        """A file where a folder should be is refused, not followed."""
+        (tmp_path / "a").write_bytes(b"")
+        with pytest.raises(UnsafeFileError, match="not a folder"):
+            open_file_beneath(tmp_path, "a/f")
+
+    def test_root_itself(self, tmp_path: Path) -> None:
+        """The root is no file."""
+        with pytest.raises(UnsafeFileError, match="folder itself"):
+            open_file_beneath(tmp_path, tmp_path)
+
+    def test_missing_folder_not_created(self, tmp_path: Path) -> None:
+        """Without create_dirs a missing folder is FileNotFoundError."""
+        with pytest.raises(FileNotFoundError):
+            open_file_beneath(tmp_path, "missing/f")
+
+    def test_replace_beneath_root(self, tmp_path: Path) -> None:
+        """With a root, missing folders are made 0700 and the file written."""
+        replace_file(tmp_path / "r" / "f.json", b"{}", root=tmp_path)
+        assert b"{}" == (tmp_path / "r" / "f.json").read_bytes()
+        assert 0o700 == (tmp_path / "r").stat().st_mode & 0o777
+
+    def test_replace_fifo_refused(self, tmp_path: Path) -> None:
+        """A FIFO at the name is refused, not replaced."""
+        os.mkfifo(tmp_path / "f")
+        with pytest.raises(UnsafeFileError, match="FIFO"):
+            replace_file(tmp_path / "f", b"x")

@@ -29,7 +29,8 @@ from ..package.summary import render_summary
 from . import memory as _cli_memory
 from . import report as _cli_report
 from . import sessions as _cli_sessions
-from .terminal import SafeConsole, write_json, write_json_line, write_text
+from .argtypes import positive, seconds
+from .terminal import SafeConsole, one_line, write_json, write_json_line, write_text
 from .view import call_view, find_call, session_tree, shorten
 
 __all__ = ["main"]
@@ -79,7 +80,7 @@ def _is_package(path: Path) -> bool:
 
 
 def _cmd_sessions(args: argparse.Namespace) -> int:
-    infos = _catalog.list_sessions(args.log_dir, idle_seconds=args.idle)
+    infos = _catalog.list_sessions(args.log_dir, idle_seconds=args.idle, on_error=_skipped)
     if args.limit:
         infos = infos[-args.limit :]
     if args.json:
@@ -114,6 +115,12 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
         )
     _out().print(table)
     return 0
+
+
+def _skipped(directory: Path, exc: OSError) -> None:
+    _err().print(
+        f"[yellow]belog: skipped[/] {escape(directory.name)}: {escape(one_line(str(exc)))}"
+    )
 
 
 # -- show / tail --------------------------------------------------------------------
@@ -337,7 +344,7 @@ def _cmd_package(args: argparse.Namespace) -> int:
 def _cmd_recover(args: argparse.Namespace) -> int:
     crashed = [
         i
-        for i in _catalog.list_sessions(args.log_dir, idle_seconds=args.idle)
+        for i in _catalog.list_sessions(args.log_dir, idle_seconds=args.idle, on_error=_skipped)
         if i.status == "crashed" and (i.package is None or args.again)
     ]
     results = []
@@ -414,25 +421,6 @@ def _env_dir(name: str, default: str) -> Path:
     return Path(os.environ.get(name) or default)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1e9:  # also refuses nan and inf
-        msg = f"must be a number of seconds (0 or more), got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        msg = f"must be a positive integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
 def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--level",
@@ -495,23 +483,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `belog show | head`: the reader left. End quietly, as `yes | head` does,
         # and keep the interpreter's own last flush from complaining.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no descriptor behind stdout: nothing to flush there
+            pass
         return 141
     except KeyboardInterrupt:
         return 130
     except (BelogError, OSError, ValueError, ModuleNotFoundError) as exc:
-        _err().print(f"[red]belog: error:[/] {escape(_one_line(str(exc)))}")
+        _err().print(f"[red]belog: error:[/] {escape(one_line(str(exc)))}")
         return 1
     except Exception as exc:  # noqa: BLE001 - malformed data: one line, never a traceback
         what = f"{type(exc).__name__}: {exc}"
-        _err().print(f"[red]belog: error:[/] {escape(_one_line(what))} (malformed data?)")
+        _err().print(f"[red]belog: error:[/] {escape(one_line(what))} (malformed data?)")
         return 1
     return status
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split("\n")).strip() or "unknown error"
 
 
 _SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
@@ -520,10 +508,10 @@ _SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparse
 def _add_view_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("sessions", help="list sessions with status, duration, records, calls")
-    p.add_argument("--limit", type=_positive, help="only the N most recent")
+    p.add_argument("--limit", type=positive, help="only the N most recent")
     p.add_argument(
         "--idle",
-        type=_seconds,
+        type=seconds,
         default=300.0,
         help="seconds without writes after which an unfinished session whose "
         "process cannot be checked counts as crashed (default 300)",
@@ -534,15 +522,15 @@ def _add_view_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("show", help="print a session's or package's records")
     p.add_argument("session", nargs="?", help="session ID, ID prefix, folder, package or 'last'")
     _filters(p)
-    p.add_argument("--limit", type=_positive, help="stop after N records")
+    p.add_argument("--limit", type=positive, help="stop after N records")
     p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("tail", help="print the last records of a session; -f to follow it")
     p.add_argument("session", nargs="?", help="session ID, prefix or folder (default: last)")
-    p.add_argument("-n", "--lines", type=_positive, default=10, help="records to show (10)")
+    p.add_argument("-n", "--lines", type=positive, default=10, help="records to show (10)")
     p.add_argument("-f", "--follow", action="store_true", help="wait for new records")
-    p.add_argument("--interval", type=_seconds, default=0.25, help="seconds between polls")
-    p.add_argument("--timeout", type=_seconds, help="stop following after this many seconds")
+    p.add_argument("--interval", type=seconds, default=0.25, help="seconds between polls")
+    p.add_argument("--timeout", type=seconds, help="stop following after this many seconds")
     _filters(p)
     p.set_defaults(func=_cmd_tail)
 
@@ -579,7 +567,7 @@ def _add_package_commands(sub: _SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--again", action="store_true", help="also those already packaged")
     p.add_argument(
         "--idle",
-        type=_seconds,
+        type=seconds,
         default=300.0,
         help="seconds without writes before an unchecked session counts as crashed (default 300)",
     )

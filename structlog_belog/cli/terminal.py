@@ -20,7 +20,7 @@ from rich.segment import Segment
 
 from ..core.sanitize import json_visible, visible
 
-__all__ = ["SafeConsole", "write_json", "write_json_line", "write_text"]
+__all__ = ["SafeConsole", "one_line", "write_json", "write_json_line", "write_text"]
 
 
 class SafeConsole(Console):
@@ -50,3 +50,8 @@ def write_json(data: Any) -> None:
 def write_json_line(data: Any) -> None:
     """Write *data* to stdout as one JSON line; DEL, C1 and bidi characters escaped."""
     sys.stdout.write(json_visible(orjson.dumps(data, default=str).decode()) + "\n")
+
+
+def one_line(text: str) -> str:
+    """*text* (an error message) on one line."""
+    return " ".join(text.split("\n")).strip() or "unknown error"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -235,9 +236,25 @@ def _is_session_dir(path: Path, log_dir: Path) -> bool:
         return False
 
 
-def list_sessions(log_dir: Path, *, idle_seconds: float = 300.0) -> list[SessionInfo]:
-    """`SessionInfo` for every session under *log_dir*, oldest first."""
-    return [session_info(d, idle_seconds=idle_seconds) for d in session_dirs(log_dir)]
+def list_sessions(
+    log_dir: Path,
+    *,
+    idle_seconds: float = 300.0,
+    on_error: Callable[[Path, OSError], None] | None = None,
+) -> list[SessionInfo]:
+    """`SessionInfo` for every session under *log_dir*, oldest first.
+
+    A session folder that cannot be read is left out (and handed to
+    *on_error*, if given): one bad session never hides the others.
+    """
+    infos = []
+    for d in session_dirs(log_dir):
+        try:
+            infos.append(session_info(d, idle_seconds=idle_seconds))
+        except OSError as exc:
+            if on_error is not None:
+                on_error(d, exc)
+    return infos
 
 
 def find(reference: str, log_dir: Path) -> Path:

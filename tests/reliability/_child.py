@@ -597,23 +597,25 @@ def disk_fault(root: str, fault: str, phase: str) -> None:
 
 
 def blocked_sink(log_dir: str, calls: str, size: str, block_s: str) -> None:
-    """Log through a FIFO nobody reads for *block_s* seconds; time every call."""
+    """Log while the router's writer is held up for *block_s* seconds; time every call.
+
+    The router's background writer holds its flush lock while it writes, so
+    a write blocked in the kernel holds it too. The sink used to be a FIFO
+    nobody read; the router now refuses FIFOs (it writes regular files only),
+    so the writer is held here by taking that lock for the blocked time: the
+    flusher waits on it exactly as it waits behind a blocked ``write``.
+    """
     belog.configure(log_dir=log_dir, console=False, durability="buffered", app_name="rel")
     from structlog_belog.core import config as _config
 
     router = _config.ensure_pipeline().router
     assert router is not None
     run = belog.session("blocked", package=False)
-    session_dir = Path(log_dir) / "sessions" / run.id
-    session_dir.mkdir(parents=True, mode=0o700)
-    fifo = session_dir / "processing.jsonl"
-    os.mkfifo(fifo, 0o600)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    sink = Path(log_dir) / "sink.jsonl"
     t0 = time.monotonic()
     unblocked_at: list[float] = []
 
     calls_done = threading.Event()
+    router._flush_lock.acquire()  # the writer is blocked from now on
 
     def drain() -> None:
         # Blocked for block_s seconds at least, and until the calls are done
@@ -622,10 +624,7 @@ def blocked_sink(log_dir: str, calls: str, size: str, block_s: str) -> None:
         time.sleep(float(block_s))
         calls_done.wait(60)
         unblocked_at.append(time.monotonic() - t0)
-        os.set_blocking(reader, True)
-        with sink.open("wb") as out:
-            while chunk := os.read(reader, 1 << 20):
-                out.write(chunk)
+        router._flush_lock.release()
 
     drainer = threading.Thread(target=drain)
     drainer.start()

@@ -1,8 +1,10 @@
 """Case 13: a sink blocked for 5 s in ``durability="buffered"`` mode.
 
-The session's file is a FIFO that nobody reads for 5 s (and until the calls
-are done, up to 60 s), so the router's background writer really blocks in
-``write``. Meanwhile the application makes
+The router's background writer is held for 5 s (and until the calls are
+done, up to 60 s) by its own flush lock, which it holds while it writes, so
+it waits exactly as behind a ``write`` blocked in the kernel. (The sink was a
+FIFO nobody read; the router now refuses FIFOs: it writes regular files
+only, see case 15.) Meanwhile the application makes
 100,000 log calls of about 1 KiB each (more than the 64 MiB buffer holds).
 Pass: every call completes while the sink is still blocked, memory stays
 bounded, drops are counted (and equal the lines missing). The log call's
@@ -33,7 +35,7 @@ class TestBlockedSink:
         r = child_json(
             run_child(subprocess_env, "blocked_sink", str(log_dir), str(CALLS), "1000", "5")
         )
-        records, tail = read_lines(log_dir / "sink.jsonl")
+        records, tail = read_lines(log_dir / "sessions" / r["session_id"] / "processing.jsonl")
         end = [x for x in records if x.get("kind") == "session_end"]
         written = sum(1 for x in records if x["event"] == "rec")
         figure("seconds to make 100,000 calls (sink blocked 5 s)", round(r["calls_done_at_s"], 2))
