@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from structlog_belog.package import report_page
@@ -72,6 +72,7 @@ class TestRenderPage:
             "form-action": "'none'",
         } == policy
 
+    @settings(deadline=None)  # no timed assertions: the machine may be busy
     @given(
         st.recursive(
             st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
@@ -235,3 +236,37 @@ class TestReportProblems:
             "execution_report.html: elements that load resources: ['img']",
             "execution_report.html: the data is for session 'sess_x', not 'sess_y'",
         ] == problems
+
+    def test_each_kind_of_damage_is_named(self, tmp_path: Path) -> None:
+        """Unreadable, not UTF-8, policy missing or loose, style changed, data broken."""
+        path = self._page(tmp_path)
+        good = path.read_bytes()
+        text = good.decode()
+        policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="[^"]*">', text)
+        assert policy is not None
+        cases = {
+            b"\xff\xfe" + good: "not UTF-8",
+            text.replace(policy.group(), "").encode(): "0 Content-Security-Policy tags, not 1",
+            text.replace("default-src 'none'", "default-src *").encode(): "default-src is not",
+            text.replace("box-sizing", "box-sizing:x;").encode(): "exactly the page's own style",
+            text.replace('id="belog-data">', 'id="belog-data">{').encode(): "is not JSON",
+            text.replace("</body>", '<script type="application/json">{}</script></body>').encode():
+                "2 data blocks, not 1",
+        }  # fmt: skip
+        for damaged, expected in cases.items():
+            path.write_bytes(damaged)
+            problems = report_problems(path, "sess_x")
+            assert any(expected in p for p in problems), (expected, problems)
+        path.unlink()
+        assert ["execution_report.html: cannot be read (No such file or directory)"] == (
+            report_problems(path, "sess_x")
+        )
+
+    def test_oversized_page_is_refused_unread(self, tmp_path: Path, monkeypatch: Any) -> None:
+        """A page past MAX_REPORT_BYTES is reported without reading it."""
+        from structlog_belog.package import report_check
+
+        path = self._page(tmp_path)
+        monkeypatch.setattr(report_check, "MAX_REPORT_BYTES", 10)
+        (problem,) = report_problems(path, None)
+        assert problem.endswith("bytes, more than a report page can be")

@@ -32,7 +32,6 @@ from ..core.safe_io import replace_file
 from ..exceptions import PackageError, SessionNotFoundError
 from .reader import Raw, open_read, session_files
 from .report import SessionReport
-from .report_page import PAGE_DATA_VERSION, PageBuilder, page_data, page_pieces
 from .scan import scan_session
 from .slug import package_name, place_package, prepare_root
 
@@ -274,6 +273,8 @@ def _write_file(path: Path, data: bytes) -> str:
 
 def _write_page(path: Path, pieces: tuple[bytes, ...]) -> dict[str, Any]:
     """Write the report page from its pieces; its ``package.report`` entry of metadata.json."""
+    from .report_page import PAGE_DATA_VERSION
+
     sha = hashlib.sha256()
     with _open_new(path) as fh:
         for piece in pieces:
@@ -430,7 +431,12 @@ def _build(
             done += sum(map(len, pieces))
             progress(done)
 
-    page = PageBuilder() if opts.html_report else None
+    page = None
+    if opts.html_report:
+        # Imported when a package is made, not with structlog_belog (like jinja2 below).
+        from .report_page import PageBuilder
+
+        page = PageBuilder()
     try:
         report = scan_session(
             directory,
@@ -458,6 +464,8 @@ def _build(
         )
     page_entry = None
     if page is not None:
+        from .report_page import page_data, page_pieces
+
         page_entry = _write_page(logs / REPORT_PAGE, page_pieces(page_data(report, page)))
         digests[REPORT_PAGE] = page_entry["sha256"]
         page_entry.update(calls_shown=len(page.calls), calls_total=page.calls_total)

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from itertools import compress, groupby, repeat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -25,7 +25,9 @@ from .report import (
     _discard,
     _timestamp_of,
 )
-from .report_page import PageBuilder
+
+if TYPE_CHECKING:
+    from .report_page import PageBuilder
 
 __all__ = ["scan_session"]
 
