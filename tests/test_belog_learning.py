@@ -110,6 +110,17 @@ class TestFilesChanged:
             assert structlog_logger is not None
         assert ["made.json", "old.txt"] == t.record["files_changed"]  # type: ignore[index]
 
+    def test_follows_the_working_directory(
+        self, workdir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """After a chdir the next task watches the new working directory."""
+        other = workdir / "elsewhere"
+        other.mkdir()
+        monkeypatch.chdir(other)
+        with belog.session("s", package=False), belog.task("t") as t:
+            (other / "here.txt").write_text("x")
+        assert ["here.txt"] == t.record["files_changed"]  # type: ignore[index]
+
     def test_watch_off(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """configure(watch=False): only declared outputs count."""
         monkeypatch.chdir(tmp_path)

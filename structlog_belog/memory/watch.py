@@ -49,6 +49,9 @@ __all__ = [
 MAX_DIRS: Final = 5_000
 #: Entries (files and folders) at most walked when the watch is set up.
 MAX_ENTRIES: Final = 100_000
+#: Changed paths at most held for the open tasks; past it they are counted as
+#: an overflow (a task writing more files than this lists the first ones).
+MAX_EVENTS: Final = 200_000
 #: Files at most snapshot per task by the portable fallback.
 MAX_SCAN_FILES: Final = 2_000
 #: Folder names never watched: version control, virtualenvs and tool caches.
@@ -229,6 +232,7 @@ class FileWatcher:
         self._seq = 0
         self._events: list[str] = []
         self._first = 0  # sequence number of self._events[0]
+        self._mark = 0  # sequence number at the latest begin()
         self._open: dict[int, int | dict[str, tuple[int, int]]] = {}
         self._tokens = 0
         self._fd = -1
@@ -343,6 +347,11 @@ class FileWatcher:
                 if mask & (_IN_CREATE | _IN_MOVED_TO):
                     self._adopt(path)
                 continue
+            if self._seq > self._mark and self._events and self._events[-1] == path:
+                continue  # create, write, close of one file: one entry per window
+            if len(self._events) >= MAX_EVENTS:
+                self.overflows += 1
+                continue
             self._events.append(path)
             self._seq += 1
 
@@ -385,7 +394,7 @@ class FileWatcher:
             token = self._tokens
             if self.backend == "inotify":
                 self._drain()
-                self._open[token] = self._seq
+                self._open[token] = self._mark = self._seq
             elif self.backend == "scan":
                 self._open[token] = self._snapshot()
             return token
