@@ -7,6 +7,8 @@ functions and ``TYPE_CHECKING`` imports count as much as top-level ones.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,6 +148,31 @@ class TestLayers:
         }
 
         assert {} == long
+
+
+class TestImport:
+    def test_import_pulls_no_extra_and_no_revision(self) -> None:
+        """``import structlog_belog`` imports no optional extra and defers the proposals."""
+        code = (
+            "import sys, structlog_belog\n"
+            "names = ('openai', 'httpx', 'chromadb', 'opentelemetry', "
+            "'structlog_belog.memory.revision', 'structlog_belog.cli')\n"
+            "print(sorted(n for n in names if n in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+
+        assert "[]\n" == out
+
+    def test_deferred_names_resolve(self) -> None:
+        """The deferred public names are there on first use, and unknown ones raise."""
+        from structlog_belog.memory import revision
+
+        assert revision.reflect is structlog_belog.reflect
+        assert revision.generate_blueprint_revision is structlog_belog.generate_blueprint_revision
+        with pytest.raises(AttributeError, match="no attribute 'nope'"):
+            structlog_belog.nope  # noqa: B018 - the attribute access is the test
 
 
 class TestChecker:
