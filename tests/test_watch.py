@@ -185,7 +185,9 @@ class TestBounds:
     @pytest.mark.skipif(sys.platform != "linux", reason="inotify is Linux-only")
     def test_no_inotify_library(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """When libc cannot be loaded the inotify backend is off and says why."""
-        monkeypatch.setattr(watch.ctypes.util, "find_library", lambda _: "libmissing.so.0")
+        import ctypes.util
+
+        monkeypatch.setattr(ctypes.util, "find_library", lambda _: "libmissing.so.0")
         w = watch.FileWatcher([tmp_path], backend="inotify")
         assert "off" == w.backend
         assert (w.disabled or "").startswith("inotify unavailable")

@@ -22,8 +22,6 @@ docs/belog.md).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import struct
 import subprocess
@@ -254,6 +252,9 @@ class FileWatcher:
     # --- set-up ------------------------------------------------------------------
 
     def _start_inotify(self) -> bool:
+        import ctypes  # on first use: a process without BELog tasks never loads it
+        import ctypes.util
+
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
             init, add = libc.inotify_init1, libc.inotify_add_watch
