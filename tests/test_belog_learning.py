@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,15 +101,26 @@ class TestFilesChanged:
     """files_changed is measured under the working directory, by default."""
 
     def test_written_files_and_outputs(self, workdir: Path) -> None:
-        """Files created or modified in the task are listed; the log folder is not."""
+        """Files created or modified in the task are listed; the log and package folders not."""
+        belog.configure(log_dir=workdir / "logs", package_dir=workdir / "packages", console=False)
         (workdir / "old.txt").write_text("old")
         with belog.session("s", package=False) as run, run.task("t") as t:
             (workdir / "made.json").write_text("{}")
             (workdir / "old.txt").write_text("new")
             run.add_output(workdir / "made.json")
-            structlog_logger = belog  # the task also logs: its own files are excluded
-            assert structlog_logger is not None
+            logging.getLogger("app").info("wrote made.json")  # lands in logs/: not listed
         assert ["made.json", "old.txt"] == t.record["files_changed"]  # type: ignore[index]
+
+    def test_follows_the_working_directory(
+        self, workdir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """After a chdir the next task watches the new working directory."""
+        other = workdir / "elsewhere"
+        other.mkdir()
+        monkeypatch.chdir(other)
+        with belog.session("s", package=False), belog.task("t") as t:
+            (other / "here.txt").write_text("x")
+        assert ["here.txt"] == t.record["files_changed"]  # type: ignore[index]
 
     def test_watch_off(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """configure(watch=False): only declared outputs count."""
@@ -131,8 +143,6 @@ class TestDependencies:
 
     def test_model_host_service_and_input(self, workdir: Path) -> None:
         """The call's model and host, a database a record names, a file added as input."""
-        import logging
-
         (workdir / "raw.md").write_text("# raw")
         model = client()
         with belog.session("s", package=False) as run, run.task("t") as t:

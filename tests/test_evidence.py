@@ -106,3 +106,11 @@ class TestAssessRisk:
         assert "high" == level
         assert "this attempt failed: RuntimeError: boom" in reasons
         assert ["task 'read': reads out.json, which this task changed"] == checks
+
+    def test_readers_in_pipeline_order(self) -> None:
+        """Readers of several written files come in the order their records were indexed."""
+        index = evidence.ConnectionIndex()
+        index.add(record("late", "t3", dependencies_affected=["file:a.json"]))
+        index.add(record("early", "t2", dependencies_affected=["file:b.json"]))
+        index.add(record("late", "t4", dependencies_affected=["file:a.json"]))
+        assert ["early", "late"] == [u.task for _, u in index.readers(["a.json", "b.json"], "w")]

@@ -185,7 +185,9 @@ class TestBounds:
     @pytest.mark.skipif(sys.platform != "linux", reason="inotify is Linux-only")
     def test_no_inotify_library(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """When libc cannot be loaded the inotify backend is off and says why."""
-        monkeypatch.setattr(watch.ctypes.util, "find_library", lambda _: "libmissing.so.0")
+        import ctypes.util
+
+        monkeypatch.setattr(ctypes.util, "find_library", lambda _: "libmissing.so.0")
         w = watch.FileWatcher([tmp_path], backend="inotify")
         assert "off" == w.backend
         assert (w.disabled or "").startswith("inotify unavailable")
@@ -221,6 +223,16 @@ class TestInotifyEvents:
         assert 1 == w.overflows
         assert [] == w._events
 
+    def test_held_events_are_capped(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Past MAX_EVENTS changed paths, further ones are counted as overflow."""
+        monkeypatch.setattr(watch, "MAX_EVENTS", 3)
+        w = watch.FileWatcher([tmp_path], backend="inotify")
+        token = w.begin()
+        for i in range(6):
+            (tmp_path / f"{i}.txt").write_text("x")
+        assert 3 == len(w.end(token))
+        assert w.overflows >= 1
+
     def test_new_tree_past_the_cap(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A new folder tree bigger than the watches left: what was seen counts, then overflow."""
         w = watch.FileWatcher([tmp_path], backend="inotify")
@@ -230,3 +242,30 @@ class TestInotifyEvents:
         (tmp_path / "x" / "y" / "z" / "f.txt").write_text("1")
         w.end(token)
         assert w.overflows >= 1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="inotify is Linux-only")
+class TestWindows:
+    """A file changed before and again inside a task belongs to the task."""
+
+    def test_same_file_across_begin(self, tmp_path: Path) -> None:
+        """The second write of a file is the task's, even right after the first."""
+        w = watch.FileWatcher([tmp_path], backend="inotify")
+        outer = w.begin()
+        (tmp_path / "a.txt").write_text("1")
+        inner = w.begin()
+        (tmp_path / "a.txt").write_text("2")
+        assert [str(tmp_path / "a.txt")] == w.end(inner)
+        assert [str(tmp_path / "a.txt")] == w.end(outer)
+
+    def test_changes_between_tasks(self, tmp_path: Path) -> None:
+        """Writes between two tasks (nothing open) are dropped cleanly."""
+        w = watch.FileWatcher([tmp_path], backend="inotify")
+        first = w.begin()
+        (tmp_path / "c.txt").write_text("1")
+        assert [str(tmp_path / "c.txt")] == w.end(first)
+        (tmp_path / "a.txt").write_text("1")
+        (tmp_path / "a.txt").write_text("2")
+        token = w.begin()
+        (tmp_path / "b.txt").write_text("1")
+        assert [str(tmp_path / "b.txt")] == w.end(token)

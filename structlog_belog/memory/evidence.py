@@ -144,6 +144,7 @@ class _Use:
     task: str
     stage: str | None
     session: str | None
+    seq: int = 0  # the order records were indexed in: pipeline order within a run
 
 
 class ConnectionIndex:
@@ -154,6 +155,7 @@ class ConnectionIndex:
         self._writers: dict[str, dict[str, _Use]] = {}
         self._readers: dict[str, dict[str, _Use]] = {}
         self.loaded: set[str] = set()
+        self._count = 0
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Index the files *record* wrote (``files_changed``) and read (``file:`` dependencies)."""
@@ -162,8 +164,15 @@ class ConnectionIndex:
         if not isinstance(task, str) or not isinstance(trace, str):
             return
         stage = record.get("stage")
-        use = _Use(trace, task, stage if isinstance(stage, str) else None, record.get("session_id"))
         with self._lock:
+            self._count += 1
+            use = _Use(
+                trace,
+                task,
+                stage if isinstance(stage, str) else None,
+                record.get("session_id"),
+                self._count,
+            )
             for path in _strings(record.get("files_changed")):
                 self._writers.setdefault(path, {})[task] = use
             for dep in _strings(record.get("dependencies_affected")):
@@ -176,14 +185,15 @@ class ConnectionIndex:
             self.add(record)
 
     def readers(self, paths: Iterable[str], task: str) -> list[tuple[str, _Use]]:
-        """(path, use) for every other task that read one of *paths*."""
+        """(path, use) for every other task that read one of *paths*, in pipeline order."""
         with self._lock:
-            return [
+            found = [
                 (p, use)
                 for p in paths
                 for name, use in self._readers.get(p, {}).items()
                 if name != task
             ]
+        return sorted(found, key=lambda pu: pu[1].seq)
 
     def writers(self, paths: Iterable[str], task: str) -> list[tuple[str, _Use]]:
         """(path, use) for every other task that wrote one of *paths*."""

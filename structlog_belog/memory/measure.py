@@ -38,7 +38,7 @@ RISK_ORDER = ("unknown", "none", "low", "medium", "high")
 
 _INDEXES: dict[tuple[int, str], ConnectionIndex] = {}
 #: The watcher of the last configuration asked for (a configure() makes a new Config).
-_LAST: list[tuple[int, object, FileWatcher]] = []
+_LAST: list[tuple[tuple[int, object, str | None], FileWatcher]] = []
 _INDEX_LOCK = threading.Lock()
 
 
@@ -49,11 +49,13 @@ def file_watcher() -> FileWatcher | None:
     config = ensure_pipeline().config
     if config.watch == ():
         return None
+    # The default root is the working directory of the moment: a chdir moves it.
+    key = (os.getpid(), config, os.getcwd() if config.watch is None else None)
     last = _LAST[0] if _LAST else None
-    if last is not None and last[0] == os.getpid() and last[1] is config:
-        return last[2]
+    if last is not None and last[0][0] == key[0] and last[0][1] is config and last[0][2] == key[2]:
+        return last[1]
     watcher = shared_watcher(config.watch, (config.log_dir, config.package_dir))
-    _LAST[:] = [(os.getpid(), config, watcher)]
+    _LAST[:] = [(key, watcher)]
     return watcher
 
 

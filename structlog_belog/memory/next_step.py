@@ -86,6 +86,9 @@ class NextStep:
     evidence: tuple[str, ...] = ()
     after: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "evidence", tuple(dict.fromkeys(self.evidence)))
+
     def to_dict(self) -> dict[str, Any]:
         """The step as JSON-ready data."""
         return {

@@ -13,7 +13,6 @@ The formula, with worked numbers, is in docs/belog.md.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -125,6 +124,8 @@ def _figures(record: Mapping[str, Any]) -> dict[str, float]:
 
 def baseline(past_attempts: Sequence[Mapping[str, Any]]) -> Baseline:
     """The median figures of the newest `BASELINE_SIZE` successful *past_attempts*."""
+    import statistics  # on first use: an application that only logs never scores
+
     successes = [a for a in past_attempts if a.get("success") is True][:BASELINE_SIZE]
     columns: dict[str, list[float]] = {}
     for attempt in successes:

@@ -22,8 +22,6 @@ docs/belog.md).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import struct
 import subprocess
@@ -49,6 +47,9 @@ __all__ = [
 MAX_DIRS: Final = 5_000
 #: Entries (files and folders) at most walked when the watch is set up.
 MAX_ENTRIES: Final = 100_000
+#: Changed paths at most held for the open tasks; past it they are counted as
+#: an overflow (a task writing more files than this lists the first ones).
+MAX_EVENTS: Final = 200_000
 #: Files at most snapshot per task by the portable fallback.
 MAX_SCAN_FILES: Final = 2_000
 #: Folder names never watched: version control, virtualenvs and tool caches.
@@ -229,6 +230,7 @@ class FileWatcher:
         self._seq = 0
         self._events: list[str] = []
         self._first = 0  # sequence number of self._events[0]
+        self._mark = 0  # sequence number at the latest begin()
         self._open: dict[int, int | dict[str, tuple[int, int]]] = {}
         self._tokens = 0
         self._fd = -1
@@ -250,6 +252,9 @@ class FileWatcher:
     # --- set-up ------------------------------------------------------------------
 
     def _start_inotify(self) -> bool:
+        import ctypes  # on first use: a process without BELog tasks never loads it
+        import ctypes.util
+
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
             init, add = libc.inotify_init1, libc.inotify_add_watch
@@ -343,6 +348,11 @@ class FileWatcher:
                 if mask & (_IN_CREATE | _IN_MOVED_TO):
                     self._adopt(path)
                 continue
+            if self._seq > self._mark and self._events and self._events[-1] == path:
+                continue  # create, write, close of one file: one entry per window
+            if len(self._events) >= MAX_EVENTS:
+                self.overflows += 1
+                continue
             self._events.append(path)
             self._seq += 1
 
@@ -385,7 +395,7 @@ class FileWatcher:
             token = self._tokens
             if self.backend == "inotify":
                 self._drain()
-                self._open[token] = self._seq
+                self._open[token] = self._mark = self._seq
             elif self.backend == "scan":
                 self._open[token] = self._snapshot()
             return token
