@@ -193,6 +193,10 @@ def _begin(
 def _complete(call: Call, hide: bool, result: Any, async_: bool) -> Any:
     """Record a returned result, or arrange to record it once read; return *result*."""
     try:
+        if isinstance(result, _MODELS):  # the common case: the SDK parsed the answer
+            response, usage = result_of(call.api, result)
+            call.finish("ok", response=response, usage=usage)
+            return result
         if isinstance(result, _STREAMS):
             aggregator = aggregator_for(call, hide_usage=hide)
             if async_:
@@ -306,13 +310,14 @@ def _sdk() -> Any:
 
 def install() -> None:
     """Put the audit's ``request`` and ``_send_request`` on the SDK's base clients (once)."""
-    global _STREAMS, _WRAPPERS  # noqa: PLW0603 - the SDK's classes, read once
+    global _MODELS, _STREAMS, _WRAPPERS  # noqa: PLW0603 - the SDK's classes, read once
     base = _sdk()
-    from openai import AsyncStream, Stream
+    from openai import AsyncStream, BaseModel, Stream
     from openai._legacy_response import LegacyAPIResponse
     from openai._response import BaseAPIResponse
 
     with _lock:
+        _MODELS = (BaseModel,)
         _STREAMS = (Stream, AsyncStream)
         _WRAPPERS = (BaseAPIResponse, LegacyAPIResponse)
         for cls, wrap_request, wrap_send in (
@@ -429,5 +434,6 @@ def is_instrumented(client: Any = None) -> bool:
     return _settings_of(client) is not None
 
 
+_MODELS: tuple[type, ...] = ()
 _STREAMS: tuple[type, ...] = ()
 _WRAPPERS: tuple[type, ...] = ()
