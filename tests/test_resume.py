@@ -341,8 +341,8 @@ class TestFinishAndStatus:
         second = belog.session("x", resume=run.id, finish=True, package=False)
         first.__enter__()
         second.__enter__()
+        second.__exit__(None, None, None)  # innermost first: contexts restore in order
         first.__exit__(None, None, None)
-        second.__exit__(None, None, None)
 
         assert "finished by another command" in capsys.readouterr().err
         kinds = [
