@@ -308,3 +308,101 @@ def test_records_between_commands_stay_in_the_session(tmp_path: Path, env: dict[
     logged = records(package)
     assert all(meta["execution"]["start_time"] <= r["timestamp"] for r in logged)
     assert all(r["timestamp"] <= meta["execution"]["end_time"] for r in logged)
+
+
+class TestFinishAndStatus:
+    """Finishing once, finishing as failed, and what the catalog says in between."""
+
+    def test_finish_as_failed(self, belog_config: Any) -> None:
+        """finish_session(failed=True) (`belog finish --failed`) records the run as failed."""
+        from structlog_belog.core.session import finish_session
+
+        with belog.session("to fail", finish=False) as run:
+            pass
+        finished = finish_session(run.id, failed=True)
+
+        assert finished.package_path is not None
+        assert metadata(finished.package_path)["execution"]["success"] is False
+
+    def test_second_finish_is_an_error(self, belog_config: Any) -> None:
+        """A session finished by one command cannot be resumed by another."""
+        with belog.session("once", finish=False) as run:
+            pass
+        run.finish()
+
+        with pytest.raises(SessionFinishedError, match=run.id):
+            belog.session("x", resume=run.id).__enter__()
+
+    def test_two_finishers_one_end(self, belog_config: Any, capsys: Any) -> None:
+        """Two commands finishing at once: one writes session_end, the other a pause."""
+        with belog.session("race", finish=False) as run:
+            pass
+        first = belog.session("x", resume=run.id, finish=True, package=False)
+        second = belog.session("x", resume=run.id, finish=True, package=False)
+        first.__enter__()
+        second.__enter__()
+        second.__exit__(None, None, None)  # innermost first: contexts restore in order
+        first.__exit__(None, None, None)
+
+        assert "finished by another command" in capsys.readouterr().err
+        kinds = [
+            r.get("kind")
+            for path in sorted((belog_config.log_dir / "sessions" / run.id).glob("processing*"))
+            for r in map(orjson.loads, path.read_bytes().splitlines())
+        ]
+        assert (1, 1) == (kinds.count("session_end"), kinds.count("session_pause") - 1)
+
+    def test_catalog_status(self, belog_config: Any) -> None:
+        """`open` between commands, `running` inside one, `crashed` when one died inside."""
+        from structlog_belog.package import catalog
+
+        def status(sid: str) -> str:
+            return catalog.session_info(belog_config.log_dir / "sessions" / sid).status
+
+        with belog.session("states", finish=False) as run:
+            assert "running" == status(run.id)
+        assert "open" == status(run.id)
+        code = "import os; print(os.getpid())"
+        dead = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        (belog_config.log_dir / "sessions" / run.id / f"active.{dead}").touch()
+        assert "crashed" == status(run.id)
+        with belog.session("x", resume=run.id):
+            pass
+        assert "open" == status(run.id)  # resuming forgot the dead command's marker
+
+    def test_unreadable_state_is_an_error(self, belog_config: Any) -> None:
+        """A damaged session.json makes resuming fail with the session named."""
+        with belog.session("damaged", finish=False) as run:
+            pass
+        (belog_config.log_dir / "sessions" / run.id / "session.json").write_text("{not json")
+
+        with pytest.raises(SessionNotFoundError, match="unreadable") as info:
+            belog.session("x", resume=run.id).__enter__()
+        assert run.id == info.value.session_id
+
+    def test_crashed_ordinary_session_resumes(self, belog_config: Any) -> None:
+        """An ordinary session whose process died (no session_end) can be resumed and finished."""
+        run = belog.session("died", package=False, blueprint_id="bp_9")
+        run.__enter__()
+        belog_config_sessions = belog_config.log_dir / "sessions" / run.id
+        from structlog_belog.core import context as _context
+
+        _context.REGISTRY.remove(run)  # as if its process had gone
+        _context.reset(run._token)  # type: ignore[arg-type]
+        with belog.session("x", resume=run.id, finish=True) as again, again.task("t"):
+            pass
+
+        assert again.package_path is not None
+        meta = metadata(again.package_path)
+        assert ("died", "bp_9") == (meta["title"], meta["blueprint_id"])
+        assert (belog_config_sessions / "session.finished").exists()
+
+    def test_cli_json(self, tmp_path: Path, env: dict[str, str]) -> None:
+        """`belog start --json` and `belog finish --json` print the ID and the package."""
+        sid = json.loads(cli(env, "start", "t", "--json").stdout)["session_id"]
+        out = json.loads(cli(env, "finish", sid, "--json").stdout)
+
+        assert sid == out["session_id"]
+        assert [Path(out["package"])] == packages(tmp_path)

@@ -261,13 +261,30 @@ class ChromaServerStore(BELogStore):
                 result = fn()
             except Exception as exc:
                 self.failures += 1
-                self._client = None
+                self._drop_client()
                 self._cooldown = min(_MAX_COOLDOWN, max(1.0, self._cooldown * 2))
                 self._open_until = time.monotonic() + self._cooldown
                 msg = f"BELog store {self.location} failed to {what}: {type(exc).__name__}: {exc}"
                 raise StoreError(self.location, msg) from exc
             self._cooldown = 0.0
             return result
+
+    def _drop_client(self) -> None:
+        """Forget the client, closing its HTTP connections (chromadb's client never does)."""
+        client, self._client = self._client, None
+        self._records = self._versions = None
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        try:
+            if session is not None:
+                session.close()
+        except Exception:  # noqa: BLE001, S110 - closing is best effort
+            pass
+
+    def __del__(self) -> None:
+        try:
+            self._drop_client()
+        except Exception:  # noqa: BLE001, S110 - at interpreter exit anything may be gone
+            pass
 
     def check(self) -> None:
         """Reach the server now, raising `StoreError` if it does not answer."""
@@ -276,7 +293,7 @@ class ChromaServerStore(BELogStore):
     def close(self) -> None:
         """Drop the connection (the next call reconnects) and reset the circuit."""
         with self._lock:
-            self._client = self._records = self._versions = None
+            self._drop_client()
             self._open_until = self._cooldown = 0.0
 
     # writes -------------------------------------------------------------------------
@@ -383,7 +400,7 @@ class ChromaServerStore(BELogStore):
                     self._client.delete_collection(name)
                 except Exception:  # noqa: BLE001, S110 - already gone
                     pass
-            self._client = None  # recreated on the next call
+            self._drop_client()  # recreated on the next call
             self._versions_sent.clear()
             self._heads_sent.clear()
 
