@@ -23,6 +23,7 @@ import structlog_belog as belog
 from structlog_belog.core import config as _config
 from structlog_belog.core.state import emit
 from structlog_belog.exceptions import PackageError, SessionNotFoundError
+from structlog_belog.package import members as _members
 from structlog_belog.package import packager as _package
 from structlog_belog.package.packager import build_package, finalize_run, packaged_at
 from structlog_belog.package.slug import package_name, place_package, slugify
@@ -293,7 +294,7 @@ class TestBuildPackage:
             raise OSError(28, "No space left on device")
 
         # The compressed bytes reach the file through _HashingFile.write: fail there.
-        monkeypatch.setattr(_package._HashingFile, "write", failing)
+        monkeypatch.setattr(_members.HashingFile, "write", failing)
         root = tmp_path / "p"
         with pytest.raises(PackageError, match="No space left") as info:
             build_package(d, root)

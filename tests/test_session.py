@@ -14,7 +14,7 @@ import structlog
 
 import structlog_belog as belog
 from structlog_belog.core import config as _config
-from structlog_belog.core import session as _session
+from structlog_belog.core import drops as _drops
 from structlog_belog.core import session_id as _session_id
 from tests.conftest import read_jsonl
 
@@ -414,10 +414,10 @@ class TestDropsReport:
         _context.REGISTRY.joined = joined
         with belog.session("own", package=False) as own:
             router._drop(own.id, OSError("full"), 2)
-            _session._report_drops()  # nothing lost for the joined session yet
+            _drops.report_drops()  # nothing lost for the joined session yet
             router._drop(joined.id, OSError("full"), 3)
-            _session._report_drops()
-            _session._report_drops()  # a second exit path: nothing new to say
+            _drops.report_drops()
+            _drops.report_drops()  # a second exit path: nothing new to say
         capsys.readouterr()
         shard = (
             belog_config.log_dir / "sessions" / "sess_joined" / f"processing.{os.getpid()}.jsonl"
@@ -434,9 +434,9 @@ class TestDropsReport:
     def test_nothing_dropped_nothing_written(self, belog_config: _config.Config) -> None:
         """With no drops in the process, the exit report writes nothing and configures nothing."""
 
-        _session._report_drops()
+        _drops.report_drops()
         _config.reset()
-        _session._report_drops()
+        _drops.report_drops()
 
         assert None is _config._STATE.pipeline
         assert [] == list(belog_config.log_dir.rglob("sessions/*/*.jsonl"))

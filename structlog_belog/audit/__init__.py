@@ -1,8 +1,9 @@
 """The audit: everything about LLM calls.
 
-Owns capturing OpenAI calls (`wrap`: the decorator and the client/SDK
-instrumentation), streams (`stream`), HTTP attempts (`attempts`), the call in
-flight and its record (`call`, `record`), prices (`prices`), call statistics
+Owns capturing OpenAI calls (`capture`: every request the SDK sends, at its
+request level, with the bodies read by `body`; `wrap`: the decorator and the
+client/SDK instrumentation), streams (`stream`), the call in flight with its
+HTTP attempts and its record (`call`, `record`), prices (`prices`), call statistics
 for reports (`stats`) and the offline fake LLM the demo and tests use
 (`fake_llm`, `fake_llm_content`).
 

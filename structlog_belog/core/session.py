@@ -18,13 +18,14 @@ from . import context as _context
 from . import hooks as _hooks
 from . import resume as _resume
 from . import tracing as _tracing
+from .drops import report_drops
 from .pipeline import format_exception
 from .producing import Producing
 from .render import as_written
 from .router import before_exit_flush
 from .session_id import new_session_id
 from .stage import Stage, command_line
-from .state import STATE, emit, ensure_pipeline, redact_name
+from .state import emit, ensure_pipeline, redact_name
 from .version import VERSION
 
 if TYPE_CHECKING:
@@ -534,43 +535,7 @@ def _reset_locks_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
-def _report_drops() -> None:
-    """At exit, tell each session this process joined how many of its records were lost.
-
-    A session's own process reports its drops in ``session_end``. A process
-    that joined it — forked while it was open, or started with `session_env()`
-    — writes no ``session_end``, so it writes a ``drops`` record into its own
-    shard instead; the finalizer adds them up. Only what was not reported yet
-    is written, so running twice (atexit and a multiprocessing finalizer)
-    counts nothing twice.
-    """
-    pipeline = STATE.pipeline
-    router = None if pipeline is None else pipeline.router
-    if router is None or not router.drops.total:
-        return
-    me = os.getpid()
-    runs = {run.id: run for run in _context.REGISTRY.open_sessions()}
-    joined = _context.REGISTRY.joined
-    if joined is not None:
-        runs.setdefault(joined.id, joined)
-    for run in runs.values():
-        if run.pid == me:
-            continue
-        count = router.take_unreported(run.id)
-        if count <= 0:
-            continue
-        token = _context.push(session=run, stage=None, task=None)
-        emit(
-            "records_dropped",
-            level="warning",
-            logger=_LOGGER,
-            kind="drops",
-            records_dropped=count,
-        )
-        _context.reset(token)
-
-
-before_exit_flush(_report_drops)
+before_exit_flush(report_drops)
 
 
 def session(

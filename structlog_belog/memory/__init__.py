@@ -6,7 +6,9 @@ what they measure (`watch`: files changed under the watched roots;
 `changes`: the explicit snapshot modes; `scoring`: the efficiency score;
 `evidence`: dependencies, connections, risk and suggestions; `measure`: the
 glue that fills a record), the store interface (`store`), its backends
-(`sqlite`, `chroma`) and how a location picks one (`stores`), blueprint
+(`sqlite`, `chroma`, `chroma_server` for a ChromaDB server shared by many
+workers, `shared` for sessions writing to one) and how a location picks one
+(`stores`), blueprint
 revisions and reflection (`revision`), and the loop's next step
 (`next_step`).
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import shutil
 import sys
@@ -22,14 +21,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-import zstandard
 
 from ..core import hooks as _hooks
 from ..core.safe_io import replace_file
 from ..exceptions import PackageError, SessionNotFoundError
+from .members import (
+    HASH_CHUNK,
+    REPORT_PAGE,
+    StreamWriter,
+    open_new,
+    write_file,
+    write_page,
+    write_sums,
+)
 from .reader import Raw, open_read, session_files
 from .report import SessionReport
 from .scan import scan_session
@@ -50,84 +57,6 @@ _STREAM_FILES: Final = {
     "belog": "belog.jsonl",
 }
 #: The run report page, in ``logs/``.
-REPORT_PAGE: Final = "execution_report.html"
-_HASH_CHUNK: Final = 1024 * 1024
-_ZSTD_JOB_SIZE: Final = 1024 * 1024
-_ZSTD_ONE_WORKER_JOB_SIZE: Final = 4 * 1024 * 1024
-_ONE_WORKER_UP_TO: Final = 6
-
-
-def _open_new(path: Path) -> IO[bytes]:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    return os.fdopen(fd, "wb")
-
-
-class _HashingFile:
-    """A write-only file that hashes what goes through it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fh = _open_new(path)
-        self.sha = hashlib.sha256()
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.sha.update(data)
-        return self.fh.write(data)
-
-    def flush(self) -> None:
-        self.fh.flush()
-
-    def close(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-
-
-def _zstd_params(level: int) -> Any:
-    """Multithreaded zstd: compression runs on worker threads, in fixed-size jobs.
-
-    Up to level `_ONE_WORKER_UP_TO` one worker keeps up with the pass (it
-    compresses several times faster than records are parsed), and more would
-    only take CPU time from the thread that parses; its 4 MiB jobs cost the
-    calling thread half as much as 1 MiB ones (fewer hand-overs). Slower
-    levels get one worker per CPU with 1 MiB jobs. Either way the job size is
-    fixed (zstd's default grows with the level's window, 8 MiB and more per
-    worker), so the input zstd buffers is small and constant and peak memory
-    does not depend on the size of the session.
-    """
-    if level <= _ONE_WORKER_UP_TO:
-        threads, job_size = 1, _ZSTD_ONE_WORKER_JOB_SIZE
-    else:
-        threads, job_size = -1, _ZSTD_JOB_SIZE
-    return zstandard.ZstdCompressionParameters.from_level(level, threads=threads, job_size=job_size)
-
-
-class _StreamWriter:
-    """One package member: plain JSONL or a zstd stream of it."""
-
-    def __init__(self, path: Path, level: int | None) -> None:
-        self.file = _HashingFile(path)
-        self.lines = 0
-        self._zw: Any = None
-        if level is not None:
-            cctx = zstandard.ZstdCompressor(compression_params=_zstd_params(level))
-            self._zw = cctx.stream_writer(cast("IO[bytes]", self.file), closefd=False)
-        self._write = self.file.write if self._zw is None else self._zw.write
-
-    def write(self, data: bytes | memoryview) -> None:
-        self._write(data)
-
-    def close(self) -> str:
-        """Finish the member (end the zstd frame, sync) and return its SHA-256."""
-        if self._zw is not None:
-            self._zw.flush(zstandard.FLUSH_FRAME)
-            self._zw.close()
-        self.file.close()
-        return self.file.sha.hexdigest()
-
-    def abort(self) -> None:
-        """Close without finishing, after a failure (the folder is removed anyway)."""
-        self.file.fh.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +97,8 @@ def _copy_one(src: Path, dst: Path) -> None:
     if src.is_symlink():
         os.symlink(os.readlink(src), dst)
         return
-    with open(src, "rb") as fin, _open_new(dst) as fout:
-        shutil.copyfileobj(fin, fout, _HASH_CHUNK)
+    with open(src, "rb") as fin, open_new(dst) as fout:
+        shutil.copyfileobj(fin, fout, HASH_CHUNK)
     st = src.stat()
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
@@ -229,65 +158,6 @@ def output_file_sizes(outputs: dict[str, list[str]]) -> dict[str, int]:
         if not os.path.isdir(path):
             sizes[path] = st.st_size
     return sizes
-
-
-def _sha256_file(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_CHUNK):
-            sha.update(block)
-    return sha.hexdigest()
-
-
-def _sums_line(digest: str, name: str) -> str:
-    # GNU sha256sum's escaping for names with a backslash or a newline.
-    if "\\" in name or "\n" in name or "\r" in name:
-        escaped = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-        return f"\\{digest}  {escaped}\n"
-    return f"{digest}  {name}\n"
-
-
-def _write_sums(root: Path, known: dict[str, str]) -> None:
-    """Write ``logs/SHA256SUMS`` for every regular file in the package."""
-    logs = root / "logs"
-    digests = dict(known)
-    for dirpath, _, filenames in os.walk(root):
-        for filename in filenames:
-            path = Path(dirpath, filename)
-            rel = os.path.relpath(path, logs)
-            if rel in digests or rel == "SHA256SUMS" or path.is_symlink():
-                continue
-            digests[rel] = _sha256_file(path)
-    text = "".join(_sums_line(d, name) for name, d in sorted(digests.items()))
-    with _open_new(logs / "SHA256SUMS") as fh:
-        fh.write(text.encode("utf-8", "surrogateescape"))
-
-
-def _write_file(path: Path, data: bytes) -> str:
-    with _open_new(path) as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return hashlib.sha256(data).hexdigest()
-
-
-def _write_page(path: Path, pieces: tuple[bytes, ...]) -> dict[str, Any]:
-    """Write the report page from its pieces; its ``package.report`` entry of metadata.json."""
-    from .report_page import PAGE_DATA_VERSION
-
-    sha = hashlib.sha256()
-    with _open_new(path) as fh:
-        for piece in pieces:
-            sha.update(piece)
-            fh.write(piece)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return {
-        "path": f"logs/{REPORT_PAGE}",
-        "sha256": sha.hexdigest(),
-        "bytes": sum(map(len, pieces)),
-        "data_version": PAGE_DATA_VERSION,
-    }
 
 
 def _when(report: SessionReport) -> datetime:
@@ -416,7 +286,7 @@ def _build(
     os.mkdir(logs, 0o700)
     suffix = "" if opts.level is None else ".zst"
     writers = {
-        stream: _StreamWriter(logs / (name + suffix), opts.level)
+        stream: StreamWriter(logs / (name + suffix), opts.level)
         for stream, name in _STREAM_FILES.items()
     }
     done = 0
@@ -466,7 +336,7 @@ def _build(
     if page is not None:
         from .report_page import page_data, page_pieces
 
-        page_entry = _write_page(logs / REPORT_PAGE, page_pieces(page_data(report, page)))
+        page_entry = write_page(logs / REPORT_PAGE, page_pieces(page_data(report, page)))
         digests[REPORT_PAGE] = page_entry["sha256"]
         page_entry.update(calls_shown=len(page.calls), calls_total=page.calls_total)
     metadata = report.to_metadata()
@@ -478,14 +348,14 @@ def _build(
         "report": page_entry,
     }
     meta_bytes = orjson.dumps(metadata, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    digests["metadata.json"] = _write_file(logs / "metadata.json", meta_bytes)
+    digests["metadata.json"] = write_file(logs / "metadata.json", meta_bytes)
     from .summary import render_summary  # jinja2: imported when a package is made
 
     summary = render_summary(report, metadata, opts.template)
-    digests["execution_summary.md"] = _write_file(
+    digests["execution_summary.md"] = write_file(
         logs / "execution_summary.md", summary.encode("utf-8")
     )
-    _write_sums(building, digests)
+    write_sums(building, digests)
     return place_package(building, root, package_name(report.title, _when(report)))
 
 
