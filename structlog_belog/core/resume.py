@@ -257,9 +257,17 @@ def open_session(run: Any) -> None:
     run._active = mark_active(run.directory)
 
 
+def _exists(path: Path) -> bool:
+    """Whether *path* exists; False when it cannot be looked at (a session never raises)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def may_finish(run: Any) -> bool:
     """Claim the end of a session of several commands; False if another command ended it."""
-    if not (run.resumed or (run.directory / STATE_FILE).exists()):
+    if not (run.resumed or _exists(run.directory / STATE_FILE)):
         return True  # an ordinary session: it ends with its block, as always
     try:
         claim_finish(run.id, run.directory)
