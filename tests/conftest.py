@@ -18,7 +18,7 @@ from structlog_belog.core import context as _context
 REPO_ROOT = Path(belog.__file__).resolve().parents[1]
 
 # tests/compat needs the real client libraries, which live in their own virtual
-# environment: tests/test_compat.py builds it and runs that folder there.
+# environment: tests/audit/test_compat.py builds it and runs that folder there.
 collect_ignore = [] if os.environ.get("BELOG_COMPAT_SUITE") == "1" else ["compat"]
 
 

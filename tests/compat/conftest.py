@@ -2,7 +2,7 @@
 
 These tests import instructor, langchain-openai, litellm and openai-agents,
 which hold the ``openai`` SDK back, so they run in their own virtual
-environment: ``tests/test_compat.py`` builds it and runs them there (the main
+environment: ``tests/audit/test_compat.py`` builds it and runs them there (the main
 suite skips this folder). To run them by hand in that environment::
 
     BELOG_COMPAT_SUITE=1 .cache/compat/venv/bin/python -m pytest tests/compat
