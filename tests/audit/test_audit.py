@@ -587,7 +587,7 @@ class TestRecordHelpers:
     def test_jsonable_copies_and_names(self) -> None:
         """jsonable dumps SDK models, names classes and copies containers."""
         nested = {"a": [1, {"b": Plan}], "c": b"xyz", "d": openai.omit}
-        assert {"a": [1, {"b": "tests.test_audit.Plan"}], "c": {"bytes": 3}} == (
+        assert {"a": [1, {"b": "tests.audit.test_audit.Plan"}], "c": {"bytes": 3}} == (
             _audit_record.jsonable(nested)
         )
 
