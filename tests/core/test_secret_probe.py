@@ -241,7 +241,7 @@ class TestNames:
         assert key.lower() not in run.package_path.name.lower()
         assert "redacted-github_token" in run.package_path.name
         summary = (run.package_path / "logs" / "execution_summary.md").read_text()
-        assert r"import with \[REDACTED:github\_token\]" in summary  # Markdown-escaped
+        assert "`import with [REDACTED:github_token]`" in summary  # a code span, as written
 
     def test_title_given_to_package_redacted(self, belog_config: Config, tmp_path: Path) -> None:
         """A title passed to `package` is redacted before it names anything."""

@@ -15,6 +15,7 @@ import pytest
 import structlog_belog as belog
 from structlog_belog import open_store
 from structlog_belog.core import config as _config
+from structlog_belog.memory import recording as _recording
 from structlog_belog.memory import task as _task
 from structlog_belog.memory.shared import PENDING_MARKER, SharedStore, pending_sessions
 from structlog_belog.memory.store import read_belog_files
@@ -107,7 +108,7 @@ class TestServerDown:
         written = list(read_belog_files(tmp_path / "logs"))
         assert [True] * 3 == [r["success"] for r in written]
         assert written[0]["execution_trace_id"] in written[2]["previous_attempts"]
-        store = _task._resolve_store(None)
+        store = _recording._resolve_store(None)
         assert isinstance(store, SharedStore)
         assert (3, 3) == (store.pending, store.local.count())
         assert [tmp_path / "logs" / "sessions" / run.id] == pending_sessions(tmp_path / "logs")
@@ -124,7 +125,7 @@ class TestServerDown:
         configure(tmp_path, url)
 
         run_tasks("online", 2)
-        store = _task._resolve_store(None)
+        store = _recording._resolve_store(None)
         assert isinstance(store, SharedStore)
         assert store.catch_up_thread is not None
         store.catch_up_thread.join(timeout=120)
