@@ -332,11 +332,12 @@ def _install(config: Config) -> None:
         if old.router is not None:
             old.router.shutdown()
     _STATE.pipeline = pipeline
+    _CHAIN[:] = [pipeline.__call__]
     _STATE.config = config
     _set_level(config.level_no)
     _STATE.owns_structlog = True
     structlog.configure(
-        processors=[_dispatch],  # type: ignore[list-item]
+        processors=_CHAIN,
         wrapper_class=_BelogBoundLogger,
         logger_factory=_SinkLoggerFactory(),
         context_class=dict,
@@ -505,6 +506,7 @@ def reset() -> None:
             _STATE.pipeline.router.shutdown()
         _STATE.handler = None
         _STATE.pipeline = None
+        _CHAIN[:] = [_drop]
         _STATE.config = None
         _context.REGISTRY.joined = None
         if _STATE.owns_structlog:
@@ -517,15 +519,16 @@ def reset() -> None:
         hooks.configure_openai(False)
 
 
-def _dispatch(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
-    """structlog's only processor: hand the record to the active pipeline.
+def _drop(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
+    """structlog's processor after `reset()`: a cached logger writes nothing."""
+    raise structlog.DropEvent
 
-    Looked up per call so loggers cached before a reconfiguration follow it.
-    """
-    pipeline = _STATE.pipeline
-    if pipeline is None:
-        raise structlog.DropEvent
-    return pipeline(logger, method_name, event_dict)
+
+#: The processor chain belog gives structlog: one item, the active pipeline's
+#: ``__call__``. Changed in place, never replaced: a logger cached before a
+#: reconfiguration holds this very list, so it follows the new pipeline with
+#: no lookup per record.
+_CHAIN: Final[list[Any]] = [_drop]
 
 
 class _Sink:

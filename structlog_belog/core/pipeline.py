@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import structlog.contextvars
 
 from . import context as _context
-from .redact import SecretRedactor
+from .redact import LOG_CALL, SecretRedactor
 from .render import render_jsonl
 from .reserved import RESERVED, demote_reserved, demoted_key
 from .truncate import ValueTruncator
@@ -178,7 +178,13 @@ def fallback_session() -> tuple[Any, bool]:
 
 
 class Pipeline:
-    """The configured chain. Built once by `configure()`; called per record."""
+    """The configured chain. Built once by `configure()`; called per record.
+
+    Each of *processors* is called as ``proc(logger, level, fields)`` with
+    *logger* `LOG_CALL` for a record a log call made (the `SecretRedactor`
+    then moves its reserved fields under ``app.<name>``) and None for one
+    belog made itself.
+    """
 
     def __init__(
         self,
@@ -242,7 +248,9 @@ class Pipeline:
         # One function, one try block (free in CPython 3.11+): a call per
         # record saved on the hot path.
         try:
-            if not (own or vetted or RESERVED.isdisjoint(ed)):
+            # A log call's reserved fields become data: the redactor moves them
+            # as it judges the keys (no extra pass); without one, a set test.
+            if not (own or vetted or self.redactor is not None or RESERVED.isdisjoint(ed)):
                 demote_reserved(ed)
             ctx = _current()
             # A vetted record gets the context's fields apart, to redact only them.
@@ -255,8 +263,9 @@ class Pipeline:
             if fields:
                 # Redact before adding what the record path itself sets (time,
                 # level, session, stage, task): fewer keys to walk, same result.
+                who = None if own or vetted else LOG_CALL
                 for proc in self.processors:
-                    fields = proc(None, level, fields)
+                    fields = proc(who, level, fields)
                 if vetted:
                     for key, value in fields.items():
                         ed.setdefault(key, value)

@@ -49,10 +49,11 @@ from .secret_rules import (
     _stem_positions,
     _value_patterns,
 )
+from .reserved import RESERVED, demoted_key
 from .truncate import cap_bytes_between, cap_text_between, rebuilt_like, safe_cuts
 from .vetted import Vetted, VettedList
 
-__all__ = ["DEFAULT_MARKER", "SENSITIVE_KEYS", "SecretRedactor", "Vetted", "VettedList"]
+__all__ = ["DEFAULT_MARKER", "LOG_CALL", "SENSITIVE_KEYS", "SecretRedactor", "Vetted", "VettedList"]
 
 # Tuples, not X | Y unions: isinstance with a union is several times slower.
 _CONTAINERS: Final = (dict, list, tuple, set, frozenset)
@@ -65,9 +66,17 @@ _TRUSTED_KEYS: Final = frozenset({"timestamp", "level", "session_id", "parent_se
 
 # Key verdicts: scan the value (0, falsy: the common case costs one test),
 # leave it alone (1), replace it whole (a str: the marker), or rename the key
-# because the key itself holds a secret (a tuple: new key, verdict).
+# because the key itself holds a secret (a tuple: new key, verdict). A field
+# only belog may set (`reserved.RESERVED`) is scanned (2) and, at the top of a
+# log call's record, moved under ``app.<name>``: the check rides on the verdict
+# lookup every key pays anyway, so ordinary records pay nothing for it.
 _SCAN: Final = 0
 _TRUST: Final = 1
+_RESERVED: Final = 2
+
+#: What belog's record path passes as a processor's *logger* for a record made
+#: by a log call (not by belog itself): its reserved fields become data.
+LOG_CALL: Final = object()
 _Verdict = int | str | tuple[str, "int | str"]
 
 _CACHE_MAX: Final = 4096  # entries in each bounded cache
@@ -221,7 +230,7 @@ class SecretRedactor:
     # -- the processor -------------------------------------------------------
 
     # One frame for the whole record: the hot path pays no call per field.
-    def __call__(self, _: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, logger: Any, _: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         clean = self._clean
         judged = self._key_cache.get
         renamed: list[tuple[str, str]] | None = None
@@ -243,6 +252,10 @@ class SecretRedactor:
                         # dict's size: safe while iterating.
                         event_dict[key] = verdict
                     continue
+                if verdict == _RESERVED and logger is LOG_CALL:
+                    if renamed is None:
+                        renamed = []
+                    renamed.append((key, ""))  # "": demote (see the loop below)
             if type(value) is str:
                 if value in clean:
                     continue
@@ -255,7 +268,8 @@ class SecretRedactor:
                 event_dict[key] = new
         if renamed is not None:
             for old, new_key in renamed:
-                event_dict[new_key] = event_dict.pop(old)
+                value = event_dict.pop(old)
+                event_dict[new_key or demoted_key(old, event_dict)] = value
         return event_dict
 
     # -- strings -------------------------------------------------------------
@@ -437,7 +451,9 @@ class SecretRedactor:
         if type(key) is not str:
             return _SCAN
         verdict: _Verdict
-        if key in _TRUSTED_KEYS:
+        if key in RESERVED:
+            verdict = _RESERVED
+        elif key in _TRUSTED_KEYS:
             verdict = _TRUST
         else:
             kind = self._sensitive_kind(key)
@@ -451,7 +467,7 @@ class SecretRedactor:
                 cache.clear()
                 self._scanned_keys.clear()
             cache[key] = verdict
-            if type(verdict) is int and verdict == _SCAN:
+            if type(verdict) is int and verdict != _TRUST:  # _SCAN, _RESERVED
                 self._scanned_keys.add(key)
         return verdict
 
@@ -532,8 +548,10 @@ class SecretRedactor:
                     new = self._redact_obj(value, depth + 1, path)
             elif type(verdict) is str:
                 new = value if value is None else verdict
-            else:
+            elif verdict == _TRUST:
                 new = value
+            else:  # _RESERVED: nested, it is data like any other
+                new = self._redact_obj(value, depth + 1, path)
             if new is not value or new_key is not key:
                 if out is None:
                     out = dict(obj)
