@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePath
 from typing import Any, Final
 
+from .reserved import RESERVED, demoted_key
 from .secret_rules import (
     _CHARS_PER_STEM,
     _NAME_BACK,
@@ -48,8 +49,8 @@ from .secret_rules import (
     _normalize_key,
     _stem_positions,
     _value_patterns,
+    sensitive_kind,
 )
-from .reserved import RESERVED, demoted_key
 from .truncate import cap_bytes_between, cap_text_between, rebuilt_like, safe_cuts
 from .vetted import Vetted, VettedList
 
@@ -456,7 +457,7 @@ class SecretRedactor:
         elif key in _TRUSTED_KEYS:
             verdict = _TRUST
         else:
-            kind = self._sensitive_kind(key)
+            kind = sensitive_kind(key, self._sensitive)
             verdict = _SCAN if kind is None else self._marker_for(kind)
         new_key = self._redact_str(key)
         if new_key != key:
@@ -470,19 +471,6 @@ class SecretRedactor:
             if type(verdict) is int and verdict != _TRUST:  # _SCAN, _RESERVED
                 self._scanned_keys.add(key)
         return verdict
-
-    def _sensitive_kind(self, key: str) -> str | None:
-        normal = _normalize_key(key)
-        sensitive = self._sensitive
-        if normal in sensitive:
-            return normal
-        # db_password, x_api_key, aws_session_token: a sensitive name as suffix.
-        parts = normal.split("_")
-        for i in range(1, len(parts)):
-            tail = "_".join(parts[i:])
-            if tail in sensitive:
-                return tail
-        return None
 
     # -- containers ----------------------------------------------------------
 

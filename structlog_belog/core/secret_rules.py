@@ -344,6 +344,22 @@ def _normalize_key(key: str) -> str:
     return _CAMEL.sub("_", key).lower().replace("-", "_").strip("_ ")
 
 
+def sensitive_kind(key: str, sensitive: frozenset[str] | set[str]) -> str | None:
+    """The sensitive name *key* is (in any case style) or ends in, as in *sensitive*; or None.
+
+    ``db_password``, ``x_api_key``, ``aws_session_token``: a sensitive name as suffix.
+    """
+    normal = _normalize_key(key)
+    if normal in sensitive:
+        return normal
+    parts = normal.split("_")
+    for i in range(1, len(parts)):
+        tail = "_".join(parts[i:])
+        if tail in sensitive:
+            return tail
+    return None
+
+
 def _canonical(normal: str) -> str:
     """Name the kind of an assignment by its sensitive suffix (``db_password`` → password)."""
     parts = normal.split("_")

@@ -103,8 +103,10 @@ def _copy_one(src: Path, dst: Path) -> None:
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
+def _copy_tree(src: Path, dst: Path, refused: list[str]) -> None:
     """Copy a folder: folders 0700 and files 0600 from creation, links as links.
+
+    A FIFO, a device or a socket in it is never opened: its path goes to *refused*.
 
     Not `shutil.copytree`: it creates with the umask's modes and copies the
     source's modes afterwards, so copied content could be readable by others.
@@ -114,14 +116,21 @@ def _copy_tree(src: Path, dst: Path) -> None:
         for entry in entries:
             child = src / entry.name
             if entry.is_dir(follow_symlinks=False):
-                _copy_tree(child, dst / entry.name)
+                _copy_tree(child, dst / entry.name, refused)
             elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
                 _copy_one(child, dst / entry.name)
+            else:
+                refused.append(str(child))
 
 
-def _copy_contents(report: SessionReport, root: Path) -> list[str]:
-    """Copy what ``run.add_content`` asked for into *root*; return the missing paths."""
-    missing = []
+def _copy_contents(report: SessionReport, root: Path) -> tuple[list[str], list[str]]:
+    """Copy what ``run.add_content`` asked for into *root*.
+
+    Returns the paths that no longer exist, and those refused because they
+    are neither a folder, a file nor a link (a FIFO, a device, a socket).
+    """
+    missing: list[str] = []
+    refused: list[str] = []
     for item in report.contents:
         src = Path(str(item.get("path")))
         as_name = item.get("as_name") or src.name
@@ -137,14 +146,14 @@ def _copy_contents(report: SessionReport, root: Path) -> list[str]:
         if src.is_dir() and not src.is_symlink():
             # Links are copied as links, never followed: a link in the content
             # cannot pull files from outside it into the package, nor loop.
-            _copy_tree(src, dst)
+            _copy_tree(src, dst, refused)
         elif src.is_symlink() or src.is_file():
             _copy_one(src, dst)
         else:  # a FIFO, a device, a socket: never opened (a FIFO would hang)
-            missing.append(str(src))
+            refused.append(str(src))
             continue
         item["copied_to"] = dst.relative_to(root).as_posix()
-    return missing
+    return missing, refused
 
 
 def output_file_sizes(outputs: dict[str, list[str]]) -> dict[str, int]:
@@ -321,7 +330,20 @@ def _build(
         for writer in writers.values():
             writer.abort()
         raise
-    missing = _copy_contents(report, building)
+    missing, refused = _copy_contents(report, building)
+    if refused:
+        report.issues.append(
+            {
+                "kind": "refused_content",
+                "severity": "warning",
+                "message": (
+                    f"{len(refused)} content path(s) given to add_content are not regular "
+                    "files, folders or links (a FIFO, a device or a socket): not copied"
+                ),
+                "count": len(refused),
+                "examples": refused[:20],
+            }
+        )
     if missing:
         report.issues.append(
             {

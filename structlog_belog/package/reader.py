@@ -238,8 +238,14 @@ def parse_lines(
             on_corrupt(number, line)
 
 
-def session_files(directory: Path | str, stream: str = "processing") -> list[Path]:
-    """The files of *stream* in a session folder: the session's own first, then shards by pid."""
+def session_files(
+    directory: Path | str, stream: str = "processing", refused: list[Path] | None = None
+) -> list[Path]:
+    """The files of *stream* in a session folder: the session's own first, then shards by pid.
+
+    An entry named like one that is not a regular file (a link, a FIFO, a
+    folder...) is never opened; it is added to *refused* when given.
+    """
     if stream not in _PACKAGE_MEMBERS:
         msg = f"stream must be one of {sorted(_PACKAGE_MEMBERS)}, got {stream!r}"
         raise ValueError(msg)
@@ -247,8 +253,12 @@ def session_files(directory: Path | str, stream: str = "processing") -> list[Pat
     with os.scandir(directory) as entries:
         for entry in entries:
             m = _SHARD.match(entry.name)
-            if m and m.group(1) == stream and entry.is_file(follow_symlinks=False):
+            if not m or m.group(1) != stream:
+                continue
+            if entry.is_file(follow_symlinks=False):
                 found.append((-1 if m.group(2) is None else int(m.group(2)), Path(entry.path)))
+            elif refused is not None:
+                refused.append(Path(entry.path))
     return [p for _, p in sorted(found)]
 
 

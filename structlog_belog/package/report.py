@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
 from operator import methodcaller
+from pathlib import Path
 from typing import Any, Final
 
 from ..audit.stats import CallStats, Issue, issue, short_text
@@ -240,6 +241,7 @@ class ReportBuilder:
         self.in_burst = False
         self.corrupt: list[str] = []
         self.corrupt_count = 0
+        self.refused_files: list[Path] = []  # session files that are links, FIFOs...
         self.calls = CallStats(self.call_outputs)
         self.belog_rows: list[dict[str, Any]] = []
         self.belog_counts = {"total": 0, "succeeded": 0, "failed": 0}

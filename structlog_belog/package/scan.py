@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ..audit.stats import issue
 from .reader import merged_batches, session_files
 from .report import (
     _ERROR_LEVELS,
@@ -52,7 +53,7 @@ def _scan_processing(
     is_error = _ERROR_LEVELS.__contains__
     # dict.get over repeat(key): no method lookup per record, half the cost of methodcaller.
     get = dict.get
-    files = session_files(directory, "processing")
+    files = session_files(directory, "processing", builder.refused_files)
     first_ts: str | None = None
     last_ts = ""
     for raw, lines, records in merged_batches(files, builder.corrupt_line):
@@ -122,7 +123,8 @@ def scan_session(
 
     dumps = orjson.dumps
     call_outputs = builder.call_outputs
-    for _, __, records in merged_batches(session_files(directory, "prompts"), builder.corrupt_line):
+    prompts = session_files(directory, "prompts", builder.refused_files)
+    for _, __, records in merged_batches(prompts, builder.corrupt_line):
         for rec in records:
             builder.calls.add(rec)
             rec["outputs"] = call_outputs.get(str(rec.get("call_id")), [])
@@ -134,7 +136,7 @@ def scan_session(
             write("prompts", (data,), len(records))
 
     for raw, lines, records in merged_batches(
-        session_files(directory, "belog"), builder.corrupt_line
+        session_files(directory, "belog", builder.refused_files), builder.corrupt_line
     ):
         for rec in records:
             builder.belog(rec)
@@ -144,4 +146,17 @@ def scan_session(
             write("belog", raw or (b"".join(lines),), len(lines))
 
     sizes = output_sizes(builder.outputs) if output_sizes is not None else {}
-    return builder.build(sizes)
+    report = builder.build(sizes)
+    refused = builder.refused_files
+    if refused:
+        report.issues.append(
+            issue(
+                "refused_files",
+                "error",
+                f"{len(refused)} file(s) in the session folder are links or not regular "
+                "files: never opened, their records are not in the package",
+                len(refused),
+                sorted(p.name for p in refused),
+            )
+        )
+    return report

@@ -349,8 +349,30 @@ class TestBuildPackage:
               path=str(fifo), as_name="x")])  # fmt: skip
         package = build_package(d, tmp_path / "p")
         meta = belog.read_package(package).metadata
-        assert [str(fifo)] == meta["issues_detected"][-1]["examples"]
+        (issue,) = [i for i in meta["issues_detected"] if i["kind"].endswith("_content")]
+        assert ("refused_content", [str(fifo)]) == (issue["kind"], issue["examples"])
+        assert "FIFO" in issue["message"]
         assert not (package / "x").exists()
+
+    @pytest.mark.parametrize("planted", ["link", "fifo"])
+    def test_planted_shard_refused_and_reported(self, planted: str, tmp_path: Path) -> None:
+        """A shard that is a link or a FIFO is never opened, and named under the issues."""
+        outside = tmp_path / "outside.jsonl"
+        write(outside, [rec(5, "from outside")])
+        d = session_dir(tmp_path / "logs")
+        write(d / "processing.jsonl", [start(0), rec(1, "inside")])
+        shard = d / "processing.4242.jsonl"
+        if planted == "link":
+            shard.symlink_to(outside)
+        else:
+            os.mkfifo(shard)
+        package = build_package(d, tmp_path / "p")
+        meta = belog.read_package(package).metadata
+        (issue,) = [i for i in meta["issues_detected"] if i["kind"] == "refused_files"]
+        assert (1, ["processing.4242.jsonl"]) == (issue["count"], issue["examples"])
+        events = [r.get("event") for r in belog.iter_records(package)]
+        assert "inside" in events
+        assert "from outside" not in events
 
     def test_odd_file_names_in_sums(self, tmp_path: Path) -> None:
         """File names with a newline or backslash are escaped the way sha256sum reads them."""
@@ -458,7 +480,7 @@ class TestContents:
         assert Path(expected) == _package._safe_relative(name)
 
     def test_copy_contents(self, tmp_path: Path) -> None:
-        """Folders are copied deep, a FIFO is left out, a name clash gets -2, missing is listed."""
+        """Folders are copied deep, a FIFO is refused, a name clash gets -2, missing is listed."""
         src = tmp_path / "src"
         (src / "deep").mkdir(parents=True)
         (src / "deep" / "a.txt").write_text("a")
@@ -473,7 +495,8 @@ class TestContents:
         root = tmp_path / "root"
         root.mkdir()
         report = type("Report", (), {"contents": items})()
-        assert [str(tmp_path / "gone.txt")] == _package._copy_contents(report, root)
+        missing, refused = _package._copy_contents(report, root)
+        assert ([str(tmp_path / "gone.txt")], [str(src / "pipe")]) == (missing, refused)
         assert ["data", "data-2", None] == [i.get("copied_to") for i in items]
         assert "a" == (root / "data" / "deep" / "a.txt").read_text()
         assert ["deep"] == sorted(p.name for p in (root / "data").iterdir())
