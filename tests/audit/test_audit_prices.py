@@ -109,7 +109,7 @@ class TestCostInRecords:
             prices={"local-model": {"input": 1.0, "output": 2.0}},
         )
         client = belog.instrument_openai(fake_openai_client())
-        with belog.session("override") as run:
+        with belog.session("override", package=False) as run:
             result = client.chat.completions.create(model="local-model", messages=MESSAGES)
         assert result.usage is not None
         expected = (result.usage.prompt_tokens * 1.0 + result.usage.completion_tokens * 2.0) / 1e6

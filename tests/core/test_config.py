@@ -204,7 +204,7 @@ class TestConfigure:
         """An llm_call record is one short console line (call, model, status); the prompt is not."""
         belog.configure(log_dir=tmp_path / "logs", console=True, handle_signals=False)
         client = belog.instrument_openai(fake_openai_client())
-        with belog.session("console") as run:
+        with belog.session("console", package=False) as run:
             client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "a long story prompt"}]
             )

@@ -149,7 +149,7 @@ import structlog_belog as belog
 root = sys.argv[1]
 belog.configure(log_dir=root + "/logs", console=False)
 name = os.fsdecode(b"task-\\xff-name")
-with belog.session("s", blueprint_id="bp_u") as run:
+with belog.session("s", blueprint_id="bp_u", package=False) as run:
     with run.task(name):
         pass
 store = belog.open_store()
