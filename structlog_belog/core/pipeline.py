@@ -297,7 +297,9 @@ class Pipeline:
                 if level in _ERROR_LEVELS:
                     task.note_error(ed)
                 task.note_record(ed)
-            line = render_jsonl(None, level, ed)
+            # A vetted record's parts are finite by construction: only the
+            # fields merged from the context could hide a NaN.
+            line = render_jsonl(None, level, ed, finite=vetted and not fields)
             # Rendered again only when a value was cut: a line long only
             # because it holds many short values is written as it is.
             if (

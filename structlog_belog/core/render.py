@@ -41,7 +41,7 @@ _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
 
 
-def render_jsonl(_: Any, __: str, event_dict: Any) -> bytes:
+def render_jsonl(_: Any, __: str, event_dict: Any, *, finite: bool = False) -> bytes:
     """Render *event_dict* as one UTF-8 JSON line ending in exactly one ``\\n``.
 
     Never raises. Values orjson does not know are written as text: ``bytes``
@@ -54,12 +54,21 @@ def render_jsonl(_: Any, __: str, event_dict: Any) -> bytes:
     than 200 levels ``"<nested too deep: list>"``. CR, LF and every control
     character are escaped by JSON; U+0085, U+2028 and U+2029 are escaped too,
     so no line splitter sees more than one line.
+
+    *finite* says the caller knows no NaN or Infinity is in *event_dict*
+    (the record path's own records, made of `Vetted` parts and the floats
+    it computed): the search for them is skipped.
     """
     try:
         line = orjson.dumps(event_dict, default=_default, option=_OPTIONS)
     except Exception:  # noqa: BLE001 - anything orjson refuses takes the slow path
         return _render_safely(event_dict)
-    if b"null" in line and type(event_dict) is dict and _has_non_finite(event_dict, 0):
+    if (
+        not finite
+        and b"null" in line
+        and type(event_dict) is dict
+        and _has_non_finite(event_dict, 0)
+    ):
         # orjson writes NaN and Infinity as null; say what they were.
         return _render_safely(event_dict)
     if not line.isascii():

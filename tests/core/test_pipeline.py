@@ -180,8 +180,8 @@ class TestKinds:
         renders: list[int] = []
         real = _pipeline.render_jsonl
 
-        def counting(logger: Any, name: str, event_dict: Any) -> bytes:
-            line = real(logger, name, event_dict)
+        def counting(logger: Any, name: str, event_dict: Any, *, finite: bool = False) -> bytes:
+            line = real(logger, name, event_dict, finite=finite)
             renders.append(len(line))
             return line
 
@@ -201,6 +201,23 @@ class TestKinds:
         assert (1 if redact else 2) == len(one_renders)
         assert one_renders[-1] <= 131_072 + 1000
         assert "...[truncated 200000 chars, sha256:" in one_line["blob"]
+
+    def test_vetted_record_with_a_non_finite_context_field(
+        self, belog_config: _config.Config
+    ) -> None:
+        """A vetted record skips the NaN search, except for what the context merged into it."""
+        from structlog_belog.core.vetted import Vetted
+
+        pipeline = _config._STATE.pipeline
+        assert pipeline is not None
+        with belog.session("nan", package=False) as run:
+            record = {"event": "vetted", "kind": "custom_kind", "part": Vetted(n=1.5)}
+            pipeline.process(dict(record), "info", 0.0, vetted=True)
+            with belog.bound(ratio=float("nan"), big=float("inf")):
+                pipeline.process(dict(record), "info", 0.0, vetted=True)
+        plain, bound = [r for r in _stream(run, "processing") if r["event"] == "vetted"]
+        assert ({"n": 1.5}, "ratio" in plain) == (plain["part"], False)
+        assert ("NaN", "Infinity", {"n": 1.5}) == (bound["ratio"], bound["big"], bound["part"])
 
     def test_other_kinds_stay_in_processing(self, belog_config: _config.Config) -> None:
         """Kinds other than llm_call and belog only go to processing.jsonl."""
