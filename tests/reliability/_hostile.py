@@ -88,6 +88,24 @@ def python_code(code: str, *args: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(code), *args]
 
 
+def run_python(code: str, *args: str, env: dict[str, str], timeout: float = 60) -> tuple[Any, Any]:
+    """Run *code* with *args* in a new interpreter; (the finished process, its last line as JSON).
+
+    The child must exit 0 (its stderr is the failure message) and print a JSON
+    line last.
+    """
+    proc = subprocess.run(
+        python_code(code, *args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    return proc, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 MAKE_SESSION = """
 import json, logging, sys, structlog
 import structlog_belog as belog

@@ -16,13 +16,12 @@ and every call left exactly one ordinary record with its values kept.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ._hostile import python_code
+from ._hostile import run_python
 
 SPOOFS: list[dict[str, Any]] = [
     {"kind": "content", "path": "@SECRET@", "as_name": "stolen"},
@@ -88,16 +87,9 @@ class TestSpoofedRecords:
         secret = tmp_path / "host_secret.txt"
         marker = b"HOST-FILE-MARKER-" + b"7" * 40
         secret.write_bytes(marker)
-        proc = subprocess.run(
-            python_code(SCRIPT, str(tmp_path), str(secret), json.dumps(SPOOFS)),
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        _proc, result = run_python(
+            SCRIPT, str(tmp_path), str(secret), json.dumps(SPOOFS), env=subprocess_env, timeout=120
         )
-        assert 0 == proc.returncode, proc.stderr
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
         package = Path(result["package"])
         session_dir = tmp_path / "logs" / "sessions" / result["id"]
         copies = [b for b in _tree_bytes(package) if marker in b]

@@ -10,15 +10,13 @@ and for the log files the refused records are counted with one warning.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ._hostile import make_session, python_code
+from ._hostile import make_session, run_python
 
 WARNING = "structlog-belog: could not write a log record"
 
@@ -71,16 +69,9 @@ class TestLogWriters:
         outside_dir.mkdir()
         outside = outside_dir / "victim.txt"
         outside.write_bytes(b"untouched\n")
-        proc = subprocess.run(
-            python_code(LOG_SCRIPT, str(tmp_path), where, str(outside)),
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+        proc, result = run_python(
+            LOG_SCRIPT, str(tmp_path), where, str(outside), env=subprocess_env, timeout=30
         )
-        assert 0 == proc.returncode, proc.stderr
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
         figure("records dropped (of 10)", result["dropped"])
         figure("warnings", proc.stderr.count(WARNING))
         assert [] == result["exceptions"]
@@ -116,16 +107,9 @@ class TestStoreAndFiles:
     ) -> None:
         """A dangling link at the store's name: its target is never created."""
         outside = tmp_path / "outside.sqlite3"
-        proc = subprocess.run(
-            python_code(STORE_SCRIPT, str(tmp_path), str(outside)),
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        _proc, result = run_python(
+            STORE_SCRIPT, str(tmp_path), str(outside), env=subprocess_env, timeout=60
         )
-        assert 0 == proc.returncode, proc.stderr
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
         figure("error", result["error"])
         assert not outside.exists()
         assert result["error"] is not None
@@ -158,16 +142,9 @@ except Exception as exc:
     error = type(exc).__name__ + ": " + str(exc)
 print(json.dumps({"error": error}))
 """
-        proc = subprocess.run(
-            python_code(code, str(tmp_path), str(outside)),
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        _proc, result = run_python(
+            code, str(tmp_path), str(outside), env=subprocess_env, timeout=60
         )
-        assert 0 == proc.returncode, proc.stderr
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
         figure("error", result["error"])
         assert b"untouched\n" == outside.read_bytes()
         assert result["error"] is not None

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from ._hostile import belog_cli, is_root, make_session, python_code
+from ._hostile import belog_cli, is_root, make_session, python_code, run_python
 
 NOBODY = 65534
 
@@ -155,16 +155,7 @@ with belog.session("s", blueprint_id="bp_u", package=False) as run:
 store = belog.open_store()
 print(json.dumps({"found": len(store.get_past_attempts(name))}))
 """
-        proc = subprocess.run(
-            python_code(code, str(tmp_path)),
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert 0 == proc.returncode, proc.stderr
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        _proc, result = run_python(code, str(tmp_path), env=subprocess_env, timeout=60)
         figure("attempts found", result["found"])
         assert 1 == result["found"]
 
