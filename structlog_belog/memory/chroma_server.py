@@ -10,21 +10,29 @@ How the records are laid out, and why:
 - One Chroma record per BELog record, its ID the record's
   ``execution_trace_id``: adding a record twice (a retry, a reindex, two
   workers catching up at once) never doubles it.
-- The document is the record itself (JSON); the metadata holds only what the
+- The record itself (JSON) is a metadata value (``record``) beside what the
   questions filter and sort on (task, blueprint, session, success, the
-  timestamp, also as integer microseconds). `get_past_attempts` and
-  `last_execution` are metadata ``where`` filters, never an embedding
-  search: the small metadata rows that match are read and sorted by time,
-  then only the records wanted; `last_execution` looks at the most recent
-  time window first, so it reads a handful of rows whatever the store's size.
-- Blueprint versions are kept in a second, tiny collection keyed by
-  ``blueprint_id``/``version``: the latest version is picked from a few rows.
-  Beside them, each writer announces the newest record time it added (for
-  all records and per blueprint): `last_execution` reads the records at or
-  after that hint, a handful, instead of a time window of the whole store.
+  timestamp, also as integer microseconds), never a Chroma *document*: a
+  document is also put in the server's trigram full-text index, which made
+  every add about twice as slow and which no question here uses. So every
+  read is one request that brings back the records it needs.
+- `get_past_attempts` and `last_execution` are metadata ``where`` filters,
+  never an embedding search: `get_past_attempts` is one request (the task's
+  attempts, sorted by time here); `last_execution` reads the newest-time hint
+  each writer announces, then the records at or after it, a handful.
+- Blueprint versions are kept in a second, tiny collection under a metadata
+  key of their own (``version_of``): a ``where`` on a key that the records
+  also carry walks every record's entry of the server's shared metadata
+  index (20k rows for one blueprint of 100k records), one on a key of its
+  own only the few version rows. Beside them, each writer announces the
+  newest record time it added (for all records and per blueprint).
 - `similar` is the one embedding search. Embeddings are computed in this
   process by the offline `hashing_embedding_function` unless an
   ``embedding_function=`` is passed (any ChromaDB embedding function).
+
+What a question costs is measured in docs/performance.md ("BELog store on a
+ChromaDB server"): on ``chroma run`` every read that is not by ID pays a
+cost that grows with the collection's size, whatever it matches.
 
 A server that is down or slow must not hold up a task: every request has a
 short timeout, and after a failure the store's circuit opens — calls fail at
@@ -60,7 +68,6 @@ DEFAULT_TIMEOUT = 2.0
 # Windows looked at, most recent first, before the whole history (microseconds).
 _MINUTE = 60_000_000
 _WINDOWS = (_MINUTE, 60 * _MINUTE, 24 * 60 * _MINUTE, 30 * 24 * 60 * _MINUTE)
-_PAGE = 1000
 # ID prefix of the "newest time" hints kept beside the versions.
 _HEAD = "\x1ehead"
 _MAX_COOLDOWN = 60.0
@@ -141,7 +148,35 @@ def _metadata(record: Mapping[str, Any]) -> dict[str, Any]:
             meta[key] = record[key]
     if isinstance(record.get("success"), bool):
         meta["success"] = record["success"]
+    meta["record"] = orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
     return meta
+
+
+def _record(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The BELog record a row's metadata holds (None for a row that holds none)."""
+    raw = (meta or {}).get("record")
+    if not isinstance(raw, str):
+        return None
+    try:
+        found = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _order(meta: Mapping[str, Any], key: str) -> tuple[str, str]:
+    # As SQLite orders them: by timestamp text; equal times by ID (SQLite: insertion order).
+    return (str(meta.get("timestamp", "")), key)
+
+
+def _close_session(client: Any) -> None:
+    """Close a chromadb client's HTTP connections (chromadb's client never does)."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    try:
+        if session is not None:
+            session.close()
+    except Exception:  # noqa: BLE001, S110 - closing is best effort
+        pass
 
 
 class ChromaServerStore(BELogStore):
@@ -221,13 +256,15 @@ class ChromaServerStore(BELogStore):
             kwargs["tenant"] = self._tenant
         if self._database:
             kwargs["database"] = self._database
-        client = chromadb.HttpClient(
-            host=self._host,
-            port=self._port,
-            ssl=self._tls,
-            headers=self._headers or None,
-            settings=Settings(anonymized_telemetry=False),
-            **kwargs,
+        client = self._bounded(
+            lambda: chromadb.HttpClient(
+                host=self._host,
+                port=self._port,
+                ssl=self._tls,
+                headers=self._headers or None,
+                settings=Settings(anonymized_telemetry=False),
+                **kwargs,
+            )
         )
         session = getattr(getattr(client, "_server", None), "_session", None)
         if isinstance(session, httpx.Client):
@@ -244,6 +281,37 @@ class ChromaServerStore(BELogStore):
         # A new connection may be to a server that lost them.
         self._versions_sent.clear()
         self._heads_sent.clear()
+
+    def _bounded(self, make: Any) -> Any:
+        """``make()`` in a helper thread, given up after two request timeouts.
+
+        chromadb's ``HttpClient`` asks the server who the caller is and whether
+        the tenant and database exist while it is built, before any timeout
+        can be set on its connection (it has none): a server that answered the
+        heartbeat and then stalled would hold the task forever. The helper is
+        left to finish on its own (it closes what it built, unused).
+        """
+        done = threading.Event()
+        abandoned = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = make()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box["error"] = exc
+            done.set()
+            if abandoned.is_set() and "value" in box:
+                _close_session(box["value"])
+
+        threading.Thread(target=run, name="belog-store-connect", daemon=True).start()
+        if not done.wait(2 * self._timeout):
+            abandoned.set()
+            msg = f"the server did not answer within {2 * self._timeout:g}s"
+            raise TimeoutError(msg)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
 
     def _call(self, what: str, fn: Any) -> Any:
         """Run *fn* against the server, through the circuit breaker."""
@@ -273,12 +341,7 @@ class ChromaServerStore(BELogStore):
         """Forget the client, closing its HTTP connections (chromadb's client never does)."""
         client, self._client = self._client, None
         self._records = self._versions = None
-        session = getattr(getattr(client, "_server", None), "_session", None)
-        try:
-            if session is not None:
-                session.close()
-        except Exception:  # noqa: BLE001, S110 - closing is best effort
-            pass
+        _close_session(client)
 
     def __del__(self) -> None:
         try:
@@ -328,10 +391,6 @@ class ChromaServerStore(BELogStore):
             new = [(key, rec) for key, rec in batch.items() if key not in known]
             if not new:
                 return 0
-            documents = [
-                orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
-                for _, rec in new
-            ]
             texts = ["\n".join(search_text(rec)) for _, rec in new]
             # Versions go first: a record is never visible before its blueprint version.
             versions = {
@@ -344,7 +403,7 @@ class ChromaServerStore(BELogStore):
             }
             ids = list(versions)
             metas: list[dict[str, Any]] = [
-                {"blueprint_id": r["blueprint_id"], "blueprint_version": r["blueprint_version"]}
+                {"version_of": r["blueprint_id"], "blueprint_version": r["blueprint_version"]}
                 for r in versions.values()
             ]
             heads = self._heads([rec for _, rec in new])
@@ -359,7 +418,6 @@ class ChromaServerStore(BELogStore):
             self._records.add(
                 ids=[key for key, _ in new],
                 embeddings=list(self._embedding(texts)),
-                documents=documents,
                 metadatas=[_metadata(rec) for _, rec in new],
             )
             return len(new)
@@ -420,53 +478,43 @@ class ChromaServerStore(BELogStore):
 
     # reads --------------------------------------------------------------------------
 
-    def _ordered(self, where: Mapping[str, Any] | None) -> list[str]:
-        """The IDs of the records matching *where*, oldest first (as SQLite orders them)."""
+    def _matching(self, where: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        """The records matching *where*, oldest first (as SQLite orders them): one request."""
 
-        def fetch() -> list[str]:
+        def fetch() -> list[dict[str, Any]]:
             found = self._records.get(where=where, include=["metadatas"])
-            pairs = zip(found["ids"], found["metadatas"] or [], strict=False)
-            return [i for _, i in sorted((str(m.get("timestamp", "")), i) for i, m in pairs)]
+            rows = sorted(
+                (_order(meta, key), meta)
+                for key, meta in zip(found["ids"], found["metadatas"] or [], strict=False)
+                if meta
+            )
+            return [rec for _, meta in rows if (rec := _record(meta)) is not None]
 
         return list(self._call("read records", fetch))
-
-    def _documents(self, ids: list[str]) -> list[dict[str, Any]]:
-        """The records of *ids*, in that order, read in pages."""
-        ordered: list[dict[str, Any]] = []
-        for start in range(0, len(ids), _PAGE):
-            page = ids[start : start + _PAGE]
-
-            def fetch(page: list[str] = page) -> dict[str, str]:
-                found = self._records.get(ids=page, include=["documents"])
-                return dict(zip(found["ids"], found["documents"] or [], strict=False))
-
-            by_id = self._call("read records", fetch)
-            ordered += [orjson.loads(by_id[i]) for i in page if i in by_id]
-        return ordered
 
     def _newest(
         self, where: Mapping[str, Any] | None, limit: int, windows: tuple[int, ...]
     ) -> list[dict[str, Any]]:
         """The *limit* newest records matching *where*, newest first.
 
-        The metadata of the records matching *where* in the most recent window
-        are read first, widening to the whole history only when the window
-        holds fewer than *limit*; then only the *limit* records are read.
+        The records matching *where* in the most recent window are read
+        first, widening to the whole history only when the window holds fewer
+        than *limit*.
         """
         if limit <= 0:
             return []
         now = time.time_ns() // 1000
-        found: list[str] = []
+        found: list[dict[str, Any]] = []
         for window in (*windows, None):
             if window is None:
                 scoped = where
             else:
                 recent = {"ts": {"$gte": now - window}}
                 scoped = recent if where is None else {"$and": [dict(where), recent]}
-            found = self._ordered(scoped)
+            found = self._matching(scoped)
             if len(found) >= limit:
                 break
-        return self._documents(found[::-1][:limit])
+        return found[::-1][:limit]
 
     def last_execution(self, blueprint_id: str | None = None) -> dict[str, Any] | None:
         """The most recent record, of *blueprint_id* when given."""
@@ -478,29 +526,31 @@ class ChromaServerStore(BELogStore):
         hint = self._head(blueprint_id)
         if hint is not None:
             recent = {"ts": {"$gte": hint}}
-            ids = self._ordered(recent if where is None else {"$and": [dict(where), recent]})
-            if ids:
-                return self._documents(ids[-1:])[0]
+            found = self._matching(recent if where is None else {"$and": [dict(where), recent]})
+            if found:
+                return found[-1]
         found = self._newest(where, 1, _WINDOWS)
         return found[0] if found else None
 
     def get_past_attempts(self, task_name: str, limit: int = 10) -> list[dict[str, Any]]:
         """The *limit* most recent attempts of *task_name*, newest first."""
-        # One task's attempts are few: list them all, no window needed.
+        # One request: the task's attempts (records inline), sorted here. A time
+        # window first would cost a second request whenever it falls short, and
+        # every `where` request costs more than the rows it returns.
         return self._newest({"task_name": task_name}, int(limit), ())
 
     def get_latest_blueprint_version(self, blueprint_id: str) -> str | None:
         """The greatest version of *blueprint_id* by `version_key` (``v1.10`` > ``v1.9``)."""
 
         def fetch() -> list[Any]:
-            found = self._versions.get(where={"blueprint_id": blueprint_id}, include=["metadatas"])
+            found = self._versions.get(where={"version_of": blueprint_id}, include=["metadatas"])
             return [m.get("blueprint_version") for m in found["metadatas"] or []]
 
         return latest_version(self._call("read versions", fetch))
 
     def get_blueprint_records(self, blueprint_id: str) -> list[dict[str, Any]]:
         """Every record of *blueprint_id*, oldest first."""
-        return self._documents(self._ordered({"blueprint_id": blueprint_id}))
+        return self._matching({"blueprint_id": blueprint_id})
 
     def similar(self, text: str, k: int = 5) -> list[dict[str, Any]]:
         """The *k* nearest records to *text* in embedding space, nearest first."""
@@ -508,16 +558,15 @@ class ChromaServerStore(BELogStore):
             return []
         vector = next(iter(self._embedding([text])))
 
-        def search() -> list[str]:
-            total = self._records.count()
-            if total == 0:
-                return []
+        def search() -> list[dict[str, Any]]:
+            # One request: the server returns fewer than n_results when it holds fewer.
             found = self._records.query(
-                query_embeddings=[vector], n_results=min(k, total), include=["documents"]
+                query_embeddings=[vector], n_results=int(k), include=["metadatas"]
             )
-            return list((found["documents"] or [[]])[0])
+            metas = (found["metadatas"] or [[]])[0]
+            return [rec for meta in metas if (rec := _record(meta)) is not None]
 
-        return [orjson.loads(doc) for doc in self._call("search records", search)]
+        return list(self._call("search records", search))
 
     def count(self) -> int:
         """How many records the server's collection holds."""

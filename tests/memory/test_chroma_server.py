@@ -266,6 +266,44 @@ class TestServerDown:
             with pytest.raises(StoreError, match="Timeout"):
                 store.add(record("parse", timedelta(0), 1))
 
+    def test_server_stalling_after_the_heartbeat(self) -> None:
+        """A server that answers the heartbeat and then stalls fails the call; it does not wait."""
+        import http.server
+        import threading
+
+        release = threading.Event()
+
+        class Stalling(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.endswith("/heartbeat"):
+                    body = b'{"nanosecond heartbeat": 1}'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:  # who the caller is, the tenant, ...: never answered while the test runs
+                    release.wait(60)
+
+            do_POST = do_GET  # noqa: N815 - http.server's name
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            store = ChromaServerStore(f"http://127.0.0.1:{httpd.server_address[1]}", timeout=0.3)
+            with pytest.raises(StoreError, match="did not answer"):
+                store.count()
+            # The call came back while the server still held the request.
+            assert not release.is_set()
+        finally:
+            release.set()
+            httpd.shutdown()
+            httpd.server_close()
+
     def test_recovers_after_restart(self, tmp_path: Path) -> None:
         """Killed and restarted on the same port, the server is used again after the cool-down."""
         server = ChromaServer(tmp_path / "data")
@@ -430,7 +468,7 @@ class TestFleet:
             written = list(read_belog_files(*logs))
             remote = open_store(url)
             remote.reindex(*logs)
-            ids = remote._ordered(None)  # type: ignore[attr-defined]
+            ids = [record_id(r) for r in remote._matching(None)]  # type: ignore[attr-defined]
 
             assert 400 == len(written)
             assert sorted(record_id(r) for r in written) == sorted(ids)
