@@ -5,30 +5,11 @@ the same questions as `SQLiteStore`, answered by a ChromaDB server through
 chromadb's ``HttpClient``, so that every worker of a fleet reads and writes
 one execution memory.
 
-How the records are laid out, and why:
-
-- One Chroma record per BELog record, its ID the record's
-  ``execution_trace_id``: adding a record twice (a retry, a reindex, two
-  workers catching up at once) never doubles it.
-- The record itself (JSON) is a metadata value (``record``) beside what the
-  questions filter and sort on (task, blueprint, session, success, the
-  timestamp, also as integer microseconds), never a Chroma *document*: a
-  document is also put in the server's trigram full-text index, which made
-  every add about twice as slow and which no question here uses. So every
-  read is one request that brings back the records it needs.
-- `get_past_attempts` and `last_execution` are metadata ``where`` filters,
-  never an embedding search: `get_past_attempts` is one request (the task's
-  attempts, sorted by time here); `last_execution` reads the newest-time hint
-  each writer announces, then the records at or after it, a handful.
-- Blueprint versions are kept in a second, tiny collection under a metadata
-  key of their own (``version_of``): a ``where`` on a key that the records
-  also carry walks every record's entry of the server's shared metadata
-  index (20k rows for one blueprint of 100k records), one on a key of its
-  own only the few version rows. Beside them, each writer announces the
-  newest record time it added (for all records and per blueprint).
-- `similar` is the one embedding search. Embeddings are computed in this
-  process by the offline `hashing_embedding_function` unless an
-  ``embedding_function=`` is passed (any ChromaDB embedding function).
+How the records are laid out, and why, is told in `chroma_rows`: one row per
+record in the main collection (its ID the ``execution_trace_id``, the record
+itself a metadata value), again in one of 16 task index collections, and the
+blueprint versions and newest-time hints in a tiny third one. Every question
+is one or two requests; none but `similar` is an embedding search.
 
 What a question costs is measured in docs/performance.md ("BELog store on a
 ChromaDB server"): on ``chroma run`` every read that is not by ID pays a
@@ -47,16 +28,22 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from ..exceptions import StoreError
 from .chroma import _import_chromadb, hashing_embedding_function
+from .chroma_rows import TASK_SHARDS, _metadata, _micros, _order, _record, record_id, task_shard
 from .store import BELogStore, _check_record, latest_version, search_text
 
-__all__ = ["DEFAULT_TIMEOUT", "RECORDS", "VERSIONS", "ChromaServerStore", "parse_server_url"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "RECORDS",
+    "TASK_SHARDS",
+    "VERSIONS",
+    "ChromaServerStore",
+    "parse_server_url",
+    "task_shard",
+]
 
 #: Collection of the BELog records on the server.
 RECORDS = "belog_records"
@@ -111,62 +98,6 @@ def parse_server_url(url: str) -> tuple[str, int, bool, dict[str, str]]:
         raise ValueError(msg) from exc
     tls = parts.scheme == "https"
     return parts.hostname, port or (443 if tls else 8000), tls, options
-
-
-def _micros(timestamp: Any) -> int:
-    """A record's ISO 8601 timestamp as integer microseconds since the epoch (0 if none)."""
-    if not isinstance(timestamp, str) or not timestamp:
-        return 0
-    try:
-        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return 0
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def record_id(record: Mapping[str, Any]) -> str:
-    """The record's ID on the server: its ``execution_trace_id``.
-
-    Nothing else: adding a record again (a retry, a reindex, two workers
-    catching up at once) finds the same ID whatever else differs, and the
-    server keeps one record per ID.
-    """
-    return str(record["execution_trace_id"])
-
-
-def _metadata(record: Mapping[str, Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "task_name": record["task_name"],
-        "ts": _micros(record.get("timestamp")),
-        "timestamp": str(record.get("timestamp") or ""),
-    }
-    for key in ("blueprint_id", "blueprint_version", "session_id"):
-        if isinstance(record.get(key), str):
-            meta[key] = record[key]
-    if isinstance(record.get("success"), bool):
-        meta["success"] = record["success"]
-    meta["record"] = orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
-    return meta
-
-
-def _record(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The BELog record a row's metadata holds (None for a row that holds none)."""
-    raw = (meta or {}).get("record")
-    if not isinstance(raw, str):
-        return None
-    try:
-        found = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return found if isinstance(found, dict) else None
-
-
-def _order(meta: Mapping[str, Any], key: str) -> tuple[str, str]:
-    # As SQLite orders them: by timestamp text; equal times by ID (SQLite: insertion order).
-    return (str(meta.get("timestamp", "")), key)
 
 
 def _close_session(client: Any) -> None:
@@ -232,6 +163,8 @@ class ChromaServerStore(BELogStore):
         self._client: Any = None
         self._records: Any = None
         self._versions: Any = None
+        # Task index collections opened on this connection, by shard number.
+        self._shards: dict[int, Any] = {}
         self._open_until = 0.0
         self._cooldown = 0.0
         # Versions this store already sent: upserted once per process, not per record.
@@ -278,6 +211,7 @@ class ChromaServerStore(BELogStore):
             f"{self._collection_name}_versions", embedding_function=None
         )
         self._client = client
+        self._shards.clear()
         # A new connection may be to a server that lost them.
         self._versions_sent.clear()
         self._heads_sent.clear()
@@ -413,6 +347,17 @@ class ChromaServerStore(BELogStore):
                 self._versions.upsert(ids=ids, embeddings=[[1.0]] * len(ids), metadatas=metas)
                 self._versions_sent.update(versions)
                 self._heads_sent.update(heads)
+            # The task index first: a record in the main collection is in its
+            # task's index too (add_many skips what the main one holds).
+            by_shard: dict[int, list[tuple[str, Mapping[str, Any]]]] = {}
+            for key, rec in new:
+                by_shard.setdefault(task_shard(str(rec["task_name"])), []).append((key, rec))
+            for shard, rows in sorted(by_shard.items()):
+                self._shard(shard).add(
+                    ids=[key for key, _ in rows],
+                    embeddings=[[1.0]] * len(rows),
+                    metadatas=[_metadata(rec) for _, rec in rows],
+                )
             # A record another worker added meanwhile has the same ID: the server
             # keeps one.
             self._records.add(
@@ -423,6 +368,16 @@ class ChromaServerStore(BELogStore):
             return len(new)
 
         return int(self._call("add records", send))
+
+    def _shard(self, number: int) -> Any:
+        """Task index collection *number* (opened once per connection; call inside `_call`)."""
+        found = self._shards.get(number)
+        if found is None:
+            found = self._client.get_or_create_collection(
+                f"{self._collection_name}_t{number:02d}", embedding_function=None
+            )
+            self._shards[number] = found
+        return found
 
     def _heads(self, records: list[Mapping[str, Any]]) -> dict[str, int]:
         """The newest time per head (all records, each blueprint) that moved forward."""
@@ -453,7 +408,9 @@ class ChromaServerStore(BELogStore):
         """Remove every record of this store's collections from the server."""
 
         def drop() -> None:
-            for name in (self._collection_name, f"{self._collection_name}_versions"):
+            names = [self._collection_name, f"{self._collection_name}_versions"]
+            names += [f"{self._collection_name}_t{n:02d}" for n in range(TASK_SHARDS)]
+            for name in names:
                 try:
                     self._client.delete_collection(name)
                 except Exception:  # noqa: BLE001, S110 - already gone
@@ -478,11 +435,17 @@ class ChromaServerStore(BELogStore):
 
     # reads --------------------------------------------------------------------------
 
-    def _matching(self, where: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-        """The records matching *where*, oldest first (as SQLite orders them): one request."""
+    def _matching(
+        self, where: Mapping[str, Any] | None, shard: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The records matching *where*, oldest first (as SQLite orders them): one request.
+
+        In the main collection, or in task index collection *shard*.
+        """
 
         def fetch() -> list[dict[str, Any]]:
-            found = self._records.get(where=where, include=["metadatas"])
+            collection = self._records if shard is None else self._shard(shard)
+            found = collection.get(where=where, include=["metadatas"])
             rows = sorted(
                 (_order(meta, key), meta)
                 for key, meta in zip(found["ids"], found["metadatas"] or [], strict=False)
@@ -534,10 +497,13 @@ class ChromaServerStore(BELogStore):
 
     def get_past_attempts(self, task_name: str, limit: int = 10) -> list[dict[str, Any]]:
         """The *limit* most recent attempts of *task_name*, newest first."""
-        # One request: the task's attempts (records inline), sorted here. A time
-        # window first would cost a second request whenever it falls short, and
-        # every `where` request costs more than the rows it returns.
-        return self._newest({"task_name": task_name}, int(limit), ())
+        # One request to the task's index collection, a sixteenth of the records:
+        # a `where` costs the server time in proportion to the collection it
+        # searches, whatever it matches. The attempts come inline, sorted here.
+        if limit <= 0:
+            return []
+        found = self._matching({"task_name": task_name}, task_shard(task_name))
+        return found[::-1][: int(limit)]
 
     def get_latest_blueprint_version(self, blueprint_id: str) -> str | None:
         """The greatest version of *blueprint_id* by `version_key` (``v1.10`` > ``v1.9``)."""
