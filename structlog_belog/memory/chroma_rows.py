@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,19 @@ def task_shard(task_name: str) -> int:
     """The task index collection (0 to `TASK_SHARDS` - 1) holding *task_name*'s attempts."""
     digest = hashlib.blake2b(task_name.encode("utf-8", "surrogatepass"), digest_size=4).digest()
     return int.from_bytes(digest, "little") % TASK_SHARDS
+
+
+def _spread(key: str) -> list[float]:
+    """A task index row's embedding: a point on the unit circle from a hash of its ID.
+
+    Never searched, but Chroma wants one; equal vectors for every row make
+    the server's HNSW insertions slower (5,000 rows: 4.2 s against 3.0 s).
+    """
+    turn = int.from_bytes(
+        hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
+    )
+    angle = turn / 2**64 * 2 * math.pi
+    return [math.cos(angle), math.sin(angle)]
 
 
 def record_id(record: Mapping[str, Any]) -> str:

@@ -32,7 +32,16 @@ from typing import Any
 
 from ..exceptions import StoreError
 from .chroma import _import_chromadb, hashing_embedding_function
-from .chroma_rows import TASK_SHARDS, _metadata, _micros, _order, _record, record_id, task_shard
+from .chroma_rows import (
+    TASK_SHARDS,
+    _metadata,
+    _micros,
+    _order,
+    _record,
+    _spread,
+    record_id,
+    task_shard,
+)
 from .store import BELogStore, _check_record, latest_version, search_text
 
 __all__ = [
@@ -355,7 +364,7 @@ class ChromaServerStore(BELogStore):
             for shard, rows in sorted(by_shard.items()):
                 self._shard(shard).add(
                     ids=[key for key, _ in rows],
-                    embeddings=[[1.0]] * len(rows),
+                    embeddings=[_spread(key) for key, _ in rows],
                     metadatas=[_metadata(rec) for _, rec in rows],
                 )
             # A record another worker added meanwhile has the same ID: the server
