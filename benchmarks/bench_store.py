@@ -293,6 +293,8 @@ def measure_case(
             50,
         )
         pair("`similar(text, 5)`", lambda s: lambda: s.similar("json decode error", 5), 50)
+        # Not a question tasks ask: the server's cost of any read not by ID, whatever it matches.
+        pair("`count()`", lambda s: s.count, 50)
         if base is not None:
             extra = list(make_records(200, n_tasks, seed=99, base=time.time()))
             for i, record in enumerate(extra):
@@ -309,9 +311,12 @@ def measure_case(
 
 def main_server(args: argparse.Namespace) -> int:
     """``--server``: SQLite beside the ChromaDB server; print the table."""
+    import os
+
     import chromadb
 
     n = args.records
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_chroma_") as tmp:
         server = LocalChroma(Path(tmp)) if args.server == "auto" else None
         try:
@@ -326,6 +331,11 @@ def main_server(args: argparse.Namespace) -> int:
         f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, chromadb "
         f"{chromadb.__version__} (`chroma run` on 127.0.0.1), {platform.machine()}, "
         f"{platform.system()}"
+    )
+    load_after = os.getloadavg()
+    print(
+        f"load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load_before)}; "
+        f"after: {', '.join(f'{x:.2f}' for x in load_after)}"
     )
     print()
     print("| question | SQLite median / p95 (ms) | server median / p95 (ms) | server ÷ SQLite |")

@@ -29,7 +29,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--store",
         default=argparse.SUPPRESS,
         help="store location: a SQLite file, chroma:PATH or http(s)://HOST:PORT "
-        "(default: the index in the log folder)",
+        "(default: $BELOG_STORE, as sessions use it, else the index in the log folder)",
     )
 
 
@@ -41,13 +41,46 @@ def _log_dir(args: argparse.Namespace) -> Path:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from ..exceptions import StoreError
-    from ..memory.store import DEFAULT_FILENAME
+    """The store a read command asks: ``--store``, else ``$BELOG_STORE``, else the log folder's."""
     from ..memory.stores import open_store
 
     location = getattr(args, "store", None)
     if location:
         return open_store(location)
+    configured = os.environ.get("BELOG_STORE")
+    if configured:
+        return _open_configured(args, configured)
+    return _open_local(args)
+
+
+def _open_configured(args: argparse.Namespace, location: str) -> Any:
+    """The store ``$BELOG_STORE`` names, read as sessions read it.
+
+    A server is asked together with the log folder's index (its records the
+    server may not have yet), as `SharedStore` does for a session; when the
+    log folder does not exist, the server alone.
+    """
+    from ..exceptions import StoreError
+    from ..memory.chroma_server import ChromaServerStore
+    from ..memory.shared import SharedStore
+    from ..memory.stores import open_store
+
+    try:
+        store = open_store(location)
+    except ValueError as exc:
+        msg = f"BELOG_STORE: {exc}"
+        raise StoreError(location, msg) from exc
+    if not isinstance(store, ChromaServerStore) or not _log_dir(args).is_dir():
+        return store
+    return SharedStore(_open_local(args), store, _log_dir(args))
+
+
+def _open_local(args: argparse.Namespace) -> Any:
+    """The SQLite index of the log folder, built from the logs when it is missing."""
+    from ..exceptions import StoreError
+    from ..memory.store import DEFAULT_FILENAME
+    from ..memory.stores import open_store
+
     log_dir = _log_dir(args)
     path = log_dir / DEFAULT_FILENAME
     if not log_dir.is_dir():
@@ -145,35 +178,62 @@ def _revise(args: argparse.Namespace) -> int:
 
 
 def _reindex(args: argparse.Namespace) -> int:
+    from ..exceptions import StoreError
+    from ..memory.chroma_server import ChromaServerStore
     from ..memory.shared import PENDING_MARKER, pending_sessions
     from ..memory.sqlite import SQLiteStore
     from ..memory.store import DEFAULT_FILENAME
     from ..memory.stores import location_scheme, open_store
 
     sources = args.sources or [_log_dir(args)]
-    location = getattr(args, "store", None)
-    scheme = location_scheme(location)
-    # A plain SQLiteStore, not open_store: a corrupted index must not stop its own rebuild.
-    store = (
-        open_store(location)
-        if scheme is not None
-        else SQLiteStore(location or _log_dir(args) / DEFAULT_FILENAME)
-    )
-    count = store.reindex(*sources)
-    store.close()
     where = ", ".join(str(s) for s in sources)
+    location = getattr(args, "store", None)
+    configured = None if location else os.environ.get("BELOG_STORE") or None
+    location = location or configured
+    scheme = location_scheme(location)
+    if configured and scheme in ("http", "https"):
+        # As a session with BELOG_STORE writes: the log folder's index and the server.
+        _reindex_local(SQLiteStore(_log_dir(args) / DEFAULT_FILENAME), sources)
     if scheme in ("http", "https"):
+        # Not a task: this command may wait, and sends in larger requests.
+        try:
+            server = ChromaServerStore(str(location), timeout=_REINDEX_TIMEOUT, batch_size=500)
+        except ValueError as exc:
+            msg = f"{'BELOG_STORE' if configured else '--store'}: {exc}"
+            raise StoreError(str(location), msg) from exc
+        count = server.reindex(*sources)
+        server.close()
         # Every record of the folders is on the server now: nothing is pending.
         for source in sources:
             for folder in pending_sessions(Path(source)):
                 (folder / PENDING_MARKER).unlink(missing_ok=True)
         write_text(
-            f"added {count} BELog records from {where} to {store.location} "
+            f"added {count} BELog records from {where} to {server.location} "
             "(records it held already were left as they were)\n"
         )
         return 0
-    write_text(f"indexed {count} BELog records from {where} into {store.location}\n")
+    if scheme is not None:
+        try:
+            store = open_store(str(location))
+        except ValueError as exc:
+            msg = f"{'BELOG_STORE' if configured else '--store'}: {exc}"
+            raise StoreError(str(location), msg) from exc
+    else:
+        # A plain SQLiteStore, not open_store: a corrupted index must not stop its own rebuild.
+        store = SQLiteStore(location or _log_dir(args) / DEFAULT_FILENAME)
+    _reindex_local(store, sources)
     return 0
+
+
+#: Seconds one request of `belog reindex` to a server may take.
+_REINDEX_TIMEOUT = 60.0
+
+
+def _reindex_local(store: Any, sources: list[Any]) -> None:
+    count = store.reindex(*sources)
+    store.close()
+    where = ", ".join(str(s) for s in sources)
+    write_text(f"indexed {count} BELog records from {where} into {store.location}\n")
 
 
 def _run(handler: Any) -> Any:

@@ -5,26 +5,15 @@ the same questions as `SQLiteStore`, answered by a ChromaDB server through
 chromadb's ``HttpClient``, so that every worker of a fleet reads and writes
 one execution memory.
 
-How the records are laid out, and why:
+How the records are laid out, and why, is told in `chroma_rows`: one row per
+record in the main collection (its ID the ``execution_trace_id``, the record
+itself a metadata value), again in one of 16 task index collections, and the
+blueprint versions and newest-time hints in a tiny third one. Every question
+is one or two requests; none but `similar` is an embedding search.
 
-- One Chroma record per BELog record, its ID the record's
-  ``execution_trace_id``: adding a record twice (a retry, a reindex, two
-  workers catching up at once) never doubles it.
-- The document is the record itself (JSON); the metadata holds only what the
-  questions filter and sort on (task, blueprint, session, success, the
-  timestamp, also as integer microseconds). `get_past_attempts` and
-  `last_execution` are metadata ``where`` filters, never an embedding
-  search: the small metadata rows that match are read and sorted by time,
-  then only the records wanted; `last_execution` looks at the most recent
-  time window first, so it reads a handful of rows whatever the store's size.
-- Blueprint versions are kept in a second, tiny collection keyed by
-  ``blueprint_id``/``version``: the latest version is picked from a few rows.
-  Beside them, each writer announces the newest record time it added (for
-  all records and per blueprint): `last_execution` reads the records at or
-  after that hint, a handful, instead of a time window of the whole store.
-- `similar` is the one embedding search. Embeddings are computed in this
-  process by the offline `hashing_embedding_function` unless an
-  ``embedding_function=`` is passed (any ChromaDB embedding function).
+What a question costs is measured in docs/performance.md ("BELog store on a
+ChromaDB server"): on ``chroma run`` every read that is not by ID pays a
+cost that grows with the collection's size, whatever it matches.
 
 A server that is down or slow must not hold up a task: every request has a
 short timeout, and after a failure the store's circuit opens — calls fail at
@@ -39,16 +28,31 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from ..exceptions import StoreError
 from .chroma import _import_chromadb, hashing_embedding_function
+from .chroma_rows import (
+    TASK_SHARDS,
+    _metadata,
+    _micros,
+    _order,
+    _record,
+    _spread,
+    record_id,
+    task_shard,
+)
 from .store import BELogStore, _check_record, latest_version, search_text
 
-__all__ = ["DEFAULT_TIMEOUT", "RECORDS", "VERSIONS", "ChromaServerStore", "parse_server_url"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "RECORDS",
+    "TASK_SHARDS",
+    "VERSIONS",
+    "ChromaServerStore",
+    "parse_server_url",
+    "task_shard",
+]
 
 #: Collection of the BELog records on the server.
 RECORDS = "belog_records"
@@ -60,7 +64,6 @@ DEFAULT_TIMEOUT = 2.0
 # Windows looked at, most recent first, before the whole history (microseconds).
 _MINUTE = 60_000_000
 _WINDOWS = (_MINUTE, 60 * _MINUTE, 24 * 60 * _MINUTE, 30 * 24 * 60 * _MINUTE)
-_PAGE = 1000
 # ID prefix of the "newest time" hints kept beside the versions.
 _HEAD = "\x1ehead"
 _MAX_COOLDOWN = 60.0
@@ -106,42 +109,14 @@ def parse_server_url(url: str) -> tuple[str, int, bool, dict[str, str]]:
     return parts.hostname, port or (443 if tls else 8000), tls, options
 
 
-def _micros(timestamp: Any) -> int:
-    """A record's ISO 8601 timestamp as integer microseconds since the epoch (0 if none)."""
-    if not isinstance(timestamp, str) or not timestamp:
-        return 0
+def _close_session(client: Any) -> None:
+    """Close a chromadb client's HTTP connections (chromadb's client never does)."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
     try:
-        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return 0
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def record_id(record: Mapping[str, Any]) -> str:
-    """The record's ID on the server: its ``execution_trace_id``.
-
-    Nothing else: adding a record again (a retry, a reindex, two workers
-    catching up at once) finds the same ID whatever else differs, and the
-    server keeps one record per ID.
-    """
-    return str(record["execution_trace_id"])
-
-
-def _metadata(record: Mapping[str, Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "task_name": record["task_name"],
-        "ts": _micros(record.get("timestamp")),
-        "timestamp": str(record.get("timestamp") or ""),
-    }
-    for key in ("blueprint_id", "blueprint_version", "session_id"):
-        if isinstance(record.get(key), str):
-            meta[key] = record[key]
-    if isinstance(record.get("success"), bool):
-        meta["success"] = record["success"]
-    return meta
+        if session is not None:
+            session.close()
+    except Exception:  # noqa: BLE001, S110 - closing is best effort
+        pass
 
 
 class ChromaServerStore(BELogStore):
@@ -197,6 +172,8 @@ class ChromaServerStore(BELogStore):
         self._client: Any = None
         self._records: Any = None
         self._versions: Any = None
+        # Task index collections opened on this connection, by shard number.
+        self._shards: dict[int, Any] = {}
         self._open_until = 0.0
         self._cooldown = 0.0
         # Versions this store already sent: upserted once per process, not per record.
@@ -221,13 +198,15 @@ class ChromaServerStore(BELogStore):
             kwargs["tenant"] = self._tenant
         if self._database:
             kwargs["database"] = self._database
-        client = chromadb.HttpClient(
-            host=self._host,
-            port=self._port,
-            ssl=self._tls,
-            headers=self._headers or None,
-            settings=Settings(anonymized_telemetry=False),
-            **kwargs,
+        client = self._bounded(
+            lambda: chromadb.HttpClient(
+                host=self._host,
+                port=self._port,
+                ssl=self._tls,
+                headers=self._headers or None,
+                settings=Settings(anonymized_telemetry=False),
+                **kwargs,
+            )
         )
         session = getattr(getattr(client, "_server", None), "_session", None)
         if isinstance(session, httpx.Client):
@@ -241,9 +220,41 @@ class ChromaServerStore(BELogStore):
             f"{self._collection_name}_versions", embedding_function=None
         )
         self._client = client
+        self._shards.clear()
         # A new connection may be to a server that lost them.
         self._versions_sent.clear()
         self._heads_sent.clear()
+
+    def _bounded(self, make: Any) -> Any:
+        """``make()`` in a helper thread, given up after two request timeouts.
+
+        chromadb's ``HttpClient`` asks the server who the caller is and whether
+        the tenant and database exist while it is built, before any timeout
+        can be set on its connection (it has none): a server that answered the
+        heartbeat and then stalled would hold the task forever. The helper is
+        left to finish on its own (it closes what it built, unused).
+        """
+        done = threading.Event()
+        abandoned = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = make()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box["error"] = exc
+            done.set()
+            if abandoned.is_set() and "value" in box:
+                _close_session(box["value"])
+
+        threading.Thread(target=run, name="belog-store-connect", daemon=True).start()
+        if not done.wait(2 * self._timeout):
+            abandoned.set()
+            msg = f"the server did not answer within {2 * self._timeout:g}s"
+            raise TimeoutError(msg)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
 
     def _call(self, what: str, fn: Any) -> Any:
         """Run *fn* against the server, through the circuit breaker."""
@@ -273,12 +284,7 @@ class ChromaServerStore(BELogStore):
         """Forget the client, closing its HTTP connections (chromadb's client never does)."""
         client, self._client = self._client, None
         self._records = self._versions = None
-        session = getattr(getattr(client, "_server", None), "_session", None)
-        try:
-            if session is not None:
-                session.close()
-        except Exception:  # noqa: BLE001, S110 - closing is best effort
-            pass
+        _close_session(client)
 
     def __del__(self) -> None:
         try:
@@ -328,10 +334,6 @@ class ChromaServerStore(BELogStore):
             new = [(key, rec) for key, rec in batch.items() if key not in known]
             if not new:
                 return 0
-            documents = [
-                orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
-                for _, rec in new
-            ]
             texts = ["\n".join(search_text(rec)) for _, rec in new]
             # Versions go first: a record is never visible before its blueprint version.
             versions = {
@@ -344,7 +346,7 @@ class ChromaServerStore(BELogStore):
             }
             ids = list(versions)
             metas: list[dict[str, Any]] = [
-                {"blueprint_id": r["blueprint_id"], "blueprint_version": r["blueprint_version"]}
+                {"version_of": r["blueprint_id"], "blueprint_version": r["blueprint_version"]}
                 for r in versions.values()
             ]
             heads = self._heads([rec for _, rec in new])
@@ -354,17 +356,37 @@ class ChromaServerStore(BELogStore):
                 self._versions.upsert(ids=ids, embeddings=[[1.0]] * len(ids), metadatas=metas)
                 self._versions_sent.update(versions)
                 self._heads_sent.update(heads)
+            # The task index first: a record in the main collection is in its
+            # task's index too (add_many skips what the main one holds).
+            by_shard: dict[int, list[tuple[str, Mapping[str, Any]]]] = {}
+            for key, rec in new:
+                by_shard.setdefault(task_shard(str(rec["task_name"])), []).append((key, rec))
+            for shard, rows in sorted(by_shard.items()):
+                self._shard(shard).add(
+                    ids=[key for key, _ in rows],
+                    embeddings=[_spread(key) for key, _ in rows],
+                    metadatas=[_metadata(rec) for _, rec in rows],
+                )
             # A record another worker added meanwhile has the same ID: the server
             # keeps one.
             self._records.add(
                 ids=[key for key, _ in new],
                 embeddings=list(self._embedding(texts)),
-                documents=documents,
                 metadatas=[_metadata(rec) for _, rec in new],
             )
             return len(new)
 
         return int(self._call("add records", send))
+
+    def _shard(self, number: int) -> Any:
+        """Task index collection *number* (opened once per connection; call inside `_call`)."""
+        found = self._shards.get(number)
+        if found is None:
+            found = self._client.get_or_create_collection(
+                f"{self._collection_name}_t{number:02d}", embedding_function=None
+            )
+            self._shards[number] = found
+        return found
 
     def _heads(self, records: list[Mapping[str, Any]]) -> dict[str, int]:
         """The newest time per head (all records, each blueprint) that moved forward."""
@@ -395,7 +417,9 @@ class ChromaServerStore(BELogStore):
         """Remove every record of this store's collections from the server."""
 
         def drop() -> None:
-            for name in (self._collection_name, f"{self._collection_name}_versions"):
+            names = [self._collection_name, f"{self._collection_name}_versions"]
+            names += [f"{self._collection_name}_t{n:02d}" for n in range(TASK_SHARDS)]
+            for name in names:
                 try:
                     self._client.delete_collection(name)
                 except Exception:  # noqa: BLE001, S110 - already gone
@@ -420,53 +444,49 @@ class ChromaServerStore(BELogStore):
 
     # reads --------------------------------------------------------------------------
 
-    def _ordered(self, where: Mapping[str, Any] | None) -> list[str]:
-        """The IDs of the records matching *where*, oldest first (as SQLite orders them)."""
+    def _matching(
+        self, where: Mapping[str, Any] | None, shard: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The records matching *where*, oldest first (as SQLite orders them): one request.
 
-        def fetch() -> list[str]:
-            found = self._records.get(where=where, include=["metadatas"])
-            pairs = zip(found["ids"], found["metadatas"] or [], strict=False)
-            return [i for _, i in sorted((str(m.get("timestamp", "")), i) for i, m in pairs)]
+        In the main collection, or in task index collection *shard*.
+        """
+
+        def fetch() -> list[dict[str, Any]]:
+            collection = self._records if shard is None else self._shard(shard)
+            found = collection.get(where=where, include=["metadatas"])
+            rows = sorted(
+                (_order(meta, key), meta)
+                for key, meta in zip(found["ids"], found["metadatas"] or [], strict=False)
+                if meta
+            )
+            return [rec for _, meta in rows if (rec := _record(meta)) is not None]
 
         return list(self._call("read records", fetch))
-
-    def _documents(self, ids: list[str]) -> list[dict[str, Any]]:
-        """The records of *ids*, in that order, read in pages."""
-        ordered: list[dict[str, Any]] = []
-        for start in range(0, len(ids), _PAGE):
-            page = ids[start : start + _PAGE]
-
-            def fetch(page: list[str] = page) -> dict[str, str]:
-                found = self._records.get(ids=page, include=["documents"])
-                return dict(zip(found["ids"], found["documents"] or [], strict=False))
-
-            by_id = self._call("read records", fetch)
-            ordered += [orjson.loads(by_id[i]) for i in page if i in by_id]
-        return ordered
 
     def _newest(
         self, where: Mapping[str, Any] | None, limit: int, windows: tuple[int, ...]
     ) -> list[dict[str, Any]]:
         """The *limit* newest records matching *where*, newest first.
 
-        The metadata of the records matching *where* in the most recent window
-        are read first, widening to the whole history only when the window
-        holds fewer than *limit*; then only the *limit* records are read.
+        The records matching *where* in the most recent window are read
+        first, widening to the whole history only when the window holds fewer
+        than *limit*.
         """
         if limit <= 0:
             return []
         now = time.time_ns() // 1000
-        found: list[str] = []
+        found: list[dict[str, Any]] = []
         for window in (*windows, None):
             if window is None:
                 scoped = where
             else:
                 recent = {"ts": {"$gte": now - window}}
                 scoped = recent if where is None else {"$and": [dict(where), recent]}
-            found = self._ordered(scoped)
+            found = self._matching(scoped)
             if len(found) >= limit:
                 break
-        return self._documents(found[::-1][:limit])
+        return found[::-1][:limit]
 
     def last_execution(self, blueprint_id: str | None = None) -> dict[str, Any] | None:
         """The most recent record, of *blueprint_id* when given."""
@@ -478,29 +498,34 @@ class ChromaServerStore(BELogStore):
         hint = self._head(blueprint_id)
         if hint is not None:
             recent = {"ts": {"$gte": hint}}
-            ids = self._ordered(recent if where is None else {"$and": [dict(where), recent]})
-            if ids:
-                return self._documents(ids[-1:])[0]
+            found = self._matching(recent if where is None else {"$and": [dict(where), recent]})
+            if found:
+                return found[-1]
         found = self._newest(where, 1, _WINDOWS)
         return found[0] if found else None
 
     def get_past_attempts(self, task_name: str, limit: int = 10) -> list[dict[str, Any]]:
         """The *limit* most recent attempts of *task_name*, newest first."""
-        # One task's attempts are few: list them all, no window needed.
-        return self._newest({"task_name": task_name}, int(limit), ())
+        # One request to the task's index collection, a sixteenth of the records:
+        # a `where` costs the server time in proportion to the collection it
+        # searches, whatever it matches. The attempts come inline, sorted here.
+        if limit <= 0:
+            return []
+        found = self._matching({"task_name": task_name}, task_shard(task_name))
+        return found[::-1][: int(limit)]
 
     def get_latest_blueprint_version(self, blueprint_id: str) -> str | None:
         """The greatest version of *blueprint_id* by `version_key` (``v1.10`` > ``v1.9``)."""
 
         def fetch() -> list[Any]:
-            found = self._versions.get(where={"blueprint_id": blueprint_id}, include=["metadatas"])
+            found = self._versions.get(where={"version_of": blueprint_id}, include=["metadatas"])
             return [m.get("blueprint_version") for m in found["metadatas"] or []]
 
         return latest_version(self._call("read versions", fetch))
 
     def get_blueprint_records(self, blueprint_id: str) -> list[dict[str, Any]]:
         """Every record of *blueprint_id*, oldest first."""
-        return self._documents(self._ordered({"blueprint_id": blueprint_id}))
+        return self._matching({"blueprint_id": blueprint_id})
 
     def similar(self, text: str, k: int = 5) -> list[dict[str, Any]]:
         """The *k* nearest records to *text* in embedding space, nearest first."""
@@ -508,16 +533,15 @@ class ChromaServerStore(BELogStore):
             return []
         vector = next(iter(self._embedding([text])))
 
-        def search() -> list[str]:
-            total = self._records.count()
-            if total == 0:
-                return []
+        def search() -> list[dict[str, Any]]:
+            # One request: the server returns fewer than n_results when it holds fewer.
             found = self._records.query(
-                query_embeddings=[vector], n_results=min(k, total), include=["documents"]
+                query_embeddings=[vector], n_results=int(k), include=["metadatas"]
             )
-            return list((found["documents"] or [[]])[0])
+            metas = (found["metadatas"] or [[]])[0]
+            return [rec for meta in metas if (rec := _record(meta)) is not None]
 
-        return [orjson.loads(doc) for doc in self._call("search records", search)]
+        return list(self._call("search records", search))
 
     def count(self) -> int:
         """How many records the server's collection holds."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,8 +16,9 @@ import structlog_belog as belog
 from structlog_belog.cli import memory as _cli_memory
 from structlog_belog.core.config import Config
 from structlog_belog.memory import task as _belog
-from structlog_belog.memory.store import DEFAULT_FILENAME
+from structlog_belog.memory.store import DEFAULT_FILENAME, read_belog_files
 from structlog_belog.memory.stores import open_store
+from tests.chroma_server import ChromaServer, free_port, running_server
 
 
 def run_cli(*argv: str) -> int:
@@ -189,3 +193,89 @@ class TestEntryPoint:
         assert (0, True) == (reindex.returncode, "indexed 3 BELog records" in reindex.stdout)
         last = belog_cli("last", "--blueprint", "bp_none")
         assert (1, True) == (last.returncode, "no BELog record" in last.stderr)
+
+
+@pytest.fixture(scope="module")
+def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """One real Chroma server for the module (each test uses its own collection)."""
+    yield from running_server(tmp_path_factory.mktemp("chroma") / "data")
+
+
+def other_worker(logs: Path, trace_id: str) -> dict[str, Any]:
+    """Another worker's attempt of 'Parse': a copy of one here, newest of all, its own ID."""
+    record = dict(next(iter(read_belog_files(logs))))
+    record.update(execution_trace_id=trace_id, timestamp="2999-01-01T00:00:00.000000Z")
+    return record
+
+
+class TestConfiguredStore:
+    """Without --store, the read commands and `reindex` use ``$BELOG_STORE``, as sessions do."""
+
+    def test_sqlite_file(
+        self,
+        logs: Path,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A store file named by BELOG_STORE answers; --store still overrides it."""
+        other = open_store(tmp_path / "other.sqlite3")
+        other.add(other_worker(logs, "belog_elsewhere"))
+        other.close()
+        monkeypatch.setenv("BELOG_STORE", str(tmp_path / "other.sqlite3"))
+
+        assert 0 == run_cli("--log-dir", str(logs), "attempts", "Parse", "--json")
+        assert ["belog_elsewhere"] == [
+            r["execution_trace_id"] for r in json.loads(capsys.readouterr().out)
+        ]
+        assert 0 == run_cli("last", "--log-dir", str(logs), "--json")
+        assert "belog_elsewhere" == json.loads(capsys.readouterr().out)["execution_trace_id"]
+        here = str(logs / DEFAULT_FILENAME)
+        assert 0 == run_cli("--log-dir", str(logs), "attempts", "Parse", "--json", "--store", here)
+        assert 3 == len(json.loads(capsys.readouterr().out))
+
+    def test_bad_location(
+        self, logs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A BELOG_STORE no store serves is a clear error naming it, not a traceback."""
+        monkeypatch.setenv("BELOG_STORE", "ftp://memory.example")
+
+        assert 2 == run_cli("--log-dir", str(logs), "attempts", "Parse")
+        assert 2 == run_cli("--log-dir", str(logs), "reindex")
+
+        err = capsys.readouterr().err
+        assert 2 == err.count("BELOG_STORE: location must be")
+
+    def test_server_with_the_local_index(
+        self,
+        logs: Path,
+        chroma: ChromaServer,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A server in BELOG_STORE is read with the log folder's index; `reindex` fills both."""
+        url = f"{chroma.url}?collection=c{uuid.uuid4().hex[:12]}"
+        server = open_store(url)
+        server.add(other_worker(logs, "belog_elsewhere"))
+        monkeypatch.setenv("BELOG_STORE", url)
+
+        assert 0 == run_cli("--log-dir", str(logs), "attempts", "Parse", "--json")
+        found = [r["execution_trace_id"] for r in json.loads(capsys.readouterr().out)]
+        assert (4, "belog_elsewhere") == (len(found), found[0])
+        assert 0 == run_cli("last", "--log-dir", str(logs), "--json")
+        assert "belog_elsewhere" == json.loads(capsys.readouterr().out)["execution_trace_id"]
+
+        assert 0 == run_cli("--log-dir", str(logs), "reindex")
+        out = capsys.readouterr().out
+        assert "indexed 3 BELog records" in out
+        assert "added 3 BELog records" in out
+        assert 4 == server.count()
+
+    def test_server_down(
+        self, logs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With the server in BELOG_STORE down, the log folder's index answers alone."""
+        monkeypatch.setenv("BELOG_STORE", f"http://127.0.0.1:{free_port()}")
+
+        assert 0 == run_cli("--log-dir", str(logs), "attempts", "Parse", "--json")
+        assert 3 == len(json.loads(capsys.readouterr().out))

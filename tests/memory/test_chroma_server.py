@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from structlog_belog import open_store
 from structlog_belog.exceptions import StoreError
-from structlog_belog.memory.chroma_server import ChromaServerStore, parse_server_url, record_id
+from structlog_belog.memory.chroma_rows import TASK_SHARDS, record_id, task_shard
+from structlog_belog.memory.chroma_server import ChromaServerStore, parse_server_url
 from structlog_belog.memory.sqlite import SQLiteStore
 from structlog_belog.memory.store import BELogStore, read_belog_files
 from tests.chroma_server import ChromaServer, free_port, running_server
@@ -96,6 +99,21 @@ def mixed_records() -> list[dict[str, Any]]:
                 )
             )
     return found
+
+
+class TestTaskShard:
+    """`task_shard`: where a task's attempts are indexed."""
+
+    @given(st.text())
+    def test_in_range_and_stable(self, task: str) -> None:
+        """Any task name (lone surrogates too) has one shard, the same every time."""
+        shard = task_shard(task)
+        assert shard == task_shard(task)
+        assert 0 <= shard < TASK_SHARDS
+
+    def test_tasks_spread(self) -> None:
+        """A thousand task names use every shard."""
+        assert set(range(TASK_SHARDS)) == {task_shard(f"Task {n:05d}") for n in range(1000)}
 
 
 class TestParseServerUrl:
@@ -219,8 +237,26 @@ class TestChromaServerStore:
         remote.clear()
 
         assert (0, None) == (remote.count(), remote.get_latest_blueprint_version("bp_1"))
+        assert [] == remote.get_past_attempts("parse")  # the task index is emptied too
         remote.add(record("parse", timedelta(0), 1))
         assert 1 == remote.count()
+        assert 1 == len(remote.get_past_attempts("parse"))
+
+    def test_task_index_heals_on_reindex(self, url: str, tmp_path: Path) -> None:
+        """A record in its task index but not the main collection (a crash between) is completed."""
+        store = ChromaServerStore(url)
+        first = record("parse", timedelta(seconds=1), 1)
+        store.add(first)
+        store._records.delete(ids=[record_id(first)])
+        write_belog(tmp_path / "logs" / "sessions" / "s1" / "belog.jsonl", [first])
+
+        assert 1 == store.reindex(tmp_path / "logs")
+        found = (store.get_past_attempts("parse"), store.last_execution())
+        assert ([record_id(first)], record_id(first)) == (
+            [record_id(r) for r in found[0]],
+            found[1] and record_id(found[1]),
+        )
+        assert 1 == store.count()
 
     def test_reindex_adds_without_dropping(self, remote: BELogStore, tmp_path: Path) -> None:
         """reindex adds what the files hold and the server lacks; other workers' records stay."""
@@ -265,6 +301,44 @@ class TestServerDown:
             store = ChromaServerStore(f"http://127.0.0.1:{port}", timeout=0.3)
             with pytest.raises(StoreError, match="Timeout"):
                 store.add(record("parse", timedelta(0), 1))
+
+    def test_server_stalling_after_the_heartbeat(self) -> None:
+        """A server that answers the heartbeat and then stalls fails the call; it does not wait."""
+        import http.server
+        import threading
+
+        release = threading.Event()
+
+        class Stalling(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.endswith("/heartbeat"):
+                    body = b'{"nanosecond heartbeat": 1}'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:  # who the caller is, the tenant, ...: never answered while the test runs
+                    release.wait(60)
+
+            do_POST = do_GET  # noqa: N815 - http.server's name
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            store = ChromaServerStore(f"http://127.0.0.1:{httpd.server_address[1]}", timeout=0.3)
+            with pytest.raises(StoreError, match="did not answer"):
+                store.count()
+            # The call came back while the server still held the request.
+            assert not release.is_set()
+        finally:
+            release.set()
+            httpd.shutdown()
+            httpd.server_close()
 
     def test_recovers_after_restart(self, tmp_path: Path) -> None:
         """Killed and restarted on the same port, the server is used again after the cool-down."""
@@ -430,7 +504,7 @@ class TestFleet:
             written = list(read_belog_files(*logs))
             remote = open_store(url)
             remote.reindex(*logs)
-            ids = remote._ordered(None)  # type: ignore[attr-defined]
+            ids = [record_id(r) for r in remote._matching(None)]  # type: ignore[attr-defined]
 
             assert 400 == len(written)
             assert sorted(record_id(r) for r in written) == sorted(ids)
