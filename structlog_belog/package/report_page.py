@@ -64,6 +64,21 @@ _USAGE_KEYS: Final = (
 )
 
 
+_Fragment: Any = getattr(orjson, "Fragment", None)
+
+
+class CallRows:
+    """The calls' rows, each already JSON, embedded as one JSON array (`page_data`)."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[bytes]) -> None:
+        self.rows = rows
+
+    def __repr__(self) -> str:
+        return f"CallRows(<{len(self.rows)} rows>)"
+
+
 def _epoch(ts: Any) -> float | None:
     if not isinstance(ts, str):
         return None
@@ -97,6 +112,20 @@ def _as_text(value: Any) -> str | None:
     return _json_text(value)
 
 
+def _std_json(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value, default=_std_default, ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+def _std_default(value: Any) -> Any:
+    if type(value) is CallRows:
+        return [orjson.loads(row) for row in value.rows]
+    return str(value)
+
+
 def _json_text(value: Any) -> str:
     try:
         return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
@@ -117,8 +146,10 @@ class PageBuilder:
         self.texts: list[Any] = []
         self._text_ids: dict[Any, int] = {}
         self.kept_chars = 0
-        self.calls: list[dict[str, Any]] = []
+        #: Each listed call's row, as JSON (see `call`).
+        self.calls: list[bytes] = []
         self.calls_total = 0
+        self._output_index: dict[str, int] = {}
         self.error_records: list[dict[str, Any]] = []
         self.error_records_total = 0
         self.tasks: list[dict[str, Any]] = []
@@ -153,8 +184,21 @@ class PageBuilder:
 
     # -- folds ------------------------------------------------------------------
 
+    def index_outputs(self, paths: Iterable[str]) -> None:
+        """The session's output paths, in the order of the report's ``outputs``.
+
+        Given before the calls are folded: a call's row names its outputs by
+        their position in that list.
+        """
+        self._output_index = {path: k for k, path in enumerate(paths)}
+
     def call(self, rec: dict[str, Any]) -> None:
-        """Fold one ``llm_call`` record (with the ``outputs`` it produced)."""
+        """Fold one ``llm_call`` record (with the ``outputs`` it produced).
+
+        The call's row is serialised here, once: kept as bytes rather than as
+        a dict of lists, ten thousand rows are not ten thousand containers for
+        the garbage collector to walk again and again while the pass goes on.
+        """
         self.calls_total += 1
         if (
             len(self.calls) >= MAX_CALLS
@@ -232,8 +276,12 @@ class PageBuilder:
             ]
         outputs = get("outputs")
         if type(outputs) is list and outputs:
-            row["out"] = [str(p) for p in outputs]
-        self.calls.append(row)
+            index = self._output_index
+            row["o"] = [index[p] for p in map(str, outputs) if p in index]
+        try:
+            self.calls.append(orjson.dumps(row))
+        except TypeError:  # an integer past 64 bits, say: the standard library copes
+            self.calls.append(_std_json(row))
 
     def _message(self, message: Any) -> list[Any]:
         if type(message) is not dict:
@@ -377,11 +425,6 @@ def page_data(report: Any, page: PageBuilder) -> dict[str, Any]:
     t0 = _epoch(report.start_time)
     status = ("success" if report.success else "failed") if report.ended else "not_ended"
     outputs = report.outputs
-    index = {o["path"]: k for k, o in enumerate(outputs)}
-    for row in page.calls:
-        paths = row.pop("out", None)
-        if paths:
-            row["o"] = [index[p] for p in paths if p in index]
     ai = dict(report.ai_usage)
     models = ai.get("by_model") or {}
     ai["model"] = max(models, key=lambda m: models[m]["calls"]) if models else None
@@ -422,7 +465,7 @@ def page_data(report: Any, page: PageBuilder) -> dict[str, Any]:
         ],
         "timeline": _timeline(report.stages, page.tasks, t0),
         "tasks": page.tasks,
-        "calls": page.calls,
+        "calls": CallRows(page.calls),
         "outputs": [{"path": o["path"], "calls": o["call_ids"]} for o in outputs],
         "inputs": report.inputs,
         "contents": report.contents,
@@ -469,15 +512,25 @@ def _parts() -> tuple[str, str, str, str]:
     return html, style, script, csp
 
 
+def _orjson_default(value: Any) -> Any:
+    if type(value) is CallRows:
+        rows = value.rows
+        if _Fragment is not None:
+            return _Fragment(b"[" + b",".join(rows) + b"]")
+        return [orjson.loads(row) for row in rows]  # pragma: no cover - orjson < 3.9.8
+    raise TypeError
+
+
 def _json_for_script(data: Any) -> bytes:
     try:
-        raw = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+        raw = orjson.dumps(data, default=_orjson_default, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # an integer past 64 bits, say: the standard library copes
-        import json
-
-        raw = json.dumps(data, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        raw = _std_json(data)
+    # One byte is a scan at memchr speed, three bytes a slower one: U+2028 and
+    # U+2029 are looked for only in a page that has their first byte at all.
+    has_e2 = b"\xe2" in raw
     for old, new in _JSON_ESCAPES:
-        if old in raw:  # a scan at memchr speed; most pages need few of the five
+        if (len(old) == 1 or has_e2) and old in raw:
             raw = raw.replace(old, new)
     return raw
 

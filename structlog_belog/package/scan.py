@@ -123,6 +123,8 @@ def scan_session(
 
     dumps = orjson.dumps
     call_outputs = builder.call_outputs
+    if page is not None:
+        page.index_outputs(builder.outputs)  # complete: output records are in processing
     prompts = session_files(directory, "prompts", builder.refused_files)
     for _, __, records in merged_batches(prompts, builder.corrupt_line):
         for rec in records:

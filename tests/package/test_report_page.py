@@ -143,11 +143,13 @@ class TestPageBuilder:
         page = PageBuilder()
         for n in range(5):
             page.call({"call_id": f"c{n}", "status": "ok"})
-        assert (["c0", "c1", "c2"], 5) == ([c["id"] for c in page.calls], page.calls_total)
+        ids = [json.loads(c)["id"] for c in page.calls]
+        assert (["c0", "c1", "c2"], 5) == (ids, page.calls_total)
 
     def test_a_call_whole(self) -> None:
         """Messages, parameters, answer, tool calls, usage, error and attempts are kept."""
         page = PageBuilder()
+        page.index_outputs(["other.json", "out.json"])
         page.call(
             {
                 "call_id": "llm_1",
@@ -164,10 +166,10 @@ class TestPageBuilder:
                 "usage": {"input_tokens": 3, "output_tokens": 0, "total_tokens": 3},
                 "error": {"type": "APIError", "message": "boom", "status_code": 500},
                 "attempts": [{"attempt": 1, "status_code": 500, "duration_ms": 12.5}],
-                "outputs": ["out.json"],
+                "outputs": ["out.json", "unknown.json"],
             }
         )
-        call = page.calls[0]
+        call = json.loads(page.calls[0])
         t = page.texts
         assert ["user", "hi"] == [call["msg"][0][0], t[call["msg"][0][1]]]
         assert {"temperature": 0.2} == json.loads(t[call["p"]])
@@ -179,7 +181,7 @@ class TestPageBuilder:
             call["e"]["status_code"],
         )
         assert [[1, 500, 12.5, None, None]] == call["at"]
-        assert ["out.json"] == call["out"]
+        assert [1] == call["o"]
 
 
 class TestTimeline:
