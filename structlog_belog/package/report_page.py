@@ -122,7 +122,10 @@ def _std_json(value: Any) -> bytes:
 
 def _std_default(value: Any) -> Any:
     if type(value) is CallRows:
-        return [orjson.loads(row) for row in value.rows]
+        import json
+
+        # json, not orjson: orjson reads an integer past 64 bits as a float.
+        return [json.loads(row) for row in value.rows]
     return str(value)
 
 

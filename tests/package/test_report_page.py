@@ -183,6 +183,26 @@ class TestPageBuilder:
         assert [[1, 500, 12.5, None, None]] == call["at"]
         assert [1] == call["o"]
 
+    def test_a_row_keeps_an_integer_past_64_bits(self) -> None:
+        """A value orjson cannot write goes through the standard library, exactly, page too."""
+        page = PageBuilder()
+        page.call({"call_id": "c0", "latency_ms": 2**70, "status": "ok"})
+        page.call({"call_id": "c1", "latency_ms": 5, "status": "ok"})
+        assert 2**70 == json.loads(page.calls[0])["l"]
+        for extra in (0, 2**70):  # the rest of the data written by orjson, then by json
+            parsed = _parse(render_page({"calls": report_page.CallRows(page.calls), "x": extra}))
+            block = next(body for _, attrs, body in parsed.elements if attrs.get("type"))
+            assert [2**70, 5] == [c["l"] for c in json.loads(block)["calls"]]
+
+    def test_line_separators_are_escaped_with_or_without_other_0xe2_bytes(self) -> None:
+        """U+2028 and U+2029 are escaped in the data block; a page without them is left alone."""
+        for text in ("a\u2028b\u2029c", "a\u2028b — c", "plain — text"):
+            raw = render_page({"texts": [text]})
+            block = raw.split(b'id="belog-data">')[1].split(b"</script>")[0]
+            assert "\u2028".encode() not in block
+            assert "\u2029".encode() not in block
+            assert [text] == json.loads(block)["texts"]
+
 
 class TestTimeline:
     def test_nesting_follows_time_and_never_loops(self) -> None:
