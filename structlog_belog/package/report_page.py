@@ -19,7 +19,7 @@ import base64
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Final
@@ -296,12 +296,12 @@ class PageBuilder:
         role = message.get("role")
         return [role if type(role) is str else str(role), self.text(body)]
 
-    def errors(self, recs: Iterable[Mapping[str, Any]]) -> None:
+    def errors(self, recs: Sequence[Mapping[str, Any]]) -> None:
         """Fold error-level records (the first `MAX_ERROR_RECORDS` keep their traceback)."""
-        for rec in recs:
-            self.error_records_total += 1
-            if len(self.error_records) >= MAX_ERROR_RECORDS:
-                continue
+        self.error_records_total += len(recs)
+        room = MAX_ERROR_RECORDS - len(self.error_records)
+        # Past the first few hundred, a batch's records are only counted: not one by one.
+        for rec in recs[:room] if room > 0 else ():
             exc = rec.get("exception")
             event = rec.get("event")
             self.error_records.append(

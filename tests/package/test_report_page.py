@@ -146,6 +146,15 @@ class TestPageBuilder:
         ids = [json.loads(c)["id"] for c in page.calls]
         assert (["c0", "c1", "c2"], 5) == (ids, page.calls_total)
 
+    def test_error_records_past_the_limit_are_counted(self, monkeypatch: Any) -> None:
+        """The first MAX_ERROR_RECORDS error records are kept, in order; every one is counted."""
+        monkeypatch.setattr(report_page, "MAX_ERROR_RECORDS", 3)
+        page = PageBuilder()
+        for batch in ([0, 1], [2, 3, 4, 5], [], [6]):
+            page.errors([{"event": f"e{n}", "level": "error"} for n in batch])
+        kept = [r["event"] for r in page.error_records]
+        assert (["e0", "e1", "e2"], 7) == (kept, page.error_records_total)
+
     def test_a_call_whole(self) -> None:
         """Messages, parameters, answer, tool calls, usage, error and attempts are kept."""
         page = PageBuilder()
