@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +61,24 @@ def _open_configured(args: argparse.Namespace, location: str) -> Any:
     server may not have yet), as `SharedStore` does for a session; when the
     log folder does not exist, the server alone.
     """
-    from ..exceptions import StoreError
     from ..memory.chroma_server import ChromaServerStore
     from ..memory.shared import SharedStore
     from ..memory.stores import open_store
 
-    try:
-        store = open_store(location)
-    except ValueError as exc:
-        msg = f"BELOG_STORE: {exc}"
-        raise StoreError(location, msg) from exc
+    store = _opened("BELOG_STORE", location, open_store)
     if not isinstance(store, ChromaServerStore) or not _log_dir(args).is_dir():
         return store
     return SharedStore(_open_local(args), store, _log_dir(args))
+
+
+def _opened(origin: str, location: str, opener: Callable[[str], Any]) -> Any:
+    """``opener(location)``; a bad location is a `StoreError` naming where it came from."""
+    from ..exceptions import StoreError
+
+    try:
+        return opener(location)
+    except ValueError as exc:
+        raise StoreError(location, f"{origin}: {exc}") from exc
 
 
 def _open_local(args: argparse.Namespace) -> Any:
@@ -178,7 +184,6 @@ def _revise(args: argparse.Namespace) -> int:
 
 
 def _reindex(args: argparse.Namespace) -> int:
-    from ..exceptions import StoreError
     from ..memory.chroma_server import ChromaServerStore
     from ..memory.shared import PENDING_MARKER, pending_sessions
     from ..memory.sqlite import SQLiteStore
@@ -190,17 +195,18 @@ def _reindex(args: argparse.Namespace) -> int:
     location = getattr(args, "store", None)
     configured = None if location else os.environ.get("BELOG_STORE") or None
     location = location or configured
+    origin = "BELOG_STORE" if configured else "--store"
     scheme = location_scheme(location)
     if configured and scheme in ("http", "https"):
         # As a session with BELOG_STORE writes: the log folder's index and the server.
         _reindex_local(SQLiteStore(_log_dir(args) / DEFAULT_FILENAME), sources)
     if scheme in ("http", "https"):
         # Not a task: this command may wait, and sends in larger requests.
-        try:
-            server = ChromaServerStore(str(location), timeout=_REINDEX_TIMEOUT, batch_size=500)
-        except ValueError as exc:
-            msg = f"{'BELOG_STORE' if configured else '--store'}: {exc}"
-            raise StoreError(str(location), msg) from exc
+        server = _opened(
+            origin,
+            str(location),
+            lambda at: ChromaServerStore(at, timeout=_REINDEX_TIMEOUT, batch_size=500),
+        )
         count = server.reindex(*sources)
         server.close()
         # Every record of the folders is on the server now: nothing is pending.
@@ -213,11 +219,7 @@ def _reindex(args: argparse.Namespace) -> int:
         )
         return 0
     if scheme is not None:
-        try:
-            store = open_store(str(location))
-        except ValueError as exc:
-            msg = f"{'BELOG_STORE' if configured else '--store'}: {exc}"
-            raise StoreError(str(location), msg) from exc
+        store = _opened(origin, str(location), open_store)
     else:
         # A plain SQLiteStore, not open_store: a corrupted index must not stop its own rebuild.
         store = SQLiteStore(location or _log_dir(args) / DEFAULT_FILENAME)

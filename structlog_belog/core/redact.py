@@ -63,7 +63,8 @@ _BYTES: Final = (bytes, bytearray, memoryview)
 DEFAULT_MARKER: Final = "[REDACTED:{kind}]"
 
 # Fields the core writes itself; scanning them would only cost time.
-_TRUSTED_KEYS: Final = frozenset({"timestamp", "level", "session_id", "parent_session_id", "pid"})
+# (`session_id` and `pid` are reserved fields: judged before these, see `_judge_key`.)
+_TRUSTED_KEYS: Final = frozenset({"timestamp", "level", "parent_session_id"})
 
 # Key verdicts: scan the value (0, falsy: the common case costs one test),
 # leave it alone (1), replace it whole (a str: the marker), or rename the key

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from ..audit.stats import issue
 from ..core import hooks as _hooks
 from ..core.safe_io import replace_file
 from ..exceptions import PackageError, SessionNotFoundError
@@ -333,26 +334,24 @@ def _build(
     missing, refused = _copy_contents(report, building)
     if refused:
         report.issues.append(
-            {
-                "kind": "refused_content",
-                "severity": "warning",
-                "message": (
-                    f"{len(refused)} content path(s) given to add_content are not regular "
-                    "files, folders or links (a FIFO, a device or a socket): not copied"
-                ),
-                "count": len(refused),
-                "examples": refused[:20],
-            }
+            issue(
+                "refused_content",
+                "warning",
+                f"{len(refused)} content path(s) given to add_content are not regular "
+                "files, folders or links (a FIFO, a device or a socket): not copied",
+                len(refused),
+                refused,
+            )
         )
     if missing:
         report.issues.append(
-            {
-                "kind": "missing_content",
-                "severity": "warning",
-                "message": f"{len(missing)} content path(s) given to add_content no longer exist",
-                "count": len(missing),
-                "examples": missing[:20],
-            }
+            issue(
+                "missing_content",
+                "warning",
+                f"{len(missing)} content path(s) given to add_content no longer exist",
+                len(missing),
+                missing,
+            )
         )
     page_entry = None
     if page is not None:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .conftest import child_json
+
 #: Characters no CLI output may carry from data (see `structlog_belog` sanitiser):
 #: C0 but tab/newline, DEL, C1, bidi overrides and isolates.
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -88,12 +90,10 @@ def python_code(code: str, *args: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(code), *args]
 
 
-def run_python(code: str, *args: str, env: dict[str, str], timeout: float = 60) -> tuple[Any, Any]:
-    """Run *code* with *args* in a new interpreter; (the finished process, its last line as JSON).
-
-    The child must exit 0 (its stderr is the failure message) and print a JSON
-    line last.
-    """
+def run_script(
+    code: str, *args: str, env: dict[str, str], timeout: float = 60
+) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run *code* with *args* in a new interpreter: (the finished process, its `child_json`)."""
     proc = subprocess.run(
         python_code(code, *args),
         env=env,
@@ -102,8 +102,7 @@ def run_python(code: str, *args: str, env: dict[str, str], timeout: float = 60) 
         timeout=timeout,
         check=False,
     )
-    assert 0 == proc.returncode, proc.stderr
-    return proc, json.loads(proc.stdout.strip().splitlines()[-1])
+    return proc, child_json(proc)
 
 
 MAKE_SESSION = """

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ._hostile import run_python
+from ._hostile import run_script
 
 SPOOFS: list[dict[str, Any]] = [
     {"kind": "content", "path": "@SECRET@", "as_name": "stolen"},
@@ -87,7 +87,7 @@ class TestSpoofedRecords:
         secret = tmp_path / "host_secret.txt"
         marker = b"HOST-FILE-MARKER-" + b"7" * 40
         secret.write_bytes(marker)
-        _proc, result = run_python(
+        _proc, result = run_script(
             SCRIPT, str(tmp_path), str(secret), json.dumps(SPOOFS), env=subprocess_env, timeout=120
         )
         package = Path(result["package"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ._hostile import make_session, run_python
+from ._hostile import make_session, run_script
 
 WARNING = "structlog-belog: could not write a log record"
 
@@ -69,7 +69,7 @@ class TestLogWriters:
         outside_dir.mkdir()
         outside = outside_dir / "victim.txt"
         outside.write_bytes(b"untouched\n")
-        proc, result = run_python(
+        proc, result = run_script(
             LOG_SCRIPT, str(tmp_path), where, str(outside), env=subprocess_env, timeout=30
         )
         figure("records dropped (of 10)", result["dropped"])
@@ -107,7 +107,7 @@ class TestStoreAndFiles:
     ) -> None:
         """A dangling link at the store's name: its target is never created."""
         outside = tmp_path / "outside.sqlite3"
-        _proc, result = run_python(
+        _proc, result = run_script(
             STORE_SCRIPT, str(tmp_path), str(outside), env=subprocess_env, timeout=60
         )
         figure("error", result["error"])
@@ -142,7 +142,7 @@ except Exception as exc:
     error = type(exc).__name__ + ": " + str(exc)
 print(json.dumps({"error": error}))
 """
-        _proc, result = run_python(
+        _proc, result = run_script(
             code, str(tmp_path), str(outside), env=subprocess_env, timeout=60
         )
         figure("error", result["error"])

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from ._hostile import belog_cli, is_root, make_session, python_code, run_python
+from ._hostile import belog_cli, is_root, make_session, python_code, run_script
 
 NOBODY = 65534
 
@@ -155,7 +155,7 @@ with belog.session("s", blueprint_id="bp_u", package=False) as run:
 store = belog.open_store()
 print(json.dumps({"found": len(store.get_past_attempts(name))}))
 """
-        _proc, result = run_python(code, str(tmp_path), env=subprocess_env, timeout=60)
+        _proc, result = run_script(code, str(tmp_path), env=subprocess_env, timeout=60)
         figure("attempts found", result["found"])
         assert 1 == result["found"]
 
