@@ -310,6 +310,123 @@ def worker(peer: str, calls: int, rounds: int) -> dict[str, Any]:
     return results
 
 
+def count_worker(peer: str, calls: int, rounds: int) -> list[str]:
+    """Run *peer* off and on, marking each segment for callgrind; the segments' labels.
+
+    Run under ``valgrind --tool=callgrind --dump-before=sched_yield``: every
+    ``os.sched_yield()`` here dumps the instructions counted since the last one,
+    so dump *k* holds segment *k* of the returned list ("bare/SCENARIO",
+    "audited/SCENARIO" with its flush, or "-" for the toggling between them).
+    """
+    _no_network()
+    import bench_audit
+
+    labels: list[str] = []
+
+    def mark(label: str) -> None:  # ends the segment *label*
+        labels.append(label)
+        os.sched_yield()
+
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_peers_")))
+        clients = {
+            name: bench_audit._client(bench_audit.Replay(tokens))
+            for name, (tokens, _) in SCENARIOS.items()
+        }
+        on, off, flush = SETUPS[peer](tmp, stack, list(clients.values()))
+        for name, (_, stream) in SCENARIOS.items():
+            client = clients[name]
+            n = max(1, calls // 20) if stream else calls  # a stream is ~20 calls' work
+
+            def once(client: Any = client, stream: bool = stream) -> None:
+                bench_audit._once(client, stream, bench_audit.MESSAGES)
+
+            for _ in range(3):  # warm up both paths: imports, pools, caches
+                once()
+            on()
+            for _ in range(3):
+                once()
+            flush()
+            off()
+            for _ in range(rounds):
+                gc.collect()
+                mark("-")
+                for _ in range(n):
+                    once()
+                mark(f"bare/{name}/{n}")
+                on()
+                gc.collect()
+                mark("-")
+                for _ in range(n):
+                    once()
+                flush()
+                mark(f"audited/{name}/{n}")
+                off()
+        mark("-")
+    return labels
+
+
+def run_counts(peer: str, python: str, calls: int, rounds: int) -> dict[str, list[float]]:
+    """`count_worker` for *peer* under callgrind; per scenario, instructions per call added."""
+    with tempfile.TemporaryDirectory(prefix="bench_peers_cg_") as folder:
+        out = Path(folder) / "cg.out"
+        proc = subprocess.run(
+            [
+                *("valgrind", "--tool=callgrind", "--dump-before=sched_yield"),
+                f"--callgrind-out-file={out}",
+                *(python, str(Path(__file__).with_name("bench_audit.py"))),
+                *("--peer-count", peer, "--calls", str(calls), "--rounds", str(rounds)),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        if proc.returncode != 0:
+            msg = f"{peer}: callgrind worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+            raise RuntimeError(msg)
+        labels = json.loads(proc.stdout.strip().splitlines()[-1])
+        totals = []
+        for k in range(1, len(labels) + 1):
+            text = out.with_name(f"{out.name}.{k}").read_text(encoding="latin-1")
+            totals.append(int(next(ln for ln in text.splitlines() if ln.startswith("totals:"))[7:]))
+    # Dump 1 is everything before the first mark (imports, setup, warm-up).
+    found: dict[str, list[float]] = {}
+    bare: dict[str, float] = {}
+    for label, total in zip(labels[1:], totals[1:], strict=False):
+        if label == "-":
+            continue
+        state, scenario, n = label.split("/")
+        if state == "bare":
+            bare[scenario] = total / int(n)
+        else:
+            found.setdefault(scenario, []).append(total / int(n) - bare[scenario])
+    return found
+
+
+def report_counts(python: str, calls: int, rounds: int) -> int:
+    """Print each auditor's instructions added per call (callgrind); 0 if belog meets the goal."""
+    rows = {peer: run_counts(peer, python, calls, rounds) for peer in PEERS}
+    print(f"instructions added per call (callgrind, PYTHONHASHSEED=0), {rounds} rounds of")
+    print(f"{calls} non-streamed calls and {max(1, calls // 20)} streams per state, each auditor")
+    print("in its own process: each audited round (with its flush) minus the bare round before it")
+    met = True
+    for scenario in SCENARIOS:
+        print(f"\n{scenario}")
+        print(f"{'auditor':<16}{'rounds (k instructions)':>40}{'median':>10}")
+        medians = {}
+        for peer, found in rows.items():
+            medians[peer] = statistics.median(found[scenario])
+            shown = ", ".join(f"{v / 1e3:,.0f}" for v in found[scenario])
+            print(f"{peer:<16}{shown:>40}{medians[peer] / 1e3:>10,.0f}")
+        leanest = min((v, k) for k, v in medians.items() if k != "belog")
+        share = medians["belog"] / leanest[0]
+        met = met and share <= 0.5
+        print(f"belog / leanest peer ({leanest[1]}): {share:.2f} (goal <= 0.50)")
+    return 0 if met else 1
+
+
 def run_worker(peer: str, python: str, calls: int, rounds: int) -> dict[str, Any]:
     """Run `worker` for *peer* in a new process of *python*; its results."""
     proc = subprocess.run(

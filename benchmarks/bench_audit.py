@@ -453,8 +453,24 @@ def main() -> int:
         default=None,
         help="interpreter with the peers installed (default .cache/peers/venv/bin/python)",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="with --peers: count instructions under callgrind instead of timing (needs valgrind)",
+    )
     parser.add_argument("--peer-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--peer-count", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peer_count is not None:
+        import _peers
+
+        print(json.dumps(_peers.count_worker(args.peer_count, args.calls, args.rounds or 2)))
+        return 0
+    if args.peers and args.instructions:
+        import _peers
+
+        python = args.python or str(_peers.DEFAULT_PYTHON)
+        return _peers.report_counts(python, args.calls, args.rounds or 2)
     if args.peer_worker is not None or args.peers:
         import _peers
 

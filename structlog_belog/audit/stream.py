@@ -15,8 +15,18 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
+import orjson
+
 from .call import Call, note_failure
-from .record import API_CHAT, field, fields_of, responses_response, tool_call_of, usage_of
+from .record import (
+    API_CHAT,
+    MODEL_TYPES,
+    field,
+    fields_of,
+    responses_response,
+    tool_call_of,
+    usage_of,
+)
 
 __all__ = ["AuditedAsyncStream", "AuditedStream", "ChatAggregator", "ResponsesAggregator"]
 
@@ -24,21 +34,27 @@ __all__ = ["AuditedAsyncStream", "AuditedStream", "ChatAggregator", "ResponsesAg
 class ChatAggregator:
     """Collects a ``chat.completions`` stream: text, tool calls, finish reasons, usage."""
 
-    __slots__ = ("_choices", "call", "hide_usage", "id", "model", "usage")
+    __slots__ = ("_choices", "call", "ended", "hide_usage", "id", "model", "unmark", "usage")
 
     def __init__(self, call: Call, *, hide_usage: bool) -> None:
         self.call = call
         self.hide_usage = hide_usage
+        #: Chunks may carry the ``"usage": null`` the audit asked for, to be unmarked.
+        self.unmark = hide_usage
         self.id: str | None = None
         self.model: str | None = None
         self.usage: Any = None
+        #: Every choice seen so far has its finish reason: the usage chunk may come next.
+        self.ended = False
         # index -> [text parts, finish reason, {tool index: [id, name, argument parts]}]
         self._choices: dict[int, list[Any]] = {}
 
     def feed(self, chunk: Any) -> bool:
         """Take one chunk in; return False if the caller must not see it."""
-        # Called for every chunk: each SDK object's fields are read once (fields_of).
-        c = fields_of(chunk)
+        # Called for every chunk, so written flat: an SDK object's fields are read
+        # from its __dict__ (one C call each), a dict as it is, anything else
+        # through `fields_of`.
+        c = chunk.__dict__ if type(chunk) in MODEL_TYPES else fields_of(chunk)
         if self.id is None:
             self.id = c.get("id")
             self.model = c.get("model")
@@ -48,46 +64,52 @@ class ChatAggregator:
             self.usage = usage
             if self.hide_usage and not choices:
                 return False
-        elif self.hide_usage:
+        elif self.unmark:
             # Unasked-for include_usage puts "usage": null in every chunk; unmark it so
             # the chunk's to_dict()/model_dump(exclude_unset=True) match an unaudited run.
             fields_set = getattr(chunk, "__pydantic_fields_set__", None)
             if fields_set is not None:
                 fields_set.discard("usage")
-        for choice in choices or ():
-            self._feed_choice(fields_of(choice))
+        if not choices:
+            return True
+        for choice in choices:
+            o = choice.__dict__ if type(choice) in MODEL_TYPES else fields_of(choice)
+            index = o.get("index") or 0
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = [[], None, {}]
+            delta = o.get("delta")
+            if delta is not None:
+                d = delta.__dict__ if type(delta) in MODEL_TYPES else fields_of(delta)
+                content = d.get("content")
+                calls = d.get("tool_calls")
+                if content:
+                    state[0].append(content)
+                    if self.call.first_token is None:
+                        self.call.mark_first_token()
+                if calls:
+                    self._feed_tool_calls(state[2], calls)
+            reason = o.get("finish_reason")
+            if reason:
+                state[1] = reason
+                self.ended = all(s[1] for s in self._choices.values())
         return True
 
-    def _feed_choice(self, choice: Any) -> None:
-        """Take one choice in, given as its fields (what `fields_of` returns)."""
-        index = choice.get("index") or 0
-        state = self._choices.get(index)
-        if state is None:
-            state = self._choices[index] = [[], None, {}]
-        delta = choice.get("delta")
-        if delta is not None:
-            d = fields_of(delta)
-            content = d.get("content")
-            calls = d.get("tool_calls")
-            if (content or calls) and self.call.first_token is None:
-                self.call.mark_first_token()
-            if content:
-                state[0].append(content)
-            if calls:
-                for call in calls:
-                    t = fields_of(call)
-                    slot = state[2].setdefault(t.get("index") or 0, [None, None, []])
-                    function = t.get("function")
-                    slot[0] = slot[0] or t.get("id")
-                    if function is not None:
-                        f = fields_of(function)
-                        slot[1] = slot[1] or f.get("name")
-                        arguments = f.get("arguments")
-                        if arguments:
-                            slot[2].append(arguments)
-        reason = choice.get("finish_reason")
-        if reason:
-            state[1] = reason
+    def _feed_tool_calls(self, slots: dict[int, list[Any]], calls: Any) -> None:
+        """Take a delta's tool call parts in (*slots*: tool index -> [id, name, argument parts])."""
+        if self.call.first_token is None:
+            self.call.mark_first_token()
+        for call in calls:
+            t = fields_of(call)
+            slot = slots.setdefault(t.get("index") or 0, [None, None, []])
+            function = t.get("function")
+            slot[0] = slot[0] or t.get("id")
+            if function is not None:
+                f = fields_of(function)
+                slot[1] = slot[1] or f.get("name")
+                arguments = f.get("arguments")
+                if arguments:
+                    slot[2].append(arguments)
 
     @property
     def finished(self) -> bool:
@@ -214,6 +236,123 @@ def aggregator_for(call: Call, *, hide_usage: bool) -> Aggregator:
     return ResponsesAggregator(call)
 
 
+def _usage_event(data: str) -> Any:
+    """The usage of a chat stream's usage-only event (no choices), else None."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None  # "[DONE]", or not JSON: the SDK's to judge
+    if type(event) is not dict or event.get("choices"):
+        return None
+    usage = event.get("usage")
+    return usage if type(usage) is dict else None
+
+
+#: How the OpenAI API ends each chunk of a stream with include_usage: a null usage.
+_NULL_USAGE = ',"usage":null}'
+
+
+def _hide_usage_event(inner: Any, aggregator: Aggregator, async_: bool) -> None:
+    """Keep what the audit's include_usage adds from the SDK: the caller never asked for it.
+
+    The server then ends every chunk with ``"usage": null`` and sends one more,
+    usage-only, event. The SDK would parse and build both (about 0.7 M
+    instructions per 200-chunk stream) for the audit to unmark and hide them.
+    Its server-sent events are read here first: the null usage is cut from
+    each event's data, and the usage-only event (parsed here, with orjson,
+    only once every choice has finished) never reaches the SDK. An event in
+    another form is left to the SDK, and `ChatAggregator.feed` unmarks and
+    hides its chunk after the SDK built it; so does an SDK without
+    ``_iter_events`` to wrap.
+    """
+    if not isinstance(aggregator, ChatAggregator) or not aggregator.hide_usage:
+        return
+    events = getattr(inner, "_iter_events", None)
+    own = getattr(inner, "__dict__", None)
+    if not callable(events) or type(own) is not dict or "_iter_events" in own:
+        return  # not the SDK's stream, or already wrapped
+
+    # The SDK's event keeps its data in ``_data`` (read by its ``data`` property):
+    # checked on the first event (`_cuttable`); if not, nothing is cut and `feed` unmarks.
+    cut = [False]
+
+    def seen(sse: Any) -> bool:
+        """Whether the SDK is to see *sse*: not the usage-only event (slow path)."""
+        data = sse.data
+        if cut[0] and data.endswith(_NULL_USAGE):
+            sse._data = data[:-14] + "}"
+            return True
+        if aggregator.ended and aggregator.usage is None:
+            usage = _usage_event(data)
+            if usage is not None:
+                aggregator.usage = usage
+                return False
+        if '"usage"' in data:
+            aggregator.unmark = True  # a form not cut here: the chunk is unmarked
+        return True
+
+    def read() -> Iterator[Any]:
+        source = events()
+        for sse in source:
+            cut[0] = _cuttable(sse)
+            if seen(sse):
+                yield sse
+            break
+        for sse in source:
+            if cut[0]:  # the usual event, flat: cut its null usage, hand it on
+                data = sse._data
+                if data.endswith(_NULL_USAGE):
+                    sse._data = data[:-14] + "}"
+                    yield sse
+                    continue
+            if seen(sse):
+                yield sse
+
+    async def aread() -> AsyncIterator[Any]:
+        first = True
+        async for sse in events():
+            if first:
+                cut[0] = _cuttable(sse)
+                first = False
+            elif cut[0]:
+                data = sse._data
+                if data.endswith(_NULL_USAGE):
+                    sse._data = data[:-14] + "}"
+                    yield sse
+                    continue
+            if seen(sse):
+                yield sse
+
+    aggregator.unmark = False
+    inner._iter_events = aread if async_ else read
+
+
+def _cuttable(sse: Any) -> bool:
+    """Whether the SDK's event keeps its data in ``_data``, which its ``data`` reads."""
+    data = getattr(sse, "__dict__", {}).get("_data")
+    return type(data) is str and data is sse.data
+
+
+def _chunks(inner: Any, *, async_: bool) -> Any:
+    """What to iterate for *inner*'s chunks.
+
+    The SDK's ``Stream.__iter__`` (``__aiter__``) only re-yields what its
+    ``_iterator`` yields: the audit reads that generator itself, one
+    generator step less per chunk than the caller's own loop would take.
+    Anything else (a subclass that iterates otherwise, a wrapper's
+    generator) is iterated as it is.
+    """
+    base = _ASYNC_BASE if async_ else _SYNC_BASE
+    own = getattr(inner, "__dict__", None)
+    if base is not object and type(own) is dict and isinstance(inner, base):
+        method = "__aiter__" if async_ else "__iter__"
+        source = own.get("_iterator")
+        kind = AsyncGenerator if async_ else Generator
+        if getattr(type(inner), method) is getattr(base, method) and isinstance(source, kind):
+            return source
+    return inner
+
+
 def _abandoned(aggregator: Aggregator) -> None:
     aggregator.finish("incomplete")
 
@@ -226,7 +365,12 @@ def _stream_base(async_: bool) -> type:
     return openai.AsyncStream if async_ else openai.Stream
 
 
-class AuditedStream(_stream_base(async_=False)):  # type: ignore[misc]
+#: The SDK's ``Stream`` and ``AsyncStream`` (``object`` without the SDK).
+_SYNC_BASE: Any = _stream_base(async_=False)
+_ASYNC_BASE: Any = _stream_base(async_=True)
+
+
+class AuditedStream(_SYNC_BASE):  # type: ignore[misc]
     """A sync SDK stream whose chunks are audited as the caller reads them."""
 
     def __init__(self, inner: Any, aggregator: Aggregator) -> None:
@@ -234,6 +378,7 @@ class AuditedStream(_stream_base(async_=False)):  # type: ignore[misc]
         self._inner = inner
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
+        _hide_usage_event(inner, aggregator, async_=False)
         self._iterator: Generator[Any, None, None] = self._audited()
         self._closing = False
         weakref.finalize(self, _abandoned, aggregator)
@@ -276,7 +421,7 @@ class AuditedStream(_stream_base(async_=False)):  # type: ignore[misc]
         aggregator = self._aggregator
         feed = aggregator.feed
         try:
-            for chunk in self._inner:
+            for chunk in _chunks(self._inner, async_=False):
                 if feed(chunk):
                     yield chunk
         except GeneratorExit:
@@ -328,7 +473,7 @@ class AuditedStream(_stream_base(async_=False)):  # type: ignore[misc]
         return getattr(self.__dict__["_inner"], name)
 
 
-class AuditedAsyncStream(_stream_base(async_=True)):  # type: ignore[misc]
+class AuditedAsyncStream(_ASYNC_BASE):  # type: ignore[misc]
     """An async SDK stream whose chunks are audited as the caller reads them."""
 
     def __init__(self, inner: Any, aggregator: Aggregator) -> None:
@@ -336,6 +481,7 @@ class AuditedAsyncStream(_stream_base(async_=True)):  # type: ignore[misc]
         self._inner = inner
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
+        _hide_usage_event(inner, aggregator, async_=True)
         self._iterator: AsyncGenerator[Any, None] = self._audited()
         self._closing = False
         weakref.finalize(self, _abandoned, aggregator)
@@ -369,7 +515,7 @@ class AuditedAsyncStream(_stream_base(async_=True)):  # type: ignore[misc]
         aggregator = self._aggregator
         feed = aggregator.feed
         try:
-            async for chunk in self._inner:
+            async for chunk in _chunks(self._inner, async_=True):
                 if feed(chunk):
                     yield chunk
         except GeneratorExit:

@@ -78,6 +78,41 @@ class TestAuditedStream:
         assert "ok" == record["status"]
         assert 0 < record["time_to_first_token_ms"] <= record["latency_ms"]
 
+    @pytest.mark.parametrize("async_", [False, True])
+    def test_usage_event_asked_for_is_never_parsed_by_the_sdk(
+        self, belog_config: Config, async_: bool
+    ) -> None:
+        """The usage-only event the audit asked for is read by the audit, not built by the SDK.
+
+        The SDK builds one object per event it hands out: as many as the
+        caller's chunks, none for the hidden one. The usage still reaches
+        the record.
+        """
+        client = belog.instrument_openai(fake_openai_client(async_=async_))
+        built: list[Any] = []
+        process = client._process_response_data
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            built.append(process(*args, **kwargs))
+            return built[-1]
+
+        client._process_response_data = counted
+
+        async def collect() -> list[Any]:
+            stream = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+            return [chunk async for chunk in stream]
+
+        with belog.session("usage-event") as run:
+            seen = asyncio.run(collect()) if async_ else chat_chunks(client, messages=MESSAGES)
+        assert len(seen) > 2
+        assert [id(c) for c in built] == [id(c) for c in seen]
+        assert all(c.choices for c in seen)
+        [record] = prompts(run)
+        assert record["usage"]["output_tokens"] > 0
+        assert record["usage"]["input_tokens"] > 0
+
     def test_explicit_opt_out_is_respected(self, belog_config: Config) -> None:
         """stream_options={"include_usage": False} is sent as given; usage is then unknown."""
         client = belog.instrument_openai(fake_openai_client())
