@@ -42,6 +42,8 @@ PAGE_BUDGET: Final = 17_000_000
 _CALL_BYTES: Final = 450  # the JSON of a call's row without its texts, about
 MAX_ERROR_RECORDS: Final = 500
 MAX_TASKS: Final = 1_000
+#: Characters of recently capped texts remembered whole, to find a repeated one fast.
+_RECENT_CHARS: Final = 1_000_000
 
 _TEMPLATE_DIR: Final = "templates"
 _MARKER: Final = re.compile(r"@@(CSP|STYLE|SCRIPT|DATA)@@")
@@ -65,6 +67,7 @@ _USAGE_KEYS: Final = (
 
 
 _Fragment: Any = getattr(orjson, "Fragment", None)
+_SHA256: Final = hashlib.sha256()  # never updated: each capped text hashes a copy
 
 
 class CallRows:
@@ -158,6 +161,9 @@ class PageBuilder:
         self.tasks: list[dict[str, Any]] = []
         self.tasks_total = 0
         self._last_params: tuple[dict[str, Any] | None, int | None] = (None, None)
+        #: Long texts capped lately, by their full text (see `text`).
+        self._recent: dict[int, tuple[int, str, int]] = {}
+        self._recent_chars = 0
 
     # -- texts ------------------------------------------------------------------
 
@@ -166,23 +172,39 @@ class PageBuilder:
         full = value if type(value) is str else _as_text(value)
         if full is None:
             return None
-        if self.kept_chars >= TEXT_BUDGET and limit > SMALL_TEXT:
-            limit = SMALL_TEXT
-        ids = self._text_ids
-        if len(full) <= limit:
+        n = len(full)
+        # Kept whole: up to *limit* characters, and past the budget up to SMALL_TEXT.
+        if n <= limit and (n <= SMALL_TEXT or self.kept_chars < TEXT_BUDGET):
+            ids = self._text_ids
             index = ids.get(full)
             if index is None:
                 index = ids[full] = len(self.texts)
                 self.texts.append(full)
-                self.kept_chars += len(full)
+                self.kept_chars += n
             return index
-        digest = hashlib.sha256(full.encode("utf-8", "surrogatepass")).hexdigest()
+        if limit > SMALL_TEXT and self.kept_chars >= TEXT_BUDGET:
+            limit = SMALL_TEXT
+        # A long text capped lately (a shared system prompt past the budget, say) is
+        # found by its length and compared whole in C, not hashed again with SHA-256.
+        recent = self._recent
+        seen = recent.get(n)
+        if seen is not None and seen[0] == limit and seen[1] == full:
+            return seen[2]
+        sha = _SHA256.copy()  # cheaper than a new hash object, with OpenSSL 3
+        sha.update(full.encode("utf-8", "surrogatepass"))
+        digest = sha.hexdigest()
         key = (digest, limit)
+        ids = self._text_ids
         index = ids.get(key)
         if index is None:
             index = ids[key] = len(self.texts)
-            self.texts.append({"p": full[:limit], "n": len(full), "h": digest})
+            self.texts.append({"p": full[:limit], "n": n, "h": digest})
             self.kept_chars += limit
+        self._recent_chars += n
+        if self._recent_chars > _RECENT_CHARS:  # the texts it holds stay few
+            recent.clear()
+            self._recent_chars = n
+        recent[n] = (limit, full, index)
         return index
 
     # -- folds ------------------------------------------------------------------

@@ -137,6 +137,30 @@ class TestPageBuilder:
             sizes.append(len(entry) if isinstance(entry, str) else len(entry["p"]))
         assert [4000, 4000, 4000, report_page.SMALL_TEXT, report_page.SMALL_TEXT] == sizes
 
+    def test_long_texts_of_one_length_are_told_apart(self, monkeypatch: Any) -> None:
+        """Capped texts of the same length: equal ones share an entry, others get their own."""
+        monkeypatch.setattr(report_page, "TEXT_BUDGET", 0)
+        page = PageBuilder()
+        shared, other, near = "s" * 1000, "o" * 1000, "s" * 999 + "x"
+        indexes = [page.text(t) for t in (shared, other, shared, other, near, shared)]
+        assert [0, 1, 0, 1, 2, 0] == indexes
+        expected = [hashlib.sha256(t.encode()).hexdigest() for t in (shared, other, near)]
+        assert expected == [e["h"] for e in page.texts]
+
+    def test_a_text_capped_before_and_after_the_budget_has_both_caps(
+        self, monkeypatch: Any
+    ) -> None:
+        """A long text seen before the budget ran out and again after it is cut to SMALL_TEXT."""
+        monkeypatch.setattr(report_page, "TEXT_BUDGET", 8000)
+        page = PageBuilder()
+        long = "L" * 5000
+        first, second = page.text(long), page.text(long)
+        page.text("f" * 4000)  # the budget is spent
+        third = page.text(long)
+        sizes = [len(page.texts[i]["p"]) for i in (first, second, third)]  # type: ignore[index]
+        assert [report_page.MAX_TEXT, report_page.MAX_TEXT, report_page.SMALL_TEXT] == sizes
+        assert first == second != third
+
     def test_calls_past_the_limit_are_counted(self, monkeypatch: Any) -> None:
         """The page lists MAX_CALLS calls and says how many there were."""
         monkeypatch.setattr(report_page, "MAX_CALLS", 3)
