@@ -167,7 +167,7 @@ class PageBuilder:
         self.tasks: list[dict[str, Any]] = []
         self.tasks_total = 0
         self._last_params: tuple[dict[str, Any] | None, int | None] = (None, None)
-        #: Long texts capped lately, by their full text (see `text`).
+        #: The latest long text capped of each length: (limit, text, index); see `text`.
         self._recent: dict[int, tuple[int, str, int]] = {}
         self._recent_chars = 0
 
