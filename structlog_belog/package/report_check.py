@@ -107,8 +107,8 @@ def _structure(page: _Page, name: str) -> list[str]:
     return problems
 
 
-def _data(page: _Page, name: str, session_id: str | None) -> list[str]:
-    """The one JSON data block, for *session_id*."""
+def _data(page: _Page, name: str, session_id: str | None, expected: Any) -> list[str]:
+    """The one JSON data block, for *session_id*, of the version metadata.json names."""
     blocks = [body for kind, body in page.scripts if kind == "application/json"]
     if len(blocks) != 1:
         return [f"{name}: {len(blocks)} data blocks, not 1"]
@@ -116,10 +116,25 @@ def _data(page: _Page, name: str, session_id: str | None) -> list[str]:
         data = orjson.loads(blocks[0])
     except orjson.JSONDecodeError as exc:
         return [f"{name}: the data block is not JSON ({exc})"]
-    found = data.get("session", {}).get("id") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return [f"{name}: the data block is not a JSON object"]
+    session = data.get("session")
+    found = session.get("id") if isinstance(session, dict) else None
     if session_id is not None and found != session_id:
         return [f"{name}: the data is for session {found!r}, not {session_id!r}"]
-    return []
+    problems = []
+    version = expected.get("data_version") if isinstance(expected, dict) else None
+    if version is not None and data.get("v") != version:
+        problems.append(f"{name}: data version {data.get('v')!r}, metadata.json says {version!r}")
+    # Each call is an array of the fields call_fields names (data version 2).
+    fields, calls = data.get("call_fields"), data.get("calls")
+    if calls is not None and not (
+        isinstance(fields, list)
+        and isinstance(calls, list)
+        and all(isinstance(c, list) and len(c) == len(fields) for c in calls)
+    ):
+        problems.append(f"{name}: the calls are not rows of the fields call_fields names")
+    return problems
 
 
 def report_problems(path: Path, session_id: str | None, expected: Any = None) -> list[str]:
@@ -128,8 +143,8 @@ def report_problems(path: Path, session_id: str | None, expected: Any = None) ->
     Args:
         path: The ``execution_report.html`` file.
         session_id: The package's session, which the page's data must name.
-        expected: ``metadata.json``'s ``package.report`` entry (its ``sha256``
-            and ``bytes`` are compared), or None.
+        expected: ``metadata.json``'s ``package.report`` entry (its ``sha256``,
+            ``bytes`` and ``data_version`` are compared), or None.
     """
     text, problems = _read(path, expected)
     if text is None:
@@ -137,4 +152,8 @@ def report_problems(path: Path, session_id: str | None, expected: Any = None) ->
     page = _Page()
     page.feed(text)
     page.close()
-    return [*problems, *_structure(page, path.name), *_data(page, path.name, session_id)]
+    return [
+        *problems,
+        *_structure(page, path.name),
+        *_data(page, path.name, session_id, expected),
+    ]

@@ -29,7 +29,8 @@ import orjson
 __all__ = ["PAGE_DATA_VERSION", "PageBuilder", "page_data", "page_pieces", "render_page"]
 
 #: Version of the JSON the page embeds (``belog-data``); bumped when keys change.
-PAGE_DATA_VERSION: Final = 1
+#: 2: each call is an array of `CALL_FIELDS` (``call_fields``), no longer an object.
+PAGE_DATA_VERSION: Final = 2
 #: Calls the page lists; a session with more says how many were left out.
 MAX_CALLS: Final = 20_000
 #: The longest text (a message, an answer, a traceback) kept whole ...
@@ -42,6 +43,8 @@ PAGE_BUDGET: Final = 17_000_000
 _CALL_BYTES: Final = 450  # the JSON of a call's row without its texts, about
 MAX_ERROR_RECORDS: Final = 500
 MAX_TASKS: Final = 1_000
+#: Characters of recently capped texts remembered whole, to find a repeated one fast.
+_RECENT_CHARS: Final = 1_000_000
 
 _TEMPLATE_DIR: Final = "templates"
 _MARKER: Final = re.compile(r"@@(CSP|STYLE|SCRIPT|DATA)@@")
@@ -55,6 +58,11 @@ _JSON_ESCAPES: Final = (
     ("\u2029".encode(), b"\\u2029"),
 )
 _REQUEST_TEXT_KEYS: Final = frozenset(("messages", "input", "model"))
+#: The fields of a call's row (an array), in order; the page reads them by these names.
+CALL_FIELDS: Final = (
+    "id", "t", "s", "k", "m", "a", "st", "l", "f", "sm", "c", "fr",
+    "msg", "in", "p", "ans", "tc", "u", "e", "at", "o",
+)  # fmt: skip
 _USAGE_KEYS: Final = (
     "input_tokens",
     "output_tokens",
@@ -65,6 +73,7 @@ _USAGE_KEYS: Final = (
 
 
 _Fragment: Any = getattr(orjson, "Fragment", None)
+_SHA256: Final = hashlib.sha256()  # never updated: each capped text hashes a copy
 
 
 class CallRows:
@@ -158,6 +167,9 @@ class PageBuilder:
         self.tasks: list[dict[str, Any]] = []
         self.tasks_total = 0
         self._last_params: tuple[dict[str, Any] | None, int | None] = (None, None)
+        #: The latest long text capped of each length: (limit, text, index); see `text`.
+        self._recent: dict[int, tuple[int, str, int]] = {}
+        self._recent_chars = 0
 
     # -- texts ------------------------------------------------------------------
 
@@ -166,23 +178,39 @@ class PageBuilder:
         full = value if type(value) is str else _as_text(value)
         if full is None:
             return None
-        if self.kept_chars >= TEXT_BUDGET and limit > SMALL_TEXT:
-            limit = SMALL_TEXT
-        ids = self._text_ids
-        if len(full) <= limit:
+        n = len(full)
+        # Kept whole: up to *limit* characters, and past the budget up to SMALL_TEXT.
+        if n <= limit and (n <= SMALL_TEXT or self.kept_chars < TEXT_BUDGET):
+            ids = self._text_ids
             index = ids.get(full)
             if index is None:
                 index = ids[full] = len(self.texts)
                 self.texts.append(full)
-                self.kept_chars += len(full)
+                self.kept_chars += n
             return index
-        digest = hashlib.sha256(full.encode("utf-8", "surrogatepass")).hexdigest()
+        if limit > SMALL_TEXT and self.kept_chars >= TEXT_BUDGET:
+            limit = SMALL_TEXT
+        # A long text capped lately (a shared system prompt past the budget, say) is
+        # found by its length and compared whole in C, not hashed again with SHA-256.
+        recent = self._recent
+        seen = recent.get(n)
+        if seen is not None and seen[0] == limit and seen[1] == full:
+            return seen[2]
+        sha = _SHA256.copy()  # cheaper than a new hash object, with OpenSSL 3
+        sha.update(full.encode("utf-8", "surrogatepass"))
+        digest = sha.hexdigest()
         key = (digest, limit)
+        ids = self._text_ids
         index = ids.get(key)
         if index is None:
             index = ids[key] = len(self.texts)
-            self.texts.append({"p": full[:limit], "n": len(full), "h": digest})
+            self.texts.append({"p": full[:limit], "n": n, "h": digest})
             self.kept_chars += limit
+        self._recent_chars += n
+        if self._recent_chars > _RECENT_CHARS:  # the texts it holds stay few
+            recent.clear()
+            self._recent_chars = n
+        recent[n] = (limit, full, index)
         return index
 
     # -- folds ------------------------------------------------------------------
@@ -216,57 +244,59 @@ class PageBuilder:
         response = get("response")
         if type(response) is not dict:
             response = {}
-        # Numbers go through as they are: the page checks every value's type before use.
-        row: dict[str, Any] = {
-            "id": str(get("call_id")),
-            "t": get("timestamp"),
-            "s": get("stage"),
-            "k": get("task"),
-            "m": get("model") or request.get("model"),
-            "a": get("api"),
-            "st": str(get("status")),
-            "l": get("latency_ms"),
-            "f": get("time_to_first_token_ms"),
-            "sm": get("stream") is True,
-            "c": get("cost_usd"),
-            "fr": response.get("finish_reason"),
-        }
+        msg = None
         messages = request.get("messages")
         if type(messages) is list:
-            shown = []
+            msg = []
             for m in messages:
                 # The common message (a role and a text) without a call to _message.
                 if type(m) is dict and type(m.get("content")) is str and "tool_calls" not in m:
                     role = m.get("role")
-                    shown.append([role if type(role) is str else str(role), text(m["content"])])
+                    msg.append([role if type(role) is str else str(role), text(m["content"])])
                 else:
-                    shown.append(self._message(m))
-            row["msg"] = shown
-        if request.get("input") is not None:
-            row["in"] = text(request["input"])
+                    msg.append(self._message(m))
+        given = request.get("input")
+        given_text = None if given is None else text(given)
         params = {k: v for k, v in request.items() if k not in _REQUEST_TEXT_KEYS}
-        if params:
+        if params and params != self._last_params[0]:
             # Calls of a pipeline mostly share their parameters: compared in C, shown once.
-            if params != self._last_params[0]:
-                self._last_params = (params, text(_json_text(params)))
-            row["p"] = self._last_params[1]
-        row["ans"] = text(response.get("output_text"))
-        if response.get("tool_calls"):
-            row["tc"] = text(_json_text(response["tool_calls"]))
+            self._last_params = (params, text(_json_text(params)))
+        tool_calls = response.get("tool_calls")
         usage = get("usage")
-        if type(usage) is dict:
-            row["u"] = [usage.get(k) for k in _USAGE_KEYS]
         error = get("error")
-        if type(error) is dict:
-            row["e"] = {
+        attempts = get("attempts")
+        outputs = get("outputs")
+        index = self._output_index
+        # One array per call, in the order of CALL_FIELDS (the page names them again).
+        # Numbers go through as they are: the page checks every value's type before use.
+        row = [
+            str(get("call_id")),
+            get("timestamp"),
+            get("stage"),
+            get("task"),
+            get("model") or request.get("model"),
+            get("api"),
+            str(get("status")),
+            get("latency_ms"),
+            get("time_to_first_token_ms"),
+            get("stream") is True,
+            get("cost_usd"),
+            response.get("finish_reason"),
+            msg,
+            given_text,
+            self._last_params[1] if params else None,
+            text(response.get("output_text")),
+            text(_json_text(tool_calls)) if tool_calls else None,
+            list(map(usage.get, _USAGE_KEYS)) if type(usage) is dict else None,
+            {
                 "type": error.get("type"),
                 "message": text(error.get("message")),
                 "status_code": error.get("status_code"),
                 "request_id": error.get("request_id"),
             }
-        attempts = get("attempts")
-        if type(attempts) is list:
-            row["at"] = [
+            if type(error) is dict
+            else None,
+            [
                 [
                     a.get("attempt"),
                     a.get("status_code", a.get("status")),
@@ -277,10 +307,12 @@ class PageBuilder:
                 for a in attempts
                 if type(a) is dict
             ]
-        outputs = get("outputs")
-        if type(outputs) is list and outputs:
-            index = self._output_index
-            row["o"] = [index[p] for p in map(str, outputs) if p in index]
+            if type(attempts) is list
+            else None,
+            [index[p] for p in map(str, outputs) if p in index]
+            if type(outputs) is list and outputs
+            else None,
+        ]
         try:
             self.calls.append(orjson.dumps(row))
         except TypeError:  # an integer past 64 bits, say: the standard library copes
@@ -468,6 +500,7 @@ def page_data(report: Any, page: PageBuilder) -> dict[str, Any]:
         ],
         "timeline": _timeline(report.stages, page.tasks, t0),
         "tasks": page.tasks,
+        "call_fields": CALL_FIELDS,
         "calls": CallRows(page.calls),
         "outputs": [{"path": o["path"], "calls": o["call_ids"]} for o in outputs],
         "inputs": report.inputs,

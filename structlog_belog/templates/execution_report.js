@@ -109,7 +109,13 @@
   }
 
   // -- calls: index and filters --------------------------------------------------
-  var CALLS = D.calls || [];
+  // Each call comes as an array, in the order of D.call_fields: named here once.
+  var FIELDS = D.call_fields || [];
+  var CALLS = (D.calls || []).map(function (row) {
+    var c = {};
+    for (var i = 0; i < FIELDS.length; i++) c[FIELDS[i]] = row[i];
+    return c;
+  });
   var byId = new Map();
   CALLS.forEach(function (c, i) { byId.set(c.id, i); });
   var OUTPUTS = D.outputs || [];

@@ -97,6 +97,13 @@ class TestRenderPage:
         assert {"t": "@@SCRIPT@@ @@CSP@@"} == json.loads(block)
 
 
+def _row(row: bytes | list[Any]) -> dict[str, Any]:
+    """A call's row (JSON or parsed) by the names of its fields."""
+    values = json.loads(row) if isinstance(row, bytes) else row
+    assert len(report_page.CALL_FIELDS) == len(values)
+    return dict(zip(report_page.CALL_FIELDS, values, strict=True))
+
+
 class TestPageBuilder:
     def test_long_texts_are_capped_with_length_and_hash(self) -> None:
         """A text past the cap keeps its first characters, its length and its SHA-256."""
@@ -137,13 +144,37 @@ class TestPageBuilder:
             sizes.append(len(entry) if isinstance(entry, str) else len(entry["p"]))
         assert [4000, 4000, 4000, report_page.SMALL_TEXT, report_page.SMALL_TEXT] == sizes
 
+    def test_long_texts_of_one_length_are_told_apart(self, monkeypatch: Any) -> None:
+        """Capped texts of the same length: equal ones share an entry, others get their own."""
+        monkeypatch.setattr(report_page, "TEXT_BUDGET", 0)
+        page = PageBuilder()
+        shared, other, near = "s" * 1000, "o" * 1000, "s" * 999 + "x"
+        indexes = [page.text(t) for t in (shared, other, shared, other, near, shared)]
+        assert [0, 1, 0, 1, 2, 0] == indexes
+        expected = [hashlib.sha256(t.encode()).hexdigest() for t in (shared, other, near)]
+        assert expected == [e["h"] for e in page.texts]
+
+    def test_a_text_capped_before_and_after_the_budget_has_both_caps(
+        self, monkeypatch: Any
+    ) -> None:
+        """A long text seen before the budget ran out and again after it is cut to SMALL_TEXT."""
+        monkeypatch.setattr(report_page, "TEXT_BUDGET", 8000)
+        page = PageBuilder()
+        long = "L" * 5000
+        first, second = page.text(long), page.text(long)
+        page.text("f" * 4000)  # the budget is spent
+        third = page.text(long)
+        sizes = [len(page.texts[i]["p"]) for i in (first, second, third)]  # type: ignore[index]
+        assert [report_page.MAX_TEXT, report_page.MAX_TEXT, report_page.SMALL_TEXT] == sizes
+        assert first == second != third
+
     def test_calls_past_the_limit_are_counted(self, monkeypatch: Any) -> None:
         """The page lists MAX_CALLS calls and says how many there were."""
         monkeypatch.setattr(report_page, "MAX_CALLS", 3)
         page = PageBuilder()
         for n in range(5):
             page.call({"call_id": f"c{n}", "status": "ok"})
-        ids = [json.loads(c)["id"] for c in page.calls]
+        ids = [_row(c)["id"] for c in page.calls]
         assert (["c0", "c1", "c2"], 5) == (ids, page.calls_total)
 
     def test_error_records_past_the_limit_are_counted(self, monkeypatch: Any) -> None:
@@ -178,7 +209,7 @@ class TestPageBuilder:
                 "outputs": ["out.json", "unknown.json"],
             }
         )
-        call = json.loads(page.calls[0])
+        call = _row(page.calls[0])
         t = page.texts
         assert ["user", "hi"] == [call["msg"][0][0], t[call["msg"][0][1]]]
         assert {"temperature": 0.2} == json.loads(t[call["p"]])
@@ -197,11 +228,11 @@ class TestPageBuilder:
         page = PageBuilder()
         page.call({"call_id": "c0", "latency_ms": 2**70, "status": "ok"})
         page.call({"call_id": "c1", "latency_ms": 5, "status": "ok"})
-        assert 2**70 == json.loads(page.calls[0])["l"]
+        assert 2**70 == _row(page.calls[0])["l"]
         for extra in (0, 2**70):  # the rest of the data written by orjson, then by json
             parsed = _parse(render_page({"calls": report_page.CallRows(page.calls), "x": extra}))
             block = next(body for _, attrs, body in parsed.elements if attrs.get("type"))
-            assert [2**70, 5] == [c["l"] for c in json.loads(block)["calls"]]
+            assert [2**70, 5] == [_row(c)["l"] for c in json.loads(block)["calls"]]
 
     def test_line_separators_are_escaped_with_or_without_other_0xe2_bytes(self) -> None:
         """U+2028 and U+2029 are escaped in the data block; a page without them is left alone."""
@@ -292,6 +323,30 @@ class TestReportProblems:
         assert ["execution_report.html: cannot be read (No such file or directory)"] == (
             report_problems(path, "sess_x")
         )
+
+    def test_calls_and_data_version_are_checked(self, tmp_path: Path) -> None:
+        """Calls that are not rows of call_fields, or another data version, are reported."""
+        path = tmp_path / "execution_report.html"
+        fields = list(report_page.CALL_FIELDS)
+        good = [["c0", *[None] * (len(fields) - 1)]]
+        cases: dict[str, dict[str, Any]] = {
+            "not rows": {"call_fields": fields, "calls": [{"id": "c0"}]},
+            "short row": {"call_fields": fields, "calls": [["c0"]]},
+            "no fields": {"calls": good},
+        }
+        for label, data in cases.items():
+            path.write_bytes(render_page({"v": 2, "session": {"id": "s"}, **data}))
+            problems = report_problems(path, "s")
+            assert [f"{path.name}: the calls are not rows of the fields call_fields names"] == (
+                problems
+            ), label
+        path.write_bytes(render_page({"v": 1, "session": {"id": "s"}, "call_fields": fields,
+                                      "calls": good}))  # fmt: skip
+        assert [f"{path.name}: data version 1, metadata.json says 2"] == report_problems(
+            path, "s", {"data_version": 2}
+        )
+        path.write_bytes(render_page([1, 2]))  # type: ignore[arg-type]
+        assert [f"{path.name}: the data block is not a JSON object"] == report_problems(path, "s")
 
     def test_oversized_page_is_refused_unread(self, tmp_path: Path, monkeypatch: Any) -> None:
         """A page past MAX_REPORT_BYTES is reported without reading it."""
