@@ -47,6 +47,7 @@ the rows read.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -55,7 +56,15 @@ import orjson
 
 from .chroma_rows import _spread, record_id
 
-__all__ = ["AHEAD", "ROW_RECORDS", "STRIDE", "newest_attempts", "task_key"]
+__all__ = [
+    "AHEAD",
+    "MAX_LOST_ROUNDS",
+    "ROW_RECORDS",
+    "STRIDE",
+    "append_attempts",
+    "newest_attempts",
+    "task_key",
+]
 
 #: Rows between moves of a task's head hint (the reader's window reaches this far past it).
 STRIDE = 8
@@ -63,6 +72,8 @@ STRIDE = 8
 AHEAD = 4
 #: Most records in one row (a batch of one task's records fills rows of this many).
 ROW_RECORDS = 16
+#: Rounds in a row in which other writers may win every row a writer claims before it gives up.
+MAX_LOST_ROUNDS = 32
 # Rows below the newest *limit* read in the first request, for records not in time order.
 _MARGIN = 2
 
@@ -186,10 +197,20 @@ def _tops(collection: Any, heads: Mapping[str, int]) -> dict[str, tuple[int, dic
     return tops
 
 
-def append_attempts(collection: Any, records: Iterable[Mapping[str, Any]]) -> None:
+def append_attempts(
+    collection: Any, records: Iterable[Mapping[str, Any]], *, deadline: float | None = None
+) -> None:
     """Add *records* to their tasks' chains, one row per task per request until all are in.
 
+    Args:
+        collection: The chains' collection (``NAME_attempts``).
+        records: BELog records, of any tasks.
+        deadline: A `time.monotonic` time after which no further claim is
+            tried (None: no limit but the requests' own timeouts).
+
     Raises:
+        TimeoutError: *deadline* passed, or other writers won every row this
+            one claimed, `MAX_LOST_ROUNDS` times in a row.
         RuntimeError: a claimed row could not be read back (the server lost it).
     """
     chunks: dict[str, list[list[Mapping[str, Any]]]] = {}
@@ -204,7 +225,15 @@ def append_attempts(collection: Any, records: Iterable[Mapping[str, Any]]) -> No
     heads = _heads(collection, chunks)
     tops = _tops(collection, {key: heads.get(key, 0) for key in chunks})
     moved: dict[str, int] = {}
+    lost = 0
     while chunks:
+        if deadline is not None and time.monotonic() > deadline:
+            msg = f"gave up claiming rows for {len(chunks)} task(s): past the deadline"
+            raise TimeoutError(msg)
+        if lost >= MAX_LOST_ROUNDS:
+            msg = f"other writers won every row claimed, {lost} rounds in a row"
+            raise TimeoutError(msg)
+        lost += 1
         ids, metas, claims = [], [], {}
         for key, pending in chunks.items():
             n, below = tops[key]
@@ -225,6 +254,7 @@ def append_attempts(collection: Any, records: Iterable[Mapping[str, Any]]) -> No
             if held.get("claim") != claims[key]:
                 continue
             chunks[key].pop(0)
+            lost = 0
             if not chunks[key]:
                 del chunks[key]
             # Every STRIDE rows; at once when the hint is past the chain's end

@@ -62,6 +62,8 @@ _WINDOWS = (_MINUTE, 60 * _MINUTE, 24 * 60 * _MINUTE, 30 * 24 * 60 * _MINUTE)
 # ID prefix of the "newest time" hints kept beside the versions.
 _HEAD = "\x1ehead"
 _MAX_COOLDOWN = 60.0
+# Request timeouts after which `add` (a task waiting) tries no further claim of a chain row.
+_ADD_BUDGET = 4
 # Chroma's collection names (3-512 characters); ours leave room for the "_attempts" suffix.
 _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,58})[a-zA-Z0-9]")
 
@@ -308,7 +310,7 @@ class ChromaServerStore(BELogStore):
         the main row.
         """
         _check_record(record)
-        self._add_batch({record_id(record): record})
+        self._add_batch({record_id(record): record}, budget=_ADD_BUDGET * self._timeout)
 
     def add_many(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Index *records* in batches; return how many were new to the server."""
@@ -324,7 +326,12 @@ class ChromaServerStore(BELogStore):
             added += self._add_batch(batch)
         return added
 
-    def _add_batch(self, batch: Mapping[str, Mapping[str, Any]]) -> int:
+    def _add_batch(
+        self, batch: Mapping[str, Mapping[str, Any]], *, budget: float | None = None
+    ) -> int:
+        """Send what of *batch* the server lacks; claims stop *budget* seconds after the start."""
+        start = time.monotonic()
+
         def send() -> int:
             # Only what the server lacks: a record already there is not put in
             # its task's chain again.
@@ -356,7 +363,11 @@ class ChromaServerStore(BELogStore):
                 self._heads_sent.update(heads)
             # The task chains first: a record in the main collection is in its
             # task's chain too (add_many skips what the main one holds).
-            append_attempts(self._attempts, [rec for _, rec in new])
+            append_attempts(
+                self._attempts,
+                [rec for _, rec in new],
+                deadline=None if budget is None else start + budget,
+            )
             # A record another worker added meanwhile has the same ID: the server
             # keeps one.
             self._records.add(

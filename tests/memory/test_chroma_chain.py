@@ -6,6 +6,7 @@ import json
 import random
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,10 +19,12 @@ from hypothesis import strategies as st
 
 from structlog_belog.memory.chroma_chain import (
     AHEAD,
+    MAX_LOST_ROUNDS,
     ROW_RECORDS,
     STRIDE,
     _head,
     _row,
+    append_attempts,
     task_key,
 )
 from structlog_belog.memory.chroma_rows import _spread, record_id
@@ -219,3 +222,37 @@ class TestSameTaskAtOnce:
             record_id(r) for r in store.get_past_attempts("contended", 1000)
         )
         assert_same_attempts(local, store, "contended")
+
+
+class Rival:
+    """The chains' collection with another writer that claims every row just before this one."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    def add(self, ids: list[str], embeddings: Any, metadatas: list[dict[str, Any]]) -> None:
+        """Add the rival's rows under the same IDs first, then this writer's (which lose)."""
+        rival = [{**meta, "claim": "rival"} for meta in metadatas]
+        self.collection.add(ids=ids, embeddings=embeddings, metadatas=rival)
+        self.collection.add(ids=ids, embeddings=embeddings, metadatas=metadatas)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)
+
+
+class TestGivingUp:
+    """Claiming rows is bounded: a task is never held by a server that is slow or contended."""
+
+    def test_past_deadline(self, store: ChromaServerStore) -> None:
+        """With its deadline passed, no row is claimed and TimeoutError says so."""
+        store.check()
+        with pytest.raises(TimeoutError, match="deadline"):
+            append_attempts(store._attempts, attempts("parse", 1, 0), deadline=time.monotonic() - 1)
+        assert [] == chain(store, "parse")
+
+    def test_always_outrun(self, store: ChromaServerStore) -> None:
+        """A writer losing every claim stops after MAX_LOST_ROUNDS; the chain has no gap."""
+        store.check()
+        with pytest.raises(TimeoutError, match="rounds in a row"):
+            append_attempts(Rival(store._attempts), attempts("parse", 1, 0))
+        assert MAX_LOST_ROUNDS == len(chain(store, "parse"))
