@@ -165,6 +165,7 @@ def _tops(collection: Any, heads: Mapping[str, int]) -> dict[str, tuple[int, dic
     """Each task's last row: its number and metadata ((0, {}) for an empty chain)."""
     tops: dict[str, tuple[int, dict[str, Any]]] = {}
     starts = {key: max(1, head) for key, head in heads.items()}
+    seen: dict[str, int] = {}  # the last row of a window read whole
     span = STRIDE + AHEAD
     while starts:
         ids = [_row(key, n) for key, start in starts.items() for n in range(start, start + span)]
@@ -177,8 +178,9 @@ def _tops(collection: Any, heads: Mapping[str, int]) -> dict[str, tuple[int, dic
             held = [n for n in range(start, start + span) if _row(key, n) in found]
             if held and held[-1] == start + span - 1:
                 ahead[key] = start + span
-            elif held:
-                tops[key] = (held[-1], {})
+                seen[key] = held[-1]
+            elif held or key in seen:
+                tops[key] = (held[-1] if held else seen[key], {})
             elif start > 1:  # a hint past the end (never written so): scan from row 1
                 ahead[key] = 1
             else:
@@ -243,15 +245,19 @@ def append_attempts(
             metas.append(_row_metadata(pending[0], below, token))
         collection.add(ids=ids, embeddings=[_spread(i) for i in ids], metadatas=metas)
         got = _get(collection, ids)
+        behind: dict[str, int] = {}
         for key, row_id in zip(list(chunks), ids, strict=True):
             held = got.get(row_id)
             if held is None:
                 msg = f"row {row_id!r} was added but cannot be read back"
                 raise RuntimeError(msg)
             n = tops[key][0] + 1
-            # Lost to another writer: its row is the one to build on.
             tops[key] = (n, held)
             if held.get("claim") != claims[key]:
+                # Lost to another writer, which may have added more rows
+                # since: claiming the row after the lost one could lose again
+                # and again, one row behind a chain that grows faster.
+                behind[key] = n
                 continue
             chunks[key].pop(0)
             lost = 0
@@ -261,6 +267,8 @@ def append_attempts(
             # (row n would not have been free had the hint's row existed).
             if not 0 <= n - heads.get(key, 0) < STRIDE:
                 moved[key] = n
+        if behind:
+            tops.update(_tops(collection, behind))
     if moved:
         ids = [_head(key) for key in moved]
         collection.upsert(

@@ -305,9 +305,11 @@ class ChromaServerStore(BELogStore):
     def add(self, record: Mapping[str, Any]) -> None:
         """Index one record (see `BELogStore.add`); a record already there is left as it is.
 
-        Six requests or so: whether the server holds it, the newest-time hints,
-        its task chain's last row (two), the row claimed and read back, then
-        the main row.
+        About seven requests: whether the server holds it, the newest-time
+        hints, its task chain's last row (two reads), the row claimed and read
+        back (again if another worker won it), then the main row; every eighth
+        row of a task also moves its head hint. No row is claimed after four
+        request timeouts.
         """
         _check_record(record)
         self._add_batch({record_id(record): record}, budget=_ADD_BUDGET * self._timeout)

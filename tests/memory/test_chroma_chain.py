@@ -137,7 +137,7 @@ class TestChain:
         assert 60 == sum(len(row) for row in chain(store, "parse"))
         assert_same_attempts(local, store, "parse")
 
-    @pytest.mark.parametrize("hint", [0, 1, 2, 400])
+    @pytest.mark.parametrize("hint", [0, 1, 2, 7, 400])
     def test_lagging_head_hint(self, hint: int, store: ChromaServerStore, tmp_path: Path) -> None:
         """A head hint far behind the chain's end (or past it) changes no answer, nor the chain."""
         records = attempts("parse", 3 * (STRIDE + AHEAD) + 4, 0)
