@@ -23,9 +23,13 @@ the rows after it), then ``add`` s row n + 1 — the server ignores an ``add``
 of an ID it already holds, so of two writers claiming one row, the first
 wins (checked on chromadb 1.5.9's ``chroma run``) — and reads it back by ID:
 if the row's ``claim`` token is not its own, another writer won, and it
-claims the next row. A row is only ever added by a writer that read the
-row below it, so the chain has no gaps and ``before`` is exact: the row
-below's ``before`` and ``last`` together. A batch claims one row per task
+looks for the chain's end again (the rows from the lost one on: claiming
+just the next row could lose again and again behind a chain growing
+faster) and claims after it. A writer gives up after `MAX_LOST_ROUNDS`
+rounds in a row won by others, or at its deadline (`add` sets one). A row
+is only ever added by a writer that read the row below it, so the chain has
+no gaps and ``before`` is exact: the row below's ``before`` and ``last``
+together. A batch claims one row per task
 per request (its records by time, `ROW_RECORDS` at a time): two rows of one
 task in one request could win the second after losing the first, and the
 second's ``before`` would then miss the winner's records.
