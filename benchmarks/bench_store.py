@@ -288,13 +288,15 @@ def measure_case(
             return lambda: store.get_past_attempts(next(queries), 10)
 
         pair("`get_past_attempts(task, 10)`", past, n_queries)
+
         # For reference, the server's floor: one raw request by ID, as chromadb's
         # client sends it (get_past_attempts sends two, the second of ~24 IDs).
+        def raw_get(keys: list[str]) -> Callable[[], object]:
+            return lambda: remote._records.get(ids=keys, include=["metadatas"])
+
         for k in (1, 24):
             keys = [str(r["execution_trace_id"]) for r in rng.sample(records, k)]
-            med, p95 = percentile_seconds(
-                lambda keys=keys: remote._records.get(ids=keys, include=["metadatas"]), 50
-            )
+            med, p95 = percentile_seconds(raw_get(keys), 50)
             rows.append(
                 (
                     f"one `get` of {k} ID(s), reference",
