@@ -23,6 +23,7 @@ from structlog_belog.memory.chroma_chain import (
     ROW_RECORDS,
     STRIDE,
     _head,
+    _records,
     _row,
     append_attempts,
     task_key,
@@ -65,7 +66,7 @@ def chain(store: ChromaServerStore, task: str) -> list[list[str]]:
     for row_id in ids:
         if row_id not in rows:
             break
-        held.append([record_id(r) for r in json.loads(rows[row_id]["records"])])
+        held.append([record_id(r) for r in _records(rows[row_id])])
     assert len(held) == len(rows), "the chain has a gap"
     return held
 
@@ -169,6 +170,28 @@ class TestChain:
 
         assert 17 == sum(len(row) for row in chain(store, "parse"))
         assert_same_attempts(local, store, "parse")
+
+    def test_damaged_rows_are_skipped(self, store: ChromaServerStore) -> None:
+        """Rows whose records are not JSON, or not a list of records, answer nothing, never fail."""
+        store.check()
+        key = task_key("parse")
+        ids = [_row(key, 1), _row(key, 2), _row(key, 3)]
+        store._attempts.add(
+            ids=ids,
+            embeddings=[_spread(i) for i in ids],
+            metadatas=[{"records": "{not json"}, {"records": 7}, {"records": '{"a": 1}'}],
+        )
+        one = attempts("parse", 1, 0)
+        store.add(one[0])
+
+        assert [record_id(one[0])] == [record_id(r) for r in store.get_past_attempts("parse")]
+        assert 4 == len(chain(store, "parse"))
+
+    def test_nothing_to_append(self, store: ChromaServerStore) -> None:
+        """Appending no records sends nothing and leaves the chains empty."""
+        store.check()
+        append_attempts(store._attempts, [])
+        assert 0 == store._attempts.count()
 
 
 SAME_TASK = """
