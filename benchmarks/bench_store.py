@@ -21,8 +21,10 @@ With ``--server URL`` (or ``--server auto``: a ``chroma run`` on 127.0.0.1 in a
 temporary folder, stopped at the end), the same N records go to a SQLite store
 and to a ChromaDB server store (`open_store("http://...")`), and each question
 is timed on both, in this process: median and 95th percentile of Q queries,
-the server's time as a ratio to SQLite's. The records are one every 0.25 s,
-the newest now (100k records span seven hours, as a busy fleet writes them).
+the server's time as a ratio to SQLite's, and for reference one raw ``get``
+by 1 and by 24 IDs on the same server (the floor of any question). The
+records are one every 0.25 s, the newest now (100k records span seven hours,
+as a busy fleet writes them).
 Goal: ``get_past_attempts`` answers in ≤ 10 ms at 100k records over loopback.
 """
 
@@ -286,6 +288,23 @@ def measure_case(
             return lambda: store.get_past_attempts(next(queries), 10)
 
         pair("`get_past_attempts(task, 10)`", past, n_queries)
+
+        # For reference, the server's floor: one raw request by ID, as chromadb's
+        # client sends it (get_past_attempts sends two, the second of ~24 IDs).
+        def raw_get(keys: list[str]) -> Callable[[], object]:
+            return lambda: remote._records.get(ids=keys, include=["metadatas"])
+
+        for k in (1, 24):
+            keys = [str(r["execution_trace_id"]) for r in rng.sample(records, k)]
+            med, p95 = percentile_seconds(raw_get(keys), 50)
+            rows.append(
+                (
+                    f"one `get` of {k} ID(s), reference",
+                    "",
+                    f"{med * 1e3:,.2f} / {p95 * 1e3:,.2f}",
+                    "",
+                )
+            )
         pair("`last_execution()`", lambda s: s.last_execution, 50)
         pair(
             "`get_latest_blueprint_version()`",

@@ -7,7 +7,8 @@ what they measure (`watch`: files changed under the watched roots;
 `evidence`: dependencies, connections, risk and suggestions; `measure`: the
 glue that fills a record), the store interface (`store`), its backends
 (`sqlite`, `chroma`, `chroma_server` for a ChromaDB server shared by many
-workers, `shared` for sessions writing to one) and how a location picks one
+workers — its rows in `chroma_rows`, each task's chain of attempts in
+`chroma_chain` — `shared` for sessions writing to one) and how a location picks one
 (`stores`), blueprint
 revisions and reflection (`revision`), and the loop's next step
 (`next_step`).

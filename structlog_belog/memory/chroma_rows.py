@@ -10,12 +10,13 @@
   server puts every document in a trigram full-text index that no question
   here uses, and that made every add about twice as slow. So a read is one
   request that brings back the records it needs.
-- The same row again in one of `TASK_SHARDS` task index collections
-  (``NAME_t00``...), chosen by a hash of the task name: on ``chroma run`` a
-  ``where`` costs time in proportion to the collection it searches, whatever
-  it matches (21.7 ms at 60k rows, 5.6 ms at 4k, same server, same load), so
-  `get_past_attempts` searches a sixteenth of the records. It is written
-  before the main row: a record in the main collection is in its task index.
+- The record again in its task's chain of rows (``NAME_attempts``, told in
+  `chroma_chain`), whose IDs a reader computes from the task name: on
+  ``chroma run`` a ``where`` costs time in proportion to the collection it
+  searches, whatever it matches (21.7 ms at 60k rows, 5.6 ms at 4k, same
+  server, same load), a ``get`` by a few dozen IDs about 3 ms at any size,
+  so `get_past_attempts` reads by ID only. The chain row is written before
+  the main row: a record in the main collection is in its task's chain.
 - Blueprint versions in a tiny collection (``NAME_versions``) under a key of
   their own (``version_of``): a ``where`` on a key that the records also
   carry walks every record's entry of the server's shared metadata index.
@@ -33,10 +34,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["TASK_SHARDS", "record_id", "task_shard"]
-
-#: Task index collections (``NAME_t00``...); every worker of a collection must agree on it.
-TASK_SHARDS = 16
+__all__ = ["record_id"]
 
 
 def _micros(timestamp: Any) -> int:
@@ -53,16 +51,10 @@ def _micros(timestamp: Any) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def task_shard(task_name: str) -> int:
-    """The task index collection (0 to `TASK_SHARDS` - 1) holding *task_name*'s attempts."""
-    digest = hashlib.blake2b(task_name.encode("utf-8", "surrogatepass"), digest_size=4).digest()
-    return int.from_bytes(digest, "little") % TASK_SHARDS
-
-
 def _spread(key: str) -> list[float]:
-    """A task index row's embedding: a point on the unit circle from a hash of its ID.
+    """A task chain row's embedding: a point on the unit circle from a hash of its ID.
 
-    Never searched, but Chroma wants one; equal vectors for every row make
+    Never searched, but Chroma wants one; equal vectors for every row made
     the server's HNSW insertions slower (5,000 rows: 4.2 s against 3.0 s).
     """
     turn = int.from_bytes(

@@ -7,9 +7,10 @@ one execution memory.
 
 How the records are laid out, and why, is told in `chroma_rows`: one row per
 record in the main collection (its ID the ``execution_trace_id``, the record
-itself a metadata value), again in one of 16 task index collections, and the
+itself a metadata value), again in its task's chain of rows (`chroma_chain`,
+read by ID only: `get_past_attempts` is two ``get`` s by ID), and the
 blueprint versions and newest-time hints in a tiny third one. Every question
-is one or two requests; none but `similar` is an embedding search.
+is one to three requests; none but `similar` is an embedding search.
 
 What a question costs is measured in docs/performance.md ("BELog store on a
 ChromaDB server"): on ``chroma run`` every read that is not by ID pays a
@@ -32,32 +33,26 @@ from typing import Any
 
 from ..exceptions import StoreError
 from .chroma import _import_chromadb, hashing_embedding_function
-from .chroma_rows import (
-    TASK_SHARDS,
-    _metadata,
-    _micros,
-    _order,
-    _record,
-    _spread,
-    record_id,
-    task_shard,
-)
+from .chroma_chain import append_attempts, newest_attempts, task_key
+from .chroma_rows import _metadata, _micros, _order, _record, record_id
 from .store import BELogStore, _check_record, latest_version, search_text
 
 __all__ = [
+    "ATTEMPTS",
     "DEFAULT_TIMEOUT",
     "RECORDS",
-    "TASK_SHARDS",
     "VERSIONS",
     "ChromaServerStore",
     "parse_server_url",
-    "task_shard",
+    "task_key",
 ]
 
 #: Collection of the BELog records on the server.
 RECORDS = "belog_records"
 #: Collection of the (blueprint, version) pairs seen.
 VERSIONS = "belog_versions"
+#: Collection of each task's chain of attempt rows (see `chroma_chain`).
+ATTEMPTS = "belog_attempts"
 #: Seconds a request may take before the server counts as down.
 DEFAULT_TIMEOUT = 2.0
 
@@ -67,7 +62,9 @@ _WINDOWS = (_MINUTE, 60 * _MINUTE, 24 * 60 * _MINUTE, 30 * 24 * 60 * _MINUTE)
 # ID prefix of the "newest time" hints kept beside the versions.
 _HEAD = "\x1ehead"
 _MAX_COOLDOWN = 60.0
-# Chroma's collection names (3-512 characters); ours leave room for the "_versions" suffix.
+# Request timeouts after which `add` (a task waiting) tries no further claim of a chain row.
+_ADD_BUDGET = 4
+# Chroma's collection names (3-512 characters); ours leave room for the "_attempts" suffix.
 _NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]{1,58})[a-zA-Z0-9]")
 
 
@@ -172,8 +169,7 @@ class ChromaServerStore(BELogStore):
         self._client: Any = None
         self._records: Any = None
         self._versions: Any = None
-        # Task index collections opened on this connection, by shard number.
-        self._shards: dict[int, Any] = {}
+        self._attempts: Any = None
         self._open_until = 0.0
         self._cooldown = 0.0
         # Versions this store already sent: upserted once per process, not per record.
@@ -219,8 +215,10 @@ class ChromaServerStore(BELogStore):
         self._versions = client.get_or_create_collection(
             f"{self._collection_name}_versions", embedding_function=None
         )
+        self._attempts = client.get_or_create_collection(
+            f"{self._collection_name}_attempts", embedding_function=None
+        )
         self._client = client
-        self._shards.clear()
         # A new connection may be to a server that lost them.
         self._versions_sent.clear()
         self._heads_sent.clear()
@@ -283,7 +281,7 @@ class ChromaServerStore(BELogStore):
     def _drop_client(self) -> None:
         """Forget the client, closing its HTTP connections (chromadb's client never does)."""
         client, self._client = self._client, None
-        self._records = self._versions = None
+        self._records = self._versions = self._attempts = None
         _close_session(client)
 
     def __del__(self) -> None:
@@ -307,10 +305,14 @@ class ChromaServerStore(BELogStore):
     def add(self, record: Mapping[str, Any]) -> None:
         """Index one record (see `BELogStore.add`); a record already there is left as it is.
 
-        One request: the server ignores an ID it already holds.
+        About seven requests: whether the server holds it, the newest-time
+        hints, its task chain's last row (two reads), the row claimed and read
+        back (again if another worker won it), then the main row; every eighth
+        row of a task also moves its head hint. No row is claimed after four
+        request timeouts.
         """
         _check_record(record)
-        self._add_batch({record_id(record): record}, count=False)
+        self._add_batch({record_id(record): record}, budget=_ADD_BUDGET * self._timeout)
 
     def add_many(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Index *records* in batches; return how many were new to the server."""
@@ -326,11 +328,16 @@ class ChromaServerStore(BELogStore):
             added += self._add_batch(batch)
         return added
 
-    def _add_batch(self, batch: Mapping[str, Mapping[str, Any]], *, count: bool = True) -> int:
+    def _add_batch(
+        self, batch: Mapping[str, Mapping[str, Any]], *, budget: float | None = None
+    ) -> int:
+        """Send what of *batch* the server lacks; claims stop *budget* seconds after the start."""
+        start = time.monotonic()
+
         def send() -> int:
-            known: set[str] = set()
-            if count:
-                known = set(self._records.get(ids=list(batch), include=[])["ids"])
+            # Only what the server lacks: a record already there is not put in
+            # its task's chain again.
+            known = set(self._records.get(ids=list(batch), include=[])["ids"])
             new = [(key, rec) for key, rec in batch.items() if key not in known]
             if not new:
                 return 0
@@ -356,17 +363,13 @@ class ChromaServerStore(BELogStore):
                 self._versions.upsert(ids=ids, embeddings=[[1.0]] * len(ids), metadatas=metas)
                 self._versions_sent.update(versions)
                 self._heads_sent.update(heads)
-            # The task index first: a record in the main collection is in its
-            # task's index too (add_many skips what the main one holds).
-            by_shard: dict[int, list[tuple[str, Mapping[str, Any]]]] = {}
-            for key, rec in new:
-                by_shard.setdefault(task_shard(str(rec["task_name"])), []).append((key, rec))
-            for shard, rows in sorted(by_shard.items()):
-                self._shard(shard).add(
-                    ids=[key for key, _ in rows],
-                    embeddings=[_spread(key) for key, _ in rows],
-                    metadatas=[_metadata(rec) for _, rec in rows],
-                )
+            # The task chains first: a record in the main collection is in its
+            # task's chain too (add_many skips what the main one holds).
+            append_attempts(
+                self._attempts,
+                [rec for _, rec in new],
+                deadline=None if budget is None else start + budget,
+            )
             # A record another worker added meanwhile has the same ID: the server
             # keeps one.
             self._records.add(
@@ -377,16 +380,6 @@ class ChromaServerStore(BELogStore):
             return len(new)
 
         return int(self._call("add records", send))
-
-    def _shard(self, number: int) -> Any:
-        """Task index collection *number* (opened once per connection; call inside `_call`)."""
-        found = self._shards.get(number)
-        if found is None:
-            found = self._client.get_or_create_collection(
-                f"{self._collection_name}_t{number:02d}", embedding_function=None
-            )
-            self._shards[number] = found
-        return found
 
     def _heads(self, records: list[Mapping[str, Any]]) -> dict[str, int]:
         """The newest time per head (all records, each blueprint) that moved forward."""
@@ -418,7 +411,7 @@ class ChromaServerStore(BELogStore):
 
         def drop() -> None:
             names = [self._collection_name, f"{self._collection_name}_versions"]
-            names += [f"{self._collection_name}_t{n:02d}" for n in range(TASK_SHARDS)]
+            names.append(f"{self._collection_name}_attempts")
             for name in names:
                 try:
                     self._client.delete_collection(name)
@@ -444,17 +437,11 @@ class ChromaServerStore(BELogStore):
 
     # reads --------------------------------------------------------------------------
 
-    def _matching(
-        self, where: Mapping[str, Any] | None, shard: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The records matching *where*, oldest first (as SQLite orders them): one request.
-
-        In the main collection, or in task index collection *shard*.
-        """
+    def _matching(self, where: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        """The records matching *where*, oldest first (as SQLite orders them): one request."""
 
         def fetch() -> list[dict[str, Any]]:
-            collection = self._records if shard is None else self._shard(shard)
-            found = collection.get(where=where, include=["metadatas"])
+            found = self._records.get(where=where, include=["metadatas"])
             rows = sorted(
                 (_order(meta, key), meta)
                 for key, meta in zip(found["ids"], found["metadatas"] or [], strict=False)
@@ -506,13 +493,16 @@ class ChromaServerStore(BELogStore):
 
     def get_past_attempts(self, task_name: str, limit: int = 10) -> list[dict[str, Any]]:
         """The *limit* most recent attempts of *task_name*, newest first."""
-        # One request to the task's index collection, a sixteenth of the records:
+        # Reads by ID only (the head hint, then a window of the task's chain):
         # a `where` costs the server time in proportion to the collection it
-        # searches, whatever it matches. The attempts come inline, sorted here.
+        # searches, whatever it matches; a `get` of a few dozen IDs does not.
         if limit <= 0:
             return []
-        found = self._matching({"task_name": task_name}, task_shard(task_name))
-        return found[::-1][: int(limit)]
+        return list(
+            self._call(
+                "read records", lambda: newest_attempts(self._attempts, task_name, int(limit))
+            )
+        )
 
     def get_latest_blueprint_version(self, blueprint_id: str) -> str | None:
         """The greatest version of *blueprint_id* by `version_key` (``v1.10`` > ``v1.9``)."""

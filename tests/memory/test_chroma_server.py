@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from structlog_belog import open_store
 from structlog_belog.exceptions import StoreError
-from structlog_belog.memory.chroma_rows import TASK_SHARDS, record_id, task_shard
+from structlog_belog.memory.chroma_rows import record_id
 from structlog_belog.memory.chroma_server import ChromaServerStore, parse_server_url
 from structlog_belog.memory.sqlite import SQLiteStore
 from structlog_belog.memory.store import BELogStore, read_belog_files
@@ -99,21 +97,6 @@ def mixed_records() -> list[dict[str, Any]]:
                 )
             )
     return found
-
-
-class TestTaskShard:
-    """`task_shard`: where a task's attempts are indexed."""
-
-    @given(st.text())
-    def test_in_range_and_stable(self, task: str) -> None:
-        """Any task name (lone surrogates too) has one shard, the same every time."""
-        shard = task_shard(task)
-        assert shard == task_shard(task)
-        assert 0 <= shard < TASK_SHARDS
-
-    def test_tasks_spread(self) -> None:
-        """A thousand task names use every shard."""
-        assert set(range(TASK_SHARDS)) == {task_shard(f"Task {n:05d}") for n in range(1000)}
 
 
 class TestParseServerUrl:
@@ -237,13 +220,13 @@ class TestChromaServerStore:
         remote.clear()
 
         assert (0, None) == (remote.count(), remote.get_latest_blueprint_version("bp_1"))
-        assert [] == remote.get_past_attempts("parse")  # the task index is emptied too
+        assert [] == remote.get_past_attempts("parse")  # the task chains are emptied too
         remote.add(record("parse", timedelta(0), 1))
         assert 1 == remote.count()
         assert 1 == len(remote.get_past_attempts("parse"))
 
-    def test_task_index_heals_on_reindex(self, url: str, tmp_path: Path) -> None:
-        """A record in its task index but not the main collection (a crash between) is completed."""
+    def test_chain_heals_on_reindex(self, url: str, tmp_path: Path) -> None:
+        """A record in its task's chain, not in the main collection (a crash between), is added."""
         store = ChromaServerStore(url)
         first = record("parse", timedelta(seconds=1), 1)
         store.add(first)
