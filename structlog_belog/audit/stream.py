@@ -34,7 +34,7 @@ __all__ = ["AuditedAsyncStream", "AuditedStream", "ChatAggregator", "ResponsesAg
 class ChatAggregator:
     """Collects a ``chat.completions`` stream: text, tool calls, finish reasons, usage."""
 
-    __slots__ = ("_choices", "call", "ended", "hide_usage", "id", "model", "unmark", "usage")
+    __slots__ = ("_choices", "call", "hide_usage", "id", "model", "unmark", "usage")
 
     def __init__(self, call: Call, *, hide_usage: bool) -> None:
         self.call = call
@@ -44,8 +44,6 @@ class ChatAggregator:
         self.id: str | None = None
         self.model: str | None = None
         self.usage: Any = None
-        #: Every choice seen so far has its finish reason: the usage chunk may come next.
-        self.ended = False
         # index -> [text parts, finish reason, {tool index: [id, name, argument parts]}]
         self._choices: dict[int, list[Any]] = {}
 
@@ -92,7 +90,6 @@ class ChatAggregator:
             reason = o.get("finish_reason")
             if reason:
                 state[1] = reason
-                self.ended = all(s[1] for s in self._choices.values())
         return True
 
     def _feed_tool_calls(self, slots: dict[int, list[Any]], calls: Any) -> None:
@@ -236,101 +233,111 @@ def aggregator_for(call: Call, *, hide_usage: bool) -> Aggregator:
     return ResponsesAggregator(call)
 
 
-def _usage_event(data: str) -> Any:
-    """The usage of a chat stream's usage-only event (no choices), else None."""
-    try:
-        event = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None  # "[DONE]", or not JSON: the SDK's to judge
-    if type(event) is not dict or event.get("choices"):
-        return None
-    usage = event.get("usage")
-    return usage if type(usage) is dict else None
+#: How the OpenAI API ends each event's data when include_usage is on: a null usage.
+_NULL_USAGE = b',"usage":null}\n'
+#: What marks the usage-only event that ends such a stream (checked whole before it goes).
+_NO_CHOICES = b'"choices":[]'
 
 
-#: How the OpenAI API ends each chunk of a stream with include_usage: a null usage.
-_NULL_USAGE = ',"usage":null}'
+class _UsageCutter:
+    """Cuts what the audit's include_usage adds to a chat stream from its bytes, unparsed.
 
+    The caller never asked for it; the SDK would parse it (about 0.9 M
+    instructions per 200-chunk stream) for `ChatAggregator.feed` to unmark
+    and hide it again. The response's bytes are cut instead, on their way to
+    the SDK's event decoder, a C call or two per network read:
 
-def _hide_usage_event(inner: Any, aggregator: Aggregator, async_: bool) -> None:
-    """Keep what the audit's include_usage adds from the SDK: the caller never asked for it.
+    - a ``"usage": null`` that ends a ``data:`` line (the top-level object's
+      last member) goes;
+    - the usage-only event (a single ``data:`` line between blank lines whose
+      JSON has no choices and a usage object, parsed here with orjson) goes,
+      its usage kept for the record.
 
-    The server then ends every chunk with ``"usage": null`` and sends one more,
-    usage-only, event. The SDK would parse and build both (about 0.7 M
-    instructions per 200-chunk stream) for the audit to unmark and hide them.
-    Its server-sent events are read here first: the null usage is cut from
-    each event's data, and the usage-only event (parsed here, with orjson,
-    only once every choice has finished) never reaches the SDK. An event in
-    another form is left to the SDK, and `ChatAggregator.feed` unmarks and
-    hides its chunk after the SDK built it; so does an SDK without
-    ``_iter_events`` to wrap.
+    Lines split across reads are joined first. Anything in another form is
+    left to the SDK: `feed` then unmarks and hides its chunk.
     """
+
+    __slots__ = ("aggregator", "pending", "tail")
+
+    def __init__(self, aggregator: ChatAggregator) -> None:
+        self.aggregator = aggregator
+        self.pending = b""  # a line not whole yet
+        self.tail = b"\n\n"  # the last two bytes handed on (the start is an event boundary)
+
+    def cut(self, part: bytes) -> bytes:
+        """What to hand on of one read (whole lines only)."""
+        if self.pending:
+            part = self.pending + part
+        whole, newline, self.pending = part.rpartition(b"\n")
+        out = (whole + newline).replace(_NULL_USAGE, b"}\n")
+        if b'"usage": null' in out or b'"usage":null' in out:
+            self.aggregator.unmark = True  # a form not cut here: feed unmarks the chunk
+        found = out.find(_NO_CHOICES)
+        if found >= 0:
+            out = self._usage_event(out, found)
+        if out:
+            self.tail = (self.tail + out)[-2:]
+        return out
+
+    def _usage_event(self, out: bytes, found: int) -> bytes:
+        """*out* without the usage-only event around *found*, if that is what it is."""
+        start = out.rfind(b"\n", 0, found) + 1
+        end = out.find(b"\n", found)
+        if not out.startswith(b"data:", start) or not (self.tail + out[:start]).endswith(b"\n\n"):
+            return out
+        if end + 1 == len(out):  # its closing blank line is still to come: wait for it
+            self.pending = out[start:] + self.pending
+            return out[:start]
+        if out[end + 1 : end + 2] != b"\n":
+            return out
+        try:
+            event = orjson.loads(out[start + 5 : end])
+        except orjson.JSONDecodeError:
+            return out
+        usage = event.get("usage") if type(event) is dict and not event.get("choices") else None
+        if type(usage) is not dict:
+            return out
+        self.aggregator.usage = usage
+        return out[:start] + out[end + 2 :]
+
+    def flush(self) -> bytes:
+        """What is left at the end of the response."""
+        rest, self.pending = self.pending, b""
+        return rest
+
+
+def _cut_null_usage(inner: Any, aggregator: Aggregator, async_: bool) -> None:
+    """Route *inner*'s response bytes through a `_UsageCutter` when the audit asked for usage."""
     if not isinstance(aggregator, ChatAggregator) or not aggregator.hide_usage:
         return
-    events = getattr(inner, "_iter_events", None)
-    own = getattr(inner, "__dict__", None)
-    if not callable(events) or type(own) is not dict or "_iter_events" in own:
-        return  # not the SDK's stream, or already wrapped
+    response = getattr(inner, "response", None)
+    name = "aiter_bytes" if async_ else "iter_bytes"
+    original = getattr(response, name, None)
+    own = getattr(response, "__dict__", None)
+    if not callable(original) or type(own) is not dict or name in own:
+        return  # not an httpx response, or already cut
+    cutter = _UsageCutter(aggregator)
 
-    # The SDK's event keeps its data in ``_data`` (read by its ``data`` property):
-    # checked on the first event (`_cuttable`); if not, nothing is cut and `feed` unmarks.
-    cut = [False]
+    def iter_bytes(*args: Any, **kwargs: Any) -> Iterator[bytes]:
+        for part in original(*args, **kwargs):
+            out = cutter.cut(part)
+            if out:
+                yield out
+        rest = cutter.flush()
+        if rest:
+            yield rest
 
-    def seen(sse: Any) -> bool:
-        """Whether the SDK is to see *sse*: not the usage-only event (slow path)."""
-        data = sse.data
-        if cut[0] and data.endswith(_NULL_USAGE):
-            sse._data = data[:-14] + "}"
-            return True
-        if aggregator.ended and aggregator.usage is None:
-            usage = _usage_event(data)
-            if usage is not None:
-                aggregator.usage = usage
-                return False
-        if '"usage"' in data:
-            aggregator.unmark = True  # a form not cut here: the chunk is unmarked
-        return True
-
-    def read() -> Iterator[Any]:
-        source = events()
-        for sse in source:
-            cut[0] = _cuttable(sse)
-            if seen(sse):
-                yield sse
-            break
-        for sse in source:
-            if cut[0]:  # the usual event, flat: cut its null usage, hand it on
-                data = sse._data
-                if data.endswith(_NULL_USAGE):
-                    sse._data = data[:-14] + "}"
-                    yield sse
-                    continue
-            if seen(sse):
-                yield sse
-
-    async def aread() -> AsyncIterator[Any]:
-        first = True
-        async for sse in events():
-            if first:
-                cut[0] = _cuttable(sse)
-                first = False
-            elif cut[0]:
-                data = sse._data
-                if data.endswith(_NULL_USAGE):
-                    sse._data = data[:-14] + "}"
-                    yield sse
-                    continue
-            if seen(sse):
-                yield sse
+    async def aiter_bytes(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
+        async for part in original(*args, **kwargs):
+            out = cutter.cut(part)
+            if out:
+                yield out
+        rest = cutter.flush()
+        if rest:
+            yield rest
 
     aggregator.unmark = False
-    inner._iter_events = aread if async_ else read
-
-
-def _cuttable(sse: Any) -> bool:
-    """Whether the SDK's event keeps its data in ``_data``, which its ``data`` reads."""
-    data = getattr(sse, "__dict__", {}).get("_data")
-    return type(data) is str and data is sse.data
+    setattr(response, name, aiter_bytes if async_ else iter_bytes)
 
 
 def _chunks(inner: Any, *, async_: bool) -> Any:
@@ -378,7 +385,7 @@ class AuditedStream(_SYNC_BASE):  # type: ignore[misc]
         self._inner = inner
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
-        _hide_usage_event(inner, aggregator, async_=False)
+        _cut_null_usage(inner, aggregator, async_=False)
         self._iterator: Generator[Any, None, None] = self._audited()
         self._closing = False
         weakref.finalize(self, _abandoned, aggregator)
@@ -481,7 +488,7 @@ class AuditedAsyncStream(_ASYNC_BASE):  # type: ignore[misc]
         self._inner = inner
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
-        _hide_usage_event(inner, aggregator, async_=True)
+        _cut_null_usage(inner, aggregator, async_=True)
         self._iterator: AsyncGenerator[Any, None] = self._audited()
         self._closing = False
         weakref.finalize(self, _abandoned, aggregator)

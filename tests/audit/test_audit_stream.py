@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import structlog_belog as belog
-from structlog_belog.audit.fake_llm import fake_openai_client
+from structlog_belog.audit.fake_llm import FakeLLM, fake_openai_client
 from structlog_belog.core.config import Config
 from tests.audit.test_audit import MESSAGES, prompts
 
@@ -43,6 +43,29 @@ def dumps(chunks: list[Any]) -> list[dict[str, Any]]:
 def chat_chunks(client: Any, **kwargs: Any) -> list[Any]:
     """Every chunk of a streamed chat call."""
     return list(client.chat.completions.create(model="gpt-4o-mini", stream=True, **kwargs))
+
+
+async def collect_usage(client: Any) -> list[Any]:
+    """Every chunk of an async streamed chat call that asks for usage."""
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    return [chunk async for chunk in stream]
+
+
+class Ragged(FakeLLM):
+    """A FakeLLM whose streams arrive in reads of *size* bytes: lines split across reads."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def _answer(self, request: Any) -> tuple[int, dict[str, str], bytes | list[bytes]]:
+        status, headers, body = super()._answer(request)
+        if isinstance(body, list):
+            joined = b"".join(body)
+            body = [joined[i : i + self.size] for i in range(0, len(joined), self.size)]
+        return status, headers, body
 
 
 class TestAuditedStream:
@@ -78,40 +101,64 @@ class TestAuditedStream:
         assert "ok" == record["status"]
         assert 0 < record["time_to_first_token_ms"] <= record["latency_ms"]
 
+    @pytest.mark.parametrize("read_size", [None, 1, 7, 64])
     @pytest.mark.parametrize("async_", [False, True])
-    def test_usage_event_asked_for_is_never_parsed_by_the_sdk(
-        self, belog_config: Config, async_: bool
+    def test_null_usage_asked_for_never_reaches_the_sdk(
+        self, belog_config: Config, async_: bool, read_size: int | None
     ) -> None:
-        """The usage-only event the audit asked for is read by the audit, not built by the SDK.
+        """The ``"usage": null`` the audit's include_usage adds is cut before the SDK parses it.
 
-        The SDK builds one object per event it hands out: as many as the
-        caller's chunks, none for the hidden one. The usage still reaches
-        the record.
+        Also when the server's lines are split across network reads; the
+        caller's chunks equal an unaudited run's, and the usage is recorded.
         """
-        client = belog.instrument_openai(fake_openai_client(async_=async_))
-        built: list[Any] = []
+
+        def transport() -> FakeLLM:
+            return FakeLLM() if read_size is None else Ragged(read_size)
+
+        client = belog.instrument_openai(fake_openai_client(async_, transport=transport()))
+        parsed: list[Any] = []
         process = client._process_response_data
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            built.append(process(*args, **kwargs))
-            return built[-1]
+            parsed.append(kwargs.get("data"))
+            return process(*args, **kwargs)
 
         client._process_response_data = counted
 
-        async def collect() -> list[Any]:
+        async def collect(client: Any) -> list[Any]:
             stream = await client.chat.completions.create(
                 model="gpt-4o-mini", messages=MESSAGES, stream=True
             )
             return [chunk async for chunk in stream]
 
-        with belog.session("usage-event") as run:
-            seen = asyncio.run(collect()) if async_ else chat_chunks(client, messages=MESSAGES)
+        def chunks(client: Any) -> list[Any]:
+            if async_:
+                return asyncio.run(collect(client))
+            return chat_chunks(client, messages=MESSAGES)
+
+        bare = chunks(fake_openai_client(async_, transport=transport()))
+        with belog.session("null-usage") as run:
+            seen = chunks(client)
+        assert dumps(bare) == dumps(seen)
         assert len(seen) > 2
-        assert [id(c) for c in built] == [id(c) for c in seen]
-        assert all(c.choices for c in seen)
+        # The SDK parsed the caller's chunks only, none with a usage.
+        assert len(parsed) == len(seen)
+        assert all("usage" not in data for data in parsed)
         [record] = prompts(run)
-        assert record["usage"]["output_tokens"] > 0
-        assert record["usage"]["input_tokens"] > 0
+        if async_:
+            asked = asyncio.run(collect_usage(fake_openai_client(async_, transport=transport())))
+        else:
+            asked = chat_chunks(
+                fake_openai_client(transport=transport()),
+                messages=MESSAGES,
+                stream_options={"include_usage": True},
+            )
+        usage = asked[-1].usage
+        assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (
+            record["usage"]["input_tokens"],
+            record["usage"]["output_tokens"],
+            record["usage"]["total_tokens"],
+        )
 
     def test_explicit_opt_out_is_respected(self, belog_config: Config) -> None:
         """stream_options={"include_usage": False} is sent as given; usage is then unknown."""
