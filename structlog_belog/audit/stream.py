@@ -34,13 +34,11 @@ __all__ = ["AuditedAsyncStream", "AuditedStream", "ChatAggregator", "ResponsesAg
 class ChatAggregator:
     """Collects a ``chat.completions`` stream: text, tool calls, finish reasons, usage."""
 
-    __slots__ = ("_choices", "call", "hide_usage", "id", "model", "unmark", "usage")
+    __slots__ = ("_choices", "call", "hide_usage", "id", "model", "usage")
 
     def __init__(self, call: Call, *, hide_usage: bool) -> None:
         self.call = call
         self.hide_usage = hide_usage
-        #: Chunks may carry the ``"usage": null`` the audit asked for, to be unmarked.
-        self.unmark = hide_usage
         self.id: str | None = None
         self.model: str | None = None
         self.usage: Any = None
@@ -62,7 +60,7 @@ class ChatAggregator:
             self.usage = usage
             if self.hide_usage and not choices:
                 return False
-        elif self.unmark:
+        elif self.hide_usage:
             # Unasked-for include_usage puts "usage": null in every chunk; unmark it so
             # the chunk's to_dict()/model_dump(exclude_unset=True) match an unaudited run.
             fields_set = getattr(chunk, "__pydantic_fields_set__", None)
@@ -254,7 +252,8 @@ class _UsageCutter:
       its usage kept for the record.
 
     Lines split across reads are joined first. Anything in another form is
-    left to the SDK: `feed` then unmarks and hides its chunk.
+    left to the SDK: `feed` then unmarks (one set operation per chunk, cheaper
+    than scanning the bytes for the forms not cut) and hides its chunk.
     """
 
     __slots__ = ("aggregator", "pending", "tail")
@@ -265,25 +264,38 @@ class _UsageCutter:
         self.tail = b"\n\n"  # the last two bytes handed on (the start is an event boundary)
 
     def cut(self, part: bytes) -> bytes:
-        """What to hand on of one read (whole lines only)."""
+        """What to hand on of one read (whole lines only).
+
+        A read may be the whole body: nothing here copies or scans it more
+        than the one ``replace`` must (the usage-only event is looked for
+        from the end, where it is).
+        """
         if self.pending:
             part = self.pending + part
-        whole, newline, self.pending = part.rpartition(b"\n")
-        out = (whole + newline).replace(_NULL_USAGE, b"}\n")
-        if b'"usage": null' in out or b'"usage":null' in out:
-            self.aggregator.unmark = True  # a form not cut here: feed unmarks the chunk
-        found = out.find(_NO_CHOICES)
+            self.pending = b""
+        end = part.rfind(b"\n") + 1
+        if end < len(part):
+            part, self.pending = part[:end], part[end:]
+        if not part:
+            return part
+        out = part.replace(_NULL_USAGE, b"}\n")
+        found = out.rfind(_NO_CHOICES)
         if found >= 0:
             out = self._usage_event(out, found)
-        if out:
-            self.tail = (self.tail + out)[-2:]
+        if len(out) >= 2:
+            self.tail = out[-2:]
+        elif out:
+            self.tail = self.tail[-1:] + out
         return out
 
     def _usage_event(self, out: bytes, found: int) -> bytes:
         """*out* without the usage-only event around *found*, if that is what it is."""
         start = out.rfind(b"\n", 0, found) + 1
         end = out.find(b"\n", found)
-        if not out.startswith(b"data:", start) or not (self.tail + out[:start]).endswith(b"\n\n"):
+        before = out[max(0, start - 2) : start]
+        if len(before) < 2:
+            before = (self.tail + before)[-2:]
+        if before != b"\n\n" or not out.startswith(b"data:", start):
             return out
         if end + 1 == len(out):  # its closing blank line is still to come: wait for it
             self.pending = out[start:] + self.pending
@@ -336,7 +348,6 @@ def _cut_null_usage(inner: Any, aggregator: Aggregator, async_: bool) -> None:
         if rest:
             yield rest
 
-    aggregator.unmark = False
     setattr(response, name, aiter_bytes if async_ else iter_bytes)
 
 
