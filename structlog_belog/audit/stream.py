@@ -20,7 +20,6 @@ import orjson
 from .call import Call, note_failure
 from .record import (
     API_CHAT,
-    MODEL_TYPES,
     field,
     fields_of,
     responses_response,
@@ -31,10 +30,22 @@ from .record import (
 __all__ = ["AuditedAsyncStream", "AuditedStream", "ChatAggregator", "ResponsesAggregator"]
 
 
+class _Fields:
+    """Attribute access to what `fields_of` reads (a dict, or another shape); None if absent."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, obj: Any) -> None:
+        self._fields = fields_of(obj)
+
+    def __getattr__(self, name: str) -> Any:
+        return self._fields.get(name)
+
+
 class ChatAggregator:
     """Collects a ``chat.completions`` stream: text, tool calls, finish reasons, usage."""
 
-    __slots__ = ("_choices", "call", "hide_usage", "id", "model", "usage")
+    __slots__ = ("_choices", "_waiting", "call", "hide_usage", "id", "model", "usage")
 
     def __init__(self, call: Call, *, hide_usage: bool) -> None:
         self.call = call
@@ -42,20 +53,23 @@ class ChatAggregator:
         self.id: str | None = None
         self.model: str | None = None
         self.usage: Any = None
+        self._waiting = True  # for the first token
         # index -> [text parts, finish reason, {tool index: [id, name, argument parts]}]
         self._choices: dict[int, list[Any]] = {}
 
     def feed(self, chunk: Any) -> bool:
         """Take one chunk in; return False if the caller must not see it."""
-        # Called for every chunk, so written flat: an SDK object's fields are read
-        # from its __dict__ (one C call each), a dict as it is, anything else
-        # through `fields_of`.
-        c = chunk.__dict__ if type(chunk) in MODEL_TYPES else fields_of(chunk)
+        # Called for every chunk, so written flat. An SDK object's fields are read
+        # as attributes (the cheapest way in); a dict, or an object without them,
+        # is read through `_Fields` (fields_of), at each level.
+        try:
+            choices = chunk.choices
+            usage = chunk.usage
+        except AttributeError:
+            return self.feed(_Fields(chunk))
         if self.id is None:
-            self.id = c.get("id")
-            self.model = c.get("model")
-        choices = c.get("choices")
-        usage = c.get("usage")
+            self.id = getattr(chunk, "id", None)
+            self.model = getattr(chunk, "model", None)
         if usage is not None:
             self.usage = usage
             if self.hide_usage and not choices:
@@ -69,23 +83,30 @@ class ChatAggregator:
         if not choices:
             return True
         for choice in choices:
-            o = choice.__dict__ if type(choice) in MODEL_TYPES else fields_of(choice)
-            index = o.get("index") or 0
+            try:
+                index = choice.index or 0
+                delta = choice.delta
+                reason = choice.finish_reason
+            except AttributeError:
+                choice = _Fields(choice)  # noqa: PLW2901 - the same choice, read otherwise
+                index, delta, reason = choice.index or 0, choice.delta, choice.finish_reason
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = [[], None, {}]
-            delta = o.get("delta")
             if delta is not None:
-                d = delta.__dict__ if type(delta) in MODEL_TYPES else fields_of(delta)
-                content = d.get("content")
-                calls = d.get("tool_calls")
+                try:
+                    content = delta.content
+                    calls = delta.tool_calls
+                except AttributeError:
+                    delta = _Fields(delta)
+                    content, calls = delta.content, delta.tool_calls
                 if content:
                     state[0].append(content)
-                    if self.call.first_token is None:
+                    if self._waiting:
+                        self._waiting = False
                         self.call.mark_first_token()
                 if calls:
                     self._feed_tool_calls(state[2], calls)
-            reason = o.get("finish_reason")
             if reason:
                 state[1] = reason
         return True

@@ -68,6 +68,17 @@ class Ragged(FakeLLM):
         return status, headers, body
 
 
+class Spaced(FakeLLM):
+    """A FakeLLM that writes its streams' JSON with spaces (``"usage": null``), in 5-byte reads."""
+
+    def _answer(self, request: Any) -> tuple[int, dict[str, str], bytes | list[bytes]]:
+        status, headers, body = super()._answer(request)
+        if isinstance(body, list):
+            joined = b"".join(body).replace(b'":', b'": ').replace(b',"', b', "')
+            body = [joined[i : i + 5] for i in range(0, len(joined), 5)]
+        return status, headers, body
+
+
 class TestAuditedStream:
     @pytest.mark.parametrize("stream_options", [None, {"include_usage": True}])
     def test_chunks_identical_to_unaudited(
@@ -159,6 +170,32 @@ class TestAuditedStream:
             record["usage"]["output_tokens"],
             record["usage"]["total_tokens"],
         )
+
+    @pytest.mark.parametrize("async_", [False, True])
+    def test_null_usage_in_another_form_is_unmarked(
+        self, belog_config: Config, async_: bool
+    ) -> None:
+        """A ``"usage": null`` written otherwise reaches the SDK; the audit unmarks it."""
+
+        async def collect(client: Any) -> list[Any]:
+            stream = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+            return [chunk async for chunk in stream]
+
+        def chunks(client: Any) -> list[Any]:
+            if async_:
+                return asyncio.run(collect(client))
+            return chat_chunks(client, messages=MESSAGES)
+
+        bare = chunks(fake_openai_client(async_, transport=Spaced()))
+        client = belog.instrument_openai(fake_openai_client(async_, transport=Spaced()))
+        with belog.session("spaced") as run:
+            seen = chunks(client)
+        assert dumps(bare) == dumps(seen)
+        assert all("usage" not in c.model_fields_set for c in seen)
+        [record] = prompts(run)
+        assert record["usage"]["output_tokens"] > 0
 
     def test_explicit_opt_out_is_respected(self, belog_config: Config) -> None:
         """stream_options={"include_usage": False} is sent as given; usage is then unknown."""
