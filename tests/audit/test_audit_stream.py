@@ -608,3 +608,90 @@ class TestStreamProperties:
         assert "".join(c.choices[0].delta.content or "" for c in audited if c.choices) == (
             record["response"]["output_text"] or ""
         )
+
+
+class TestUsageCutter:
+    """What the byte cut takes out of a chat stream, and what it leaves to the SDK."""
+
+    USAGE = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'
+
+    @staticmethod
+    def cutter() -> Any:
+        from structlog_belog.audit.call import Call
+        from structlog_belog.audit.stream import ChatAggregator, _UsageCutter
+
+        call = Call(
+            api="chat.completions",
+            name="chat.completions.create",
+            request={},
+            capture_content=True,
+            stream=True,
+        )
+        return _UsageCutter(ChatAggregator(call, hide_usage=True))
+
+    def run(self, *parts: bytes) -> tuple[bytes, Any]:
+        cutter = self.cutter()
+        out = b"".join(cutter.cut(part) for part in parts) + cutter.flush()
+        return out, cutter.aggregator.usage
+
+    def test_null_usage_and_usage_event_cut(self) -> None:
+        body = (
+            b'data: {"choices":[{"index":0}],"usage":null}\n\n' + self.USAGE + b"data: [DONE]\n\n"
+        )
+        whole = self.run(body)
+        assert whole == (
+            b'data: {"choices":[{"index":0}]}\n\ndata: [DONE]\n\n',
+            {"prompt_tokens": 3, "completion_tokens": 2},
+        )
+        # Any split into reads gives the same, the usage event's blank line included.
+        for size in (1, 2, 3, 13, 40):
+            parts = [body[i : i + size] for i in range(0, len(body), size)]
+            assert self.run(*parts) == whole
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            b'data: {"choices":[],"prompt_filter_results":[]}\n\n',  # no usage object
+            b'event: x\ndata: {"choices":[],"usage":{"prompt_tokens":1}}\n\n',  # not alone
+            b'data: {"choices":[],"usage":{"prompt_tokens":1}}\nid: 7\n\n',  # not alone
+            b'data: {"choices":[], "usage": oops}\n\n',  # not JSON
+            b'data: {"choices":[],"usage":null}\n\n',  # a null usage: only cut
+        ],
+    )
+    def test_other_events_left_to_the_sdk(self, event: bytes) -> None:
+        out, usage = self.run(event + b"data: [DONE]\n\n")
+        assert usage is None
+        assert out == event.replace(b',"usage":null}\n', b"}\n") + b"data: [DONE]\n\n"
+
+    def test_unterminated_body_handed_on_at_the_end(self) -> None:
+        assert self.run(b'data: {"choices":[]', b',"usage":null}') == (
+            b'data: {"choices":[],"usage":null}',
+            None,
+        )
+
+    @pytest.mark.parametrize("async_", [False, True])
+    def test_response_bytes_routed_through_the_cut(self, async_: bool) -> None:
+        import httpx
+
+        from structlog_belog.audit.call import Call
+        from structlog_belog.audit.stream import ChatAggregator, _cut_null_usage
+
+        body = b'data: {"choices":[{"index":0}],"usage":null}\n\n' + self.USAGE + b"data: [DONE]"
+        inner = type("Inner", (), {})()
+        inner.response = httpx.Response(200, content=body)
+        call = Call(
+            api="chat.completions",
+            name="chat.completions.create",
+            request={},
+            capture_content=True,
+            stream=True,
+        )
+        aggregator = ChatAggregator(call, hide_usage=True)
+        _cut_null_usage(inner, aggregator, async_)
+
+        async def read_async() -> bytes:
+            return b"".join([part async for part in inner.response.aiter_bytes()])
+
+        out = asyncio.run(read_async()) if async_ else b"".join(inner.response.iter_bytes())
+        assert out == b'data: {"choices":[{"index":0}]}\n\ndata: [DONE]'
+        assert aggregator.usage == {"prompt_tokens": 3, "completion_tokens": 2}
