@@ -266,32 +266,44 @@ def _timed(once: Callable[[], None], calls: int, flush: Callable[[], None] | Non
     return (time.process_time() - t0) / calls * 1e6
 
 
+Scenario = tuple[str, bool, Callable[[], None]]
+"""A scenario's name, whether it streams, and one call of it."""
+
+
+def _prepared(peer: str, stack: ExitStack, *, warm: int) -> tuple[Path, Toggle, list[Scenario]]:
+    """*peer* set up (and off) in this process: its folder, toggle and warmed-up scenarios."""
+    import bench_audit  # the sibling script: its replay transport and client
+
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_peers_")))
+    clients = {
+        name: bench_audit._client(bench_audit.Replay(tokens))
+        for name, (tokens, _) in SCENARIOS.items()
+    }
+    on, off, flush = SETUPS[peer](tmp, stack, list(clients.values()))
+    scenarios: list[Scenario] = []
+    for name, (_, stream) in SCENARIOS.items():
+
+        def once(client: Any = clients[name], stream: bool = stream) -> None:
+            bench_audit._once(client, stream, bench_audit.MESSAGES)
+
+        for _ in range(warm):  # warm up both paths: imports, pools, caches
+            once()
+        on()
+        for _ in range(warm):
+            once()
+        flush()
+        off()
+        scenarios.append((name, stream, once))
+    return tmp, (on, off, flush), scenarios
+
+
 def worker(peer: str, calls: int, rounds: int) -> dict[str, Any]:
     """Time *peer* off and on in this process; per scenario, the µs per call of each round."""
     _no_network()
-    import bench_audit  # the sibling script: its replay transport and client
-
     results: dict[str, Any] = {"peer": peer, "versions": _versions(), "scenarios": {}}
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_peers_")))
-        clients = {
-            name: bench_audit._client(bench_audit.Replay(tokens))
-            for name, (tokens, _) in SCENARIOS.items()
-        }
-        on, off, flush = SETUPS[peer](tmp, stack, list(clients.values()))
-        for name, (_, stream) in SCENARIOS.items():
-            client = clients[name]
-
-            def once(client: Any = client, stream: bool = stream) -> None:
-                bench_audit._once(client, stream, bench_audit.MESSAGES)
-
-            for _ in range(20):  # warm up both paths: imports, pools, caches
-                once()
-            on()
-            for _ in range(20):
-                once()
-            flush()
-            off()
+        tmp, (on, off, flush), scenarios = _prepared(peer, stack, warm=20)
+        for name, _, once in scenarios:
             times: dict[str, list[float]] = {"bare": [], "audited": []}
             order = ["bare", "audited"]
             for _ in range(rounds):
@@ -319,8 +331,6 @@ def count_worker(peer: str, calls: int, rounds: int) -> list[str]:
     "audited/SCENARIO" with its flush, or "-" for the toggling between them).
     """
     _no_network()
-    import bench_audit
-
     labels: list[str] = []
 
     def mark(label: str) -> None:  # ends the segment *label*
@@ -328,26 +338,9 @@ def count_worker(peer: str, calls: int, rounds: int) -> list[str]:
         os.sched_yield()
 
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_peers_")))
-        clients = {
-            name: bench_audit._client(bench_audit.Replay(tokens))
-            for name, (tokens, _) in SCENARIOS.items()
-        }
-        on, off, flush = SETUPS[peer](tmp, stack, list(clients.values()))
-        for name, (_, stream) in SCENARIOS.items():
-            client = clients[name]
+        _, (on, off, flush), scenarios = _prepared(peer, stack, warm=3)
+        for name, stream, once in scenarios:
             n = max(1, calls // 20) if stream else calls  # a stream is ~20 calls' work
-
-            def once(client: Any = client, stream: bool = stream) -> None:
-                bench_audit._once(client, stream, bench_audit.MESSAGES)
-
-            for _ in range(3):  # warm up both paths: imports, pools, caches
-                once()
-            on()
-            for _ in range(3):
-                once()
-            flush()
-            off()
             for _ in range(rounds):
                 gc.collect()
                 mark("-")

@@ -45,12 +45,18 @@ def chat_chunks(client: Any, **kwargs: Any) -> list[Any]:
     return list(client.chat.completions.create(model="gpt-4o-mini", stream=True, **kwargs))
 
 
-async def collect_usage(client: Any) -> list[Any]:
-    """Every chunk of an async streamed chat call that asks for usage."""
-    stream = await client.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
-    )
-    return [chunk async for chunk in stream]
+def any_chunks(client: Any, async_: bool, **kwargs: Any) -> list[Any]:
+    """Every chunk of a streamed chat call, from a sync or (with *async_*) an async client."""
+    if not async_:
+        return chat_chunks(client, messages=MESSAGES, **kwargs)
+
+    async def collect() -> list[Any]:
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, **kwargs
+        )
+        return [chunk async for chunk in stream]
+
+    return asyncio.run(collect())
 
 
 class Ragged(FakeLLM):
@@ -136,34 +142,20 @@ class TestAuditedStream:
 
         client._process_response_data = counted
 
-        async def collect(client: Any) -> list[Any]:
-            stream = await client.chat.completions.create(
-                model="gpt-4o-mini", messages=MESSAGES, stream=True
-            )
-            return [chunk async for chunk in stream]
-
-        def chunks(client: Any) -> list[Any]:
-            if async_:
-                return asyncio.run(collect(client))
-            return chat_chunks(client, messages=MESSAGES)
-
-        bare = chunks(fake_openai_client(async_, transport=transport()))
+        bare = any_chunks(fake_openai_client(async_, transport=transport()), async_)
         with belog.session("null-usage") as run:
-            seen = chunks(client)
+            seen = any_chunks(client, async_)
         assert dumps(bare) == dumps(seen)
         assert len(seen) > 2
         # The SDK parsed the caller's chunks only, none with a usage.
         assert len(parsed) == len(seen)
         assert all("usage" not in data for data in parsed)
         [record] = prompts(run)
-        if async_:
-            asked = asyncio.run(collect_usage(fake_openai_client(async_, transport=transport())))
-        else:
-            asked = chat_chunks(
-                fake_openai_client(transport=transport()),
-                messages=MESSAGES,
-                stream_options={"include_usage": True},
-            )
+        asked = any_chunks(
+            fake_openai_client(async_, transport=transport()),
+            async_,
+            stream_options={"include_usage": True},
+        )
         usage = asked[-1].usage
         assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (
             record["usage"]["input_tokens"],
@@ -177,21 +169,10 @@ class TestAuditedStream:
     ) -> None:
         """A ``"usage": null`` written otherwise reaches the SDK; the audit unmarks it."""
 
-        async def collect(client: Any) -> list[Any]:
-            stream = await client.chat.completions.create(
-                model="gpt-4o-mini", messages=MESSAGES, stream=True
-            )
-            return [chunk async for chunk in stream]
-
-        def chunks(client: Any) -> list[Any]:
-            if async_:
-                return asyncio.run(collect(client))
-            return chat_chunks(client, messages=MESSAGES)
-
-        bare = chunks(fake_openai_client(async_, transport=Spaced()))
+        bare = any_chunks(fake_openai_client(async_, transport=Spaced()), async_)
         client = belog.instrument_openai(fake_openai_client(async_, transport=Spaced()))
         with belog.session("spaced") as run:
-            seen = chunks(client)
+            seen = any_chunks(client, async_)
         assert dumps(bare) == dumps(seen)
         assert all("usage" not in c.model_fields_set for c in seen)
         [record] = prompts(run)
@@ -616,9 +597,9 @@ class TestUsageCutter:
     USAGE = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'
 
     @staticmethod
-    def cutter() -> Any:
+    def aggregator() -> Any:
         from structlog_belog.audit.call import Call
-        from structlog_belog.audit.stream import ChatAggregator, _UsageCutter
+        from structlog_belog.audit.stream import ChatAggregator
 
         call = Call(
             api="chat.completions",
@@ -627,7 +608,12 @@ class TestUsageCutter:
             capture_content=True,
             stream=True,
         )
-        return _UsageCutter(ChatAggregator(call, hide_usage=True))
+        return ChatAggregator(call, hide_usage=True)
+
+    def cutter(self) -> Any:
+        from structlog_belog.audit.stream import _UsageCutter
+
+        return _UsageCutter(self.aggregator())
 
     def run(self, *parts: bytes) -> tuple[bytes, Any]:
         cutter = self.cutter()
@@ -673,20 +659,12 @@ class TestUsageCutter:
     def test_response_bytes_routed_through_the_cut(self, async_: bool) -> None:
         import httpx
 
-        from structlog_belog.audit.call import Call
-        from structlog_belog.audit.stream import ChatAggregator, _cut_null_usage
+        from structlog_belog.audit.stream import _cut_null_usage
 
         body = b'data: {"choices":[{"index":0}],"usage":null}\n\n' + self.USAGE + b"data: [DONE]"
         inner = type("Inner", (), {})()
         inner.response = httpx.Response(200, content=body)
-        call = Call(
-            api="chat.completions",
-            name="chat.completions.create",
-            request={},
-            capture_content=True,
-            stream=True,
-        )
-        aggregator = ChatAggregator(call, hide_usage=True)
+        aggregator = self.aggregator()
         _cut_null_usage(inner, aggregator, async_)
 
         async def read_async() -> bytes:
