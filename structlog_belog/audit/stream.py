@@ -15,8 +15,6 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
-import orjson
-
 from .call import Call, note_failure
 from .record import (
     API_CHAT,
@@ -26,6 +24,7 @@ from .record import (
     tool_call_of,
     usage_of,
 )
+from .usage_cut import cut_usage
 
 __all__ = ["AuditedAsyncStream", "AuditedStream", "ChatAggregator", "ResponsesAggregator"]
 
@@ -252,124 +251,10 @@ def aggregator_for(call: Call, *, hide_usage: bool) -> Aggregator:
     return ResponsesAggregator(call)
 
 
-#: How the OpenAI API ends each event's data when include_usage is on: a null usage.
-_NULL_USAGE = b',"usage":null}\n'
-#: What marks the usage-only event that ends such a stream (checked whole before it goes).
-_NO_CHOICES = b'"choices":[]'
-
-
-class _UsageCutter:
-    """Cuts what the audit's include_usage adds to a chat stream from its bytes, unparsed.
-
-    The caller never asked for it; the SDK would parse it (about 0.9 M
-    instructions per 200-chunk stream) for `ChatAggregator.feed` to unmark
-    and hide it again. The response's bytes are cut instead, on their way to
-    the SDK's event decoder, a C call or two per network read:
-
-    - a ``"usage": null`` that ends a ``data:`` line (the top-level object's
-      last member) goes;
-    - the usage-only event (a single ``data:`` line between blank lines whose
-      JSON has no choices and a usage object, parsed here with orjson) goes,
-      its usage kept for the record.
-
-    Lines split across reads are joined first. Anything in another form is
-    left to the SDK: `feed` then unmarks (one set operation per chunk, cheaper
-    than scanning the bytes for the forms not cut) and hides its chunk.
-    """
-
-    __slots__ = ("aggregator", "pending", "tail")
-
-    def __init__(self, aggregator: ChatAggregator) -> None:
-        self.aggregator = aggregator
-        self.pending = b""  # a line not whole yet
-        self.tail = b"\n\n"  # the last two bytes handed on (the start is an event boundary)
-
-    def cut(self, part: bytes) -> bytes:
-        """What to hand on of one read (whole lines only).
-
-        A read may be the whole body: nothing here copies or scans it more
-        than the one ``replace`` must (the usage-only event is looked for
-        from the end, where it is).
-        """
-        if self.pending:
-            part = self.pending + part
-            self.pending = b""
-        end = part.rfind(b"\n") + 1
-        if end < len(part):
-            part, self.pending = part[:end], part[end:]
-        if not part:
-            return part
-        out = part.replace(_NULL_USAGE, b"}\n")
-        found = out.rfind(_NO_CHOICES)
-        if found >= 0:
-            out = self._usage_event(out, found)
-        if len(out) >= 2:
-            self.tail = out[-2:]
-        elif out:
-            self.tail = self.tail[-1:] + out
-        return out
-
-    def _usage_event(self, out: bytes, found: int) -> bytes:
-        """*out* without the usage-only event around *found*, if that is what it is."""
-        start = out.rfind(b"\n", 0, found) + 1
-        end = out.find(b"\n", found)
-        before = out[max(0, start - 2) : start]
-        if len(before) < 2:
-            before = (self.tail + before)[-2:]
-        if before != b"\n\n" or not out.startswith(b"data:", start):
-            return out
-        if end + 1 == len(out):  # its closing blank line is still to come: wait for it
-            self.pending = out[start:] + self.pending
-            return out[:start]
-        if out[end + 1 : end + 2] != b"\n":
-            return out
-        try:
-            event = orjson.loads(out[start + 5 : end])
-        except orjson.JSONDecodeError:
-            return out
-        usage = event.get("usage") if type(event) is dict and not event.get("choices") else None
-        if type(usage) is not dict:
-            return out
-        self.aggregator.usage = usage
-        return out[:start] + out[end + 2 :]
-
-    def flush(self) -> bytes:
-        """What is left at the end of the response."""
-        rest, self.pending = self.pending, b""
-        return rest
-
-
-def _cut_null_usage(inner: Any, aggregator: Aggregator, async_: bool) -> None:
-    """Route *inner*'s response bytes through a `_UsageCutter` when the audit asked for usage."""
-    if not isinstance(aggregator, ChatAggregator) or not aggregator.hide_usage:
-        return
-    response = getattr(inner, "response", None)
-    name = "aiter_bytes" if async_ else "iter_bytes"
-    original = getattr(response, name, None)
-    own = getattr(response, "__dict__", None)
-    if not callable(original) or type(own) is not dict or name in own:
-        return  # not an httpx response, or already cut
-    cutter = _UsageCutter(aggregator)
-
-    def iter_bytes(*args: Any, **kwargs: Any) -> Iterator[bytes]:
-        for part in original(*args, **kwargs):
-            out = cutter.cut(part)
-            if out:
-                yield out
-        rest = cutter.flush()
-        if rest:
-            yield rest
-
-    async def aiter_bytes(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
-        async for part in original(*args, **kwargs):
-            out = cutter.cut(part)
-            if out:
-                yield out
-        rest = cutter.flush()
-        if rest:
-            yield rest
-
-    setattr(response, name, aiter_bytes if async_ else iter_bytes)
+def _cut_usage(inner: Any, aggregator: Aggregator, async_: bool) -> None:
+    """Cut what the audit's include_usage adds from *inner*'s bytes (`usage_cut`), if it asked."""
+    if isinstance(aggregator, ChatAggregator) and aggregator.hide_usage:
+        cut_usage(inner, aggregator, async_=async_)
 
 
 def _chunks(inner: Any, *, async_: bool) -> Any:
@@ -417,7 +302,7 @@ class AuditedStream(_SYNC_BASE):  # type: ignore[misc]
         self._inner = inner
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
-        _cut_null_usage(inner, aggregator, async_=False)
+        _cut_usage(inner, aggregator, async_=False)
         self._iterator: Generator[Any, None, None] = self._audited()
         self._closing = False
         weakref.finalize(self, _abandoned, aggregator)
@@ -520,7 +405,7 @@ class AuditedAsyncStream(_ASYNC_BASE):  # type: ignore[misc]
         self._inner = inner
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
-        _cut_null_usage(inner, aggregator, async_=True)
+        _cut_usage(inner, aggregator, async_=True)
         self._iterator: AsyncGenerator[Any, None] = self._audited()
         self._closing = False
         weakref.finalize(self, _abandoned, aggregator)

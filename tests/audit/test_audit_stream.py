@@ -611,9 +611,9 @@ class TestUsageCutter:
         return ChatAggregator(call, hide_usage=True)
 
     def cutter(self) -> Any:
-        from structlog_belog.audit.stream import _UsageCutter
+        from structlog_belog.audit.usage_cut import UsageCutter
 
-        return _UsageCutter(self.aggregator())
+        return UsageCutter(self.aggregator())
 
     def run(self, *parts: bytes) -> tuple[bytes, Any]:
         cutter = self.cutter()
@@ -659,13 +659,13 @@ class TestUsageCutter:
     def test_response_bytes_routed_through_the_cut(self, async_: bool) -> None:
         import httpx
 
-        from structlog_belog.audit.stream import _cut_null_usage
+        from structlog_belog.audit.usage_cut import cut_usage
 
         body = b'data: {"choices":[{"index":0}],"usage":null}\n\n' + self.USAGE + b"data: [DONE]"
         inner = type("Inner", (), {})()
         inner.response = httpx.Response(200, content=body)
         aggregator = self.aggregator()
-        _cut_null_usage(inner, aggregator, async_)
+        cut_usage(inner, aggregator, async_=async_)
 
         async def read_async() -> bytes:
             return b"".join([part async for part in inner.response.aiter_bytes()])
