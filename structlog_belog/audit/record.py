@@ -117,22 +117,22 @@ def fields_of(obj: Any) -> Mapping[str, Any] | _Getter:
     kind = type(obj)
     if kind is dict:
         return obj  # type: ignore[no-any-return]
-    if kind in MODEL_TYPES:
+    if kind in _MODELS:
         return obj.__dict__  # type: ignore[no-any-return]
     if obj is None:
         return _NO_FIELDS
     if hasattr(kind, "__pydantic_fields__"):
         attributes = getattr(obj, "__dict__", None)
         if type(attributes) is dict:
-            if len(MODEL_TYPES) < _MODEL_TYPES_MAX:
-                MODEL_TYPES.add(kind)
+            if len(_MODELS) < _MODELS_MAX:
+                _MODELS.add(kind)
             return attributes
     return _Getter(obj)
 
 
 #: SDK model classes seen, whose instances keep their fields in ``__dict__``.
-MODEL_TYPES: set[type] = set()
-_MODEL_TYPES_MAX: Final = 256
+_MODELS: set[type] = set()
+_MODELS_MAX: Final = 256
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return per kind reads best

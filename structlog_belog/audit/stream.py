@@ -44,7 +44,7 @@ class _Fields:
 class ChatAggregator:
     """Collects a ``chat.completions`` stream: text, tool calls, finish reasons, usage."""
 
-    __slots__ = ("_choices", "_waiting", "call", "hide_usage", "id", "model", "usage")
+    __slots__ = ("_choices", "call", "hide_usage", "id", "model", "usage")
 
     def __init__(self, call: Call, *, hide_usage: bool) -> None:
         self.call = call
@@ -52,7 +52,6 @@ class ChatAggregator:
         self.id: str | None = None
         self.model: str | None = None
         self.usage: Any = None
-        self._waiting = True  # for the first token
         # index -> [text parts, finish reason, {tool index: [id, name, argument parts]}]
         self._choices: dict[int, list[Any]] = {}
 
@@ -101,8 +100,7 @@ class ChatAggregator:
                     content, calls = delta.content, delta.tool_calls
                 if content:
                     state[0].append(content)
-                    if self._waiting:
-                        self._waiting = False
+                    if self.call.first_token is None:
                         self.call.mark_first_token()
                 if calls:
                     self._feed_tool_calls(state[2], calls)
@@ -112,8 +110,7 @@ class ChatAggregator:
 
     def _feed_tool_calls(self, slots: dict[int, list[Any]], calls: Any) -> None:
         """Take a delta's tool call parts in (*slots*: tool index -> [id, name, argument parts])."""
-        if self.call.first_token is None:
-            self.call.mark_first_token()
+        self.call.mark_first_token()  # the first only: it keeps its first time
         for call in calls:
             t = fields_of(call)
             slot = slots.setdefault(t.get("index") or 0, [None, None, []])
