@@ -15,243 +15,26 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
-from .call import Call, note_failure
-from .record import (
-    API_CHAT,
-    field,
-    fields_of,
-    responses_response,
-    tool_call_of,
-    usage_of,
-)
+from .aggregate import Aggregator, ChatAggregator, ResponsesAggregator, aggregator_for
+from .data_tap import HIDDEN
 from .usage_cut import cut_usage
 
-__all__ = ["AuditedAsyncStream", "AuditedStream", "ChatAggregator", "ResponsesAggregator"]
+__all__ = [
+    "AuditedAsyncStream",
+    "AuditedStream",
+    "ChatAggregator",
+    "ResponsesAggregator",
+    "aggregator_for",
+]
 
 
-class _Fields:
-    """Attribute access to what `fields_of` reads (a dict, or another shape); None if absent."""
-
-    __slots__ = ("_fields",)
-
-    def __init__(self, obj: Any) -> None:
-        self._fields = fields_of(obj)
-
-    def __getattr__(self, name: str) -> Any:
-        return self._fields.get(name)
-
-
-class ChatAggregator:
-    """Collects a ``chat.completions`` stream: text, tool calls, finish reasons, usage."""
-
-    __slots__ = ("_choices", "call", "hide_usage", "id", "model", "usage")
-
-    def __init__(self, call: Call, *, hide_usage: bool) -> None:
-        self.call = call
-        self.hide_usage = hide_usage
-        self.id: str | None = None
-        self.model: str | None = None
-        self.usage: Any = None
-        # index -> [text parts, finish reason, {tool index: [id, name, argument parts]}]
-        self._choices: dict[int, list[Any]] = {}
-
-    def feed(self, chunk: Any) -> bool:
-        """Take one chunk in; return False if the caller must not see it."""
-        # Called for every chunk, so written flat. An SDK object's fields are read
-        # as attributes (the cheapest way in); a dict, or an object without them,
-        # is read through `_Fields` (fields_of), at each level.
-        try:
-            choices = chunk.choices
-            usage = chunk.usage
-        except AttributeError:
-            return self.feed(_Fields(chunk))
-        if self.id is None:
-            self.id = getattr(chunk, "id", None)
-            self.model = getattr(chunk, "model", None)
-        if usage is not None:
-            self.usage = usage
-            if self.hide_usage and not choices:
-                return False
-        elif self.hide_usage:
-            # Unasked-for include_usage puts "usage": null in every chunk; unmark it so
-            # the chunk's to_dict()/model_dump(exclude_unset=True) match an unaudited run.
-            fields_set = getattr(chunk, "__pydantic_fields_set__", None)
-            if fields_set is not None:
-                fields_set.discard("usage")
-        if not choices:
-            return True
-        for choice in choices:
-            try:
-                index = choice.index or 0
-                delta = choice.delta
-                reason = choice.finish_reason
-            except AttributeError:
-                choice = _Fields(choice)  # noqa: PLW2901 - the same choice, read otherwise
-                index, delta, reason = choice.index or 0, choice.delta, choice.finish_reason
-            state = self._choices.get(index)
-            if state is None:
-                state = self._choices[index] = [[], None, {}]
-            if delta is not None:
-                try:
-                    content = delta.content
-                    calls = delta.tool_calls
-                except AttributeError:
-                    delta = _Fields(delta)
-                    content, calls = delta.content, delta.tool_calls
-                if content:
-                    state[0].append(content)
-                    if self.call.first_token is None:
-                        self.call.mark_first_token()
-                if calls:
-                    self._feed_tool_calls(state[2], calls)
-            if reason:
-                state[1] = reason
-        return True
-
-    def _feed_tool_calls(self, slots: dict[int, list[Any]], calls: Any) -> None:
-        """Take a delta's tool call parts in (*slots*: tool index -> [id, name, argument parts])."""
-        self.call.mark_first_token()  # the first only: it keeps its first time
-        for call in calls:
-            t = fields_of(call)
-            slot = slots.setdefault(t.get("index") or 0, [None, None, []])
-            function = t.get("function")
-            slot[0] = slot[0] or t.get("id")
-            if function is not None:
-                f = fields_of(function)
-                slot[1] = slot[1] or f.get("name")
-                arguments = f.get("arguments")
-                if arguments:
-                    slot[2].append(arguments)
-
-    @property
-    def finished(self) -> bool:
-        """Whether every choice reported a finish reason (the answer arrived whole)."""
-        return bool(self._choices) and all(s[1] for s in self._choices.values())
-
-    @property
-    def usage_pending(self) -> bool:
-        """The answer is whole but its usage chunk, which follows, was not read yet."""
-        return self.usage is None and self.finished
-
-    def response(self) -> dict[str, Any]:
-        """The ``response`` part of the record, from what arrived."""
-        outputs = []
-        for index in sorted(self._choices):
-            parts, reason, calls = self._choices[index]
-            tool_calls = [
-                tool_call_of(
-                    {"id": c[0], "type": "function", "name": c[1], "arguments": "".join(c[2])}
-                )
-                for _, c in sorted(calls.items())
-            ]
-            outputs.append(
-                {
-                    "index": index,
-                    "output_text": "".join(parts) if parts else None,
-                    "finish_reason": reason,
-                    "tool_calls": tool_calls or None,
-                }
-            )
-        response: dict[str, Any] = {"id": self.id, "model": self.model}
-        if outputs:
-            first = dict(outputs[0])
-            del first["index"]
-            response.update(first)
-        else:
-            response.update(output_text=None, finish_reason=None, tool_calls=None)
-        if len(outputs) > 1:
-            response["choices"] = outputs
-        return response
-
-    def finish(self, status: str, error: BaseException | None = None) -> None:
-        """Write the record (never raises)."""
-        try:
-            if status == "incomplete" and self.finished:
-                status = "ok"  # the caller stopped after the last chunk it cared about
-            self.call.finish(
-                status, response=self.response(), usage=usage_of(self.usage), error=error
-            )
-        except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
-            note_failure("finishing a stream", exc)
-
-
-class ResponsesAggregator:
-    """Collects a ``responses`` stream: text deltas, and the final response when it comes."""
-
-    __slots__ = ("call", "final", "hide_usage", "id", "model", "parts")
-
-    _FINAL = frozenset(("response.completed", "response.incomplete", "response.failed"))
-
-    def __init__(self, call: Call, *, hide_usage: bool = False) -> None:
-        self.call = call
-        self.hide_usage = hide_usage
-        self.id: str | None = None
-        self.model: str | None = None
-        self.parts: list[str] = []
-        self.final: Any = None
-
-    def feed(self, event: Any) -> bool:
-        """Take one event in; always shown to the caller."""
-        kind = field(event, "type")
-        if kind == "response.output_text.delta":
-            self.parts.append(field(event, "delta") or "")
-            self.call.mark_first_token()
-        elif kind == "response.function_call_arguments.delta":
-            self.call.mark_first_token()
-        elif kind == "response.created":
-            response = field(event, "response")
-            self.id = field(response, "id")
-            self.model = field(response, "model")
-        elif kind in self._FINAL:
-            self.final = field(event, "response")
-        return True
-
-    @property
-    def finished(self) -> bool:
-        """Whether the final response event arrived."""
-        return self.final is not None
-
-    #: A Responses stream's usage comes with its final event: nothing to read after it.
-    usage_pending = False
-
-    def finish(self, status: str, error: BaseException | None = None) -> None:
-        """Write the record (never raises)."""
-        try:
-            if self.final is not None:
-                response = responses_response(self.final)
-                usage = usage_of(field(self.final, "usage"))
-                if status == "incomplete":
-                    status = "ok"
-                if response.get("status") == "failed" and status == "ok":
-                    status = "error"
-            else:
-                response = {
-                    "id": self.id,
-                    "model": self.model,
-                    "output_text": "".join(self.parts) if self.parts else None,
-                    "finish_reason": None,
-                    "tool_calls": None,
-                }
-                usage = None
-            self.call.finish(status, response=response, usage=usage, error=error)
-        except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
-            note_failure("finishing a stream", exc)
-
-
-Aggregator = ChatAggregator | ResponsesAggregator
-
-
-def aggregator_for(call: Call, *, hide_usage: bool) -> Aggregator:
-    """The aggregator for the call's API."""
-    if call.api == API_CHAT:
-        return ChatAggregator(call, hide_usage=hide_usage)
-    return ResponsesAggregator(call)
-
-
-def _cut_usage(inner: Any, aggregator: Aggregator, async_: bool) -> None:
-    """Cut what the audit's include_usage adds from *inner*'s bytes (`usage_cut`), if it asked."""
-    if isinstance(aggregator, ChatAggregator) and aggregator.hide_usage:
-        cut_usage(inner, aggregator, async_=async_)
+def _read_chat(inner: Any, aggregator: Aggregator, async_: bool) -> None:
+    """How a chat stream is read: its bytes cut (`usage_cut`), tapped (`data_tap`) or fed."""
+    if isinstance(aggregator, ChatAggregator):
+        aggregator.tap(inner, _ASYNC_BASE if async_ else _SYNC_BASE)
+        if aggregator.hide_usage:
+            # A tapped stream's chunks need no screening: what the cut leaves, the tap takes.
+            cut_usage(inner, aggregator, async_=async_, watch=not aggregator.tapped)
 
 
 def _chunks(inner: Any, *, async_: bool) -> Any:
@@ -299,7 +82,7 @@ class AuditedStream(_SYNC_BASE):  # type: ignore[misc]
         self._inner = inner
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
-        _cut_usage(inner, aggregator, async_=False)
+        _read_chat(inner, aggregator, async_=False)
         self._iterator: Generator[Any, None, None] = self._audited()
         self._closing = False
         weakref.finalize(self, _abandoned, aggregator)
@@ -340,11 +123,18 @@ class AuditedStream(_SYNC_BASE):  # type: ignore[misc]
 
     def _audited(self) -> Generator[Any, None, None]:
         aggregator = self._aggregator
-        feed = aggregator.feed
+        chunks = _chunks(self._inner, async_=False)
         try:
-            for chunk in _chunks(self._inner, async_=False):
-                if feed(chunk):
-                    yield chunk
+            if isinstance(aggregator, ChatAggregator) and aggregator.tapped:
+                # Taken as the SDK parsed them: only a chunk to hide is left to do.
+                for chunk in chunks:
+                    if chunk is not HIDDEN:
+                        yield chunk
+            else:
+                feed = aggregator.feed
+                for chunk in chunks:
+                    if feed(chunk):
+                        yield chunk
         except GeneratorExit:
             self._drain()
             aggregator.finish("incomplete")
@@ -362,9 +152,11 @@ class AuditedStream(_SYNC_BASE):  # type: ignore[misc]
         aggregator = self._aggregator
         if not aggregator.usage_pending:
             return
+        tapped = isinstance(aggregator, ChatAggregator) and aggregator.tapped
         try:
             for chunk in self._inner:
-                aggregator.feed(chunk)
+                if not tapped:  # a tapped stream's chunks are taken as they are parsed
+                    aggregator.feed(chunk)
         except Exception:  # noqa: BLE001, S110 - the usage is a bonus; its absence is recorded
             pass
 
@@ -402,7 +194,7 @@ class AuditedAsyncStream(_ASYNC_BASE):  # type: ignore[misc]
         self._inner = inner
         self._aggregator = aggregator
         self.response = getattr(inner, "response", None)
-        _cut_usage(inner, aggregator, async_=True)
+        _read_chat(inner, aggregator, async_=True)
         self._iterator: AsyncGenerator[Any, None] = self._audited()
         self._closing = False
         weakref.finalize(self, _abandoned, aggregator)
@@ -434,11 +226,17 @@ class AuditedAsyncStream(_ASYNC_BASE):  # type: ignore[misc]
 
     async def _audited(self) -> AsyncGenerator[Any, None]:
         aggregator = self._aggregator
-        feed = aggregator.feed
+        chunks = _chunks(self._inner, async_=True)
         try:
-            async for chunk in _chunks(self._inner, async_=True):
-                if feed(chunk):
-                    yield chunk
+            if isinstance(aggregator, ChatAggregator) and aggregator.tapped:
+                async for chunk in chunks:
+                    if chunk is not HIDDEN:
+                        yield chunk
+            else:
+                feed = aggregator.feed
+                async for chunk in chunks:
+                    if feed(chunk):
+                        yield chunk
         except GeneratorExit:
             aggregator.finish("incomplete")
             raise
@@ -454,9 +252,11 @@ class AuditedAsyncStream(_ASYNC_BASE):  # type: ignore[misc]
         aggregator = self._aggregator
         if not aggregator.usage_pending:
             return
+        tapped = isinstance(aggregator, ChatAggregator) and aggregator.tapped
         try:
             async for chunk in self._inner:
-                aggregator.feed(chunk)
+                if not tapped:  # a tapped stream's chunks are taken as they are parsed
+                    aggregator.feed(chunk)
         except Exception:  # noqa: BLE001, S110 - the usage is a bonus; its absence is recorded
             pass
 

@@ -22,6 +22,8 @@ __all__ = ["UsageCutter", "cut_usage"]
 _NULL_USAGE = b',"usage":null}\n'
 #: What marks the usage-only event that ends such a stream (checked whole before it goes).
 _NO_CHOICES = b'"choices":[]'
+#: A usage member in any form (in a JSON string, a quote is escaped: no false match).
+_USAGE_KEY = b'"usage"'
 
 
 class UsageCutter:
@@ -39,16 +41,19 @@ class UsageCutter:
       its usage kept for the record.
 
     Lines split across reads are joined first. Anything in another form is
-    left to the SDK: `feed` then unmarks (one set operation per chunk, cheaper
-    than scanning the bytes for the forms not cut) and hides its chunk.
+    left to the SDK: the cutter then sets the aggregator's ``screen``, and
+    `feed` unmarks or hides the chunks it reads from then on. While nothing
+    was left, `feed` reads no usage at all.
     """
 
-    __slots__ = ("aggregator", "pending", "tail")
+    __slots__ = ("aggregator", "left", "pending", "tail", "watch")
 
-    def __init__(self, aggregator: Any) -> None:
+    def __init__(self, aggregator: Any, *, watch: bool = True) -> None:
         self.aggregator = aggregator
+        self.watch = watch  # whether to tell the aggregator a usage was left (its `screen`)
         self.pending = b""  # a line not whole yet
         self.tail = b"\n\n"  # the last two bytes handed on (the start is an event boundary)
+        self.left = False  # whether a "usage" key was handed on (a form not cut)
 
     def cut(self, part: bytes) -> bytes:
         """What to hand on of one read (whole lines only).
@@ -73,6 +78,11 @@ class UsageCutter:
             self.tail = out[-2:]
         elif out:
             self.tail = self.tail[-1:] + out
+        # The chunks made of these bytes come next: `feed` screens them for a
+        # usage only if one was handed on, in this read or an earlier one.
+        if self.watch:
+            self.left = self.left or _USAGE_KEY in out
+            self.aggregator.screen = self.left
         return out
 
     def _usage_event(self, out: bytes, found: int) -> bytes:
@@ -102,10 +112,12 @@ class UsageCutter:
     def flush(self) -> bytes:
         """What is left at the end of the response."""
         rest, self.pending = self.pending, b""
+        if self.watch and _USAGE_KEY in rest:
+            self.left = self.aggregator.screen = True
         return rest
 
 
-def cut_usage(inner: Any, aggregator: Any, *, async_: bool) -> None:
+def cut_usage(inner: Any, aggregator: Any, *, async_: bool, watch: bool = True) -> None:
     """Route the bytes of *inner*'s response (an SDK stream's) through a `UsageCutter`.
 
     *aggregator* receives the usage (its ``usage`` attribute). Nothing is
@@ -117,7 +129,7 @@ def cut_usage(inner: Any, aggregator: Any, *, async_: bool) -> None:
     own = getattr(response, "__dict__", None)
     if not callable(original) or type(own) is not dict or name in own:
         return  # not an httpx response, or already cut
-    cutter = UsageCutter(aggregator)
+    cutter = UsageCutter(aggregator, watch=watch)
 
     def iter_bytes(*args: Any, **kwargs: Any) -> Iterator[bytes]:
         for part in original(*args, **kwargs):
