@@ -95,17 +95,7 @@ class ChatAggregator:
                 except (AttributeError, KeyError):
                     self._feed_choice(fields_of(choice))
                     continue
-                state = self._choices.get(index)
-                if state is None:
-                    state = self._choices[index] = [[], None, {}]
-                if content:
-                    state[0].append(content)
-                    if self.call.first_token is None:
-                        self.call.mark_first_token()
-                if calls:
-                    self._feed_tool_calls(state[2], calls)
-                if reason:
-                    state[1] = reason
+                self._add(index, content, calls, reason)
         except Exception as exc:  # noqa: BLE001 - the audit never breaks the caller
             note_failure("reading a stream chunk", exc)
         return True
@@ -161,6 +151,7 @@ class ChatAggregator:
                             self.id, self.model = data.get("id"), data.get("model")
                         if not hide and data.get("usage") is not None:
                             self.usage = data["usage"]  # the caller's own include_usage
+                        # `_add`, inline: this runs once per chunk of every tapped stream.
                         try:
                             state = states[index]
                         except KeyError:
@@ -193,22 +184,29 @@ class ChatAggregator:
 
     def _feed_choice(self, choice: Any) -> None:
         """Take one choice in (*choice*: its fields, read with ``.get``)."""
-        index = choice.get("index") or 0
-        state = self._choices.get(index)
-        if state is None:
-            state = self._choices[index] = [[], None, {}]
         delta = choice.get("delta")
         if type(delta) is not dict:
             delta = fields_of(delta)
-        content = delta.get("content")
+        self._add(
+            choice.get("index") or 0,
+            delta.get("content"),
+            delta.get("tool_calls"),
+            choice.get("finish_reason"),
+        )
+
+    def _add(self, index: int, content: Any, calls: Any, reason: Any) -> None:
+        """Add one choice's delta to what arrived: its text, tool call parts, finish reason."""
+        try:
+            state = self._choices[index]
+        except KeyError:
+            state = self._choices[index] = [[], None, {}]
         if content:
-            state[0].append(content)
-            if self.call.first_token is None:
+            parts = state[0]
+            if not parts:  # the choice's first text (the call's, unless a tool's came first)
                 self.call.mark_first_token()
-        calls = delta.get("tool_calls")
+            parts.append(content)
         if calls:
             self._feed_tool_calls(state[2], calls)
-        reason = choice.get("finish_reason")
         if reason:
             state[1] = reason
 
