@@ -16,6 +16,17 @@ Four ratios, each against a baseline measured in the same run:
   answers) to both sessions, the page's main content. After one untimed
   warm-up build, each round builds both, in alternating order;
   ``report_page_cost_cpu_paired`` is the median of the rounds' own CPU ratios.
+  Two separate builds differ by more than the page from round to round on a
+  shared machine, so the page is also timed *inside* each build with it:
+  ``report_page_cost_cpu_inbuild`` is the median over rounds of the CPU time
+  the build's own thread spends on the page's work (every `PageBuilder`
+  method the pass calls, ``page_data``, ``page_pieces`` and ``write_page``:
+  the JSON, SHA-256 and writing of the file) divided by the rest of that
+  same build's CPU time (``time.process_time``, zstd's workers included).
+  What it cannot see: effects of the page on the rest of the build (memory
+  it holds, caches it evicts); ``report_page_rest_vs_no_page`` (the rest
+  divided by the build without the page, minus one, median of the rounds)
+  shows whether those are large, within the same noise as the paired figure.
 - ``peak RSS N / peak RSS small``: the peak resident memory of a child process
   that finalizes N records, divided by that of one finalizing *small* records.
   Goal ≤ 1.2 (memory stays flat however large the session).
@@ -29,6 +40,7 @@ Four ratios, each against a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import platform
@@ -172,6 +184,71 @@ def finalize(directory: Path, package_dir: Path, *, html_report: bool = True) ->
     return build_package(directory, package_dir, compress=LEVEL[0], html_report=html_report)
 
 
+class PageClock:
+    """CPU time the building thread spends on the page, from what `install` wraps.
+
+    ``time.thread_time``: the page's work runs on the thread that builds; the
+    zstd workers compressing the logs meanwhile are not the page's.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        #: The same split by step (the outermost wrapped function's name).
+        self.steps: dict[str, float] = {}
+        #: CPU time of the garbage collector's runs inside the page's steps, and outside.
+        self.gc_page = self.gc_rest = 0.0
+        self._depth = 0
+        self._gc_start = 0.0
+
+    def reset(self) -> None:
+        """Start a new build."""
+        self.seconds = self.gc_page = self.gc_rest = 0.0
+        self.steps = {}
+
+    def _gc(self, phase: str, _: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_start = time.thread_time()
+        elif self._depth:
+            self.gc_page += time.thread_time() - self._gc_start
+        else:
+            self.gc_rest += time.thread_time() - self._gc_start
+
+    def timed(self, fn: Any) -> Any:
+        """*fn*, its CPU time added to `seconds` (not twice when nested)."""
+        name = fn.__name__
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self._depth += 1
+            start = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    spent = time.thread_time() - start
+                    self.seconds += spent
+                    self.steps[name] = self.steps.get(name, 0.0) + spent
+
+        return wrapper
+
+    def install(self) -> None:
+        """Wrap the page's steps where the packager looks them up, for this process."""
+        from structlog_belog.package import packager, report_page
+
+        base = report_page.PageBuilder
+        methods = {
+            name: self.timed(getattr(base, name))
+            for name in ("__init__", "errors", "index_outputs", "fold_calls", "call", "task")
+        }
+        timed: dict[Any, Any] = {"PageBuilder": type("TimedPageBuilder", (base,), methods)}
+        for module, name in ((report_page, "page_data"), (report_page, "page_pieces"),
+                             (packager, "write_page")):  # fmt: skip
+            timed[name] = self.timed(getattr(module, name))
+            setattr(module, name, timed[name])
+        vars(report_page)["PageBuilder"] = timed["PageBuilder"]
+        gc.callbacks.append(self._gc)
+
+
 def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, Any]:
     """Fastest of *rounds* interleaved (bare, finalize, finalize without the page) timings.
 
@@ -182,6 +259,10 @@ def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, Any]:
     """
     wall: dict[str, list[float]] = {"bare": [], "finalize": [], "no_page": []}
     cpu: dict[str, list[float]] = {"bare": [], "finalize": [], "no_page": []}
+    clock = PageClock()
+    clock.install()
+    page_s: list[float] = []  # the page's share of each timed build with it
+    steps: list[dict[str, float]] = []  # and its split by step
     # One untimed build first: the first package pays for imports (jinja2, the
     # page's templates) that no later one does.
     finalize(directory, tmp / "warm-up")
@@ -195,11 +276,18 @@ def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, Any]:
         ]
         # A and B alternate which goes first, so neither always follows the bare parse.
         for name, work in [("bare", lambda: bare_parse(directory)), *runs[:: 1 - 2 * (r % 2)]]:
+            clock.reset()
             w0, c0 = time.perf_counter(), time.process_time()
             work()
             wall[name].append(time.perf_counter() - w0)
             cpu[name].append(time.process_time() - c0)
+            if name == "finalize":
+                page_s.append(clock.seconds)
+                steps.append({**clock.steps, "gc_in_page": clock.gc_page, "gc_rest": clock.gc_rest})
     paired = [a / b - 1 for a, b in zip(cpu["finalize"], cpu["no_page"], strict=True)]
+    rest = [total - page for total, page in zip(cpu["finalize"], page_s, strict=True)]
+    inbuild = [page / r for page, r in zip(page_s, rest, strict=True)]
+    rest_vs = [r / b - 1 for r, b in zip(rest, cpu["no_page"], strict=True)]
     return {
         "bare_parse_s": round(min(wall["bare"]), 3),
         "finalize_s": round(min(wall["finalize"]), 3),
@@ -215,6 +303,19 @@ def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, Any]:
         # the median of the rounds' ratios is steadier than a ratio of minimums.
         "report_page_cost_cpu_paired": round(statistics.median(paired), 3),
         "report_page_cost_cpu_rounds": [round(x, 3) for x in paired],
+        # The page timed inside each build with it, against the rest of that build.
+        "report_page_cost_cpu_inbuild": round(statistics.median(inbuild), 3),
+        "report_page_cost_cpu_inbuild_rounds": [round(x, 3) for x in inbuild],
+        "report_page_cpu_s_median": round(statistics.median(page_s), 3),
+        "report_page_cpu_s_rounds": [round(x, 3) for x in page_s],
+        "finalize_rest_cpu_s_median": round(statistics.median(rest), 3),
+        "finalize_no_page_cpu_s_median": round(statistics.median(cpu["no_page"]), 3),
+        "report_page_rest_vs_no_page": round(statistics.median(rest_vs), 3),
+        # Medians by step over the rounds (gc_rest: the collector outside the page's steps).
+        "report_page_steps_cpu_s_median": {
+            key: round(statistics.median(s.get(key, 0.0) for s in steps), 4)
+            for key in sorted({k for s in steps for k in s})
+        },
     }
 
 
@@ -351,7 +452,7 @@ def main() -> int:
         print(json.dumps(results, indent=2))
     else:
         for key, value in results.items():
-            print(f"{key:>22}: {value}")
+            print(f"{key:>36}: {value}")
     return 0
 
 

@@ -223,6 +223,12 @@ class PageBuilder:
         """
         self._output_index = {path: k for k, path in enumerate(paths)}
 
+    def fold_calls(self, records: Iterable[dict[str, Any]]) -> None:
+        """Fold a batch of ``llm_call`` records (each with the ``outputs`` it produced)."""
+        call = self.call
+        for rec in records:
+            call(rec)
+
     def call(self, rec: dict[str, Any]) -> None:
         """Fold one ``llm_call`` record (with the ``outputs`` it produced).
 
