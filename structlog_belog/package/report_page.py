@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -136,16 +135,6 @@ def _std_default(value: Any) -> Any:
         # json, not orjson: orjson reads an integer past 64 bits as a float.
         return [json.loads(row) for row in value.rows]
     return str(value)
-
-
-_usage_items: Final = operator.itemgetter(*_USAGE_KEYS)
-
-
-def _usage(usage: dict[str, Any]) -> Any:
-    try:
-        return _usage_items(usage)  # a tuple, written as an array: all five, in C
-    except KeyError:
-        return list(map(usage.get, _USAGE_KEYS))
 
 
 def _json_text(value: Any) -> str:
@@ -274,9 +263,8 @@ class PageBuilder:
         given = request.get("input")
         given_text = None if given is None else text(given)
         params = request.copy()  # the request less its texts, in C
-        params.pop("messages", None)
-        params.pop("input", None)
-        params.pop("model", None)
+        for key in ("messages", "input", "model"):
+            params.pop(key, None)
         if params and params != self._last_params[0]:
             # Calls of a pipeline mostly share their parameters: compared in C, shown once.
             self._last_params = (params, text(_json_text(params)))
@@ -306,7 +294,7 @@ class PageBuilder:
             self._last_params[1] if params else None,
             text(response.get("output_text")),
             text(_json_text(tool_calls)) if tool_calls else None,
-            _usage(usage) if type(usage) is dict else None,
+            list(map(usage.get, _USAGE_KEYS)) if type(usage) is dict else None,
             {
                 "type": error.get("type"),
                 "message": text(error.get("message")),
