@@ -16,6 +16,21 @@ Four ratios, each against a baseline measured in the same run:
   answers) to both sessions, the page's main content. After one untimed
   warm-up build, each round builds both, in alternating order;
   ``report_page_cost_cpu_paired`` is the median of the rounds' own CPU ratios.
+  Two separate builds differ by more than the page from round to round on a
+  shared machine, so the page is also timed *inside* each build with it:
+  ``report_page_cost_cpu_inbuild`` is the median over rounds of the CPU time
+  the build's own thread spends on the page's work (every `PageBuilder`
+  method the pass calls, ``page_data``, ``page_pieces`` and ``write_page``:
+  the JSON, SHA-256 and writing of the file) divided by the rest of that
+  same build's CPU time (``time.process_time``, zstd's workers included).
+  What it cannot see: effects of the page on the rest of the build (memory
+  it holds, caches it evicts); ``report_page_rest_vs_no_page`` (the rest
+  divided by the build without the page, minus one, median of the rounds)
+  shows whether those are large, within the same noise as the paired figure.
+  Beside it: the page's CPU seconds per round, their split by step
+  (``report_page_steps_cpu_s_median``, with the garbage collector's runs
+  inside the page's steps and outside them), and what the clock itself adds
+  (``report_page_clock_overhead_s``: counted in the page's time, not taken out).
 - ``peak RSS N / peak RSS small``: the peak resident memory of a child process
   that finalizes N records, divided by that of one finalizing *small* records.
   Goal ≤ 1.2 (memory stays flat however large the session).
@@ -29,6 +44,7 @@ Four ratios, each against a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import platform
@@ -172,6 +188,97 @@ def finalize(directory: Path, package_dir: Path, *, html_report: bool = True) ->
     return build_package(directory, package_dir, compress=LEVEL[0], html_report=html_report)
 
 
+class PageClock:
+    """CPU time the building thread spends on the page, from what `install` wraps.
+
+    ``time.thread_time``: the page's work runs on the thread that builds; the
+    zstd workers compressing the logs meanwhile are not the page's.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        #: The same split by step (the outermost wrapped function's name).
+        self.steps: dict[str, float] = {}
+        #: CPU time of the garbage collector's runs inside the page's steps, and outside.
+        self.gc_page = self.gc_rest = 0.0
+        #: Calls of the wrapped steps, and what one costs the clock itself (see `calibrate`).
+        self.calls = 0
+        self.cost_per_call = 0.0
+        self._depth = 0
+        self._gc_start = 0.0
+
+    def reset(self) -> None:
+        """Start a new build."""
+        self.seconds = self.gc_page = self.gc_rest = 0.0
+        self.steps = {}
+        self.calls = 0
+
+    def calibrate(self, n: int = 20_000) -> None:
+        """Time *n* calls of a wrapped no-op: the clock's own cost, counted in `seconds`.
+
+        The pass calls the page's steps per batch (some 3,000 times for a
+        million records: the error records of each batch), so that cost is
+        reported beside the page's time (``report_page_clock_overhead_s``),
+        not taken from it: the in-build figure errs high, never low.
+        """
+
+        def nothing() -> None:
+            pass
+
+        timed = self.timed(nothing)
+        start = time.thread_time()
+        for _ in range(n):
+            timed()
+        self.cost_per_call = (time.thread_time() - start) / n
+        self.reset()
+
+    def _gc(self, phase: str, _: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_start = time.thread_time()
+        elif self._depth:
+            self.gc_page += time.thread_time() - self._gc_start
+        else:
+            self.gc_rest += time.thread_time() - self._gc_start
+
+    def timed(self, fn: Any) -> Any:
+        """*fn*, its CPU time added to `seconds` (not twice when nested)."""
+        name = fn.__name__
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if self._depth:  # inside a timed step: already counted, no clock read
+                return fn(*args, **kwargs)
+            self._depth += 1
+            self.calls += 1
+            start = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                spent = time.thread_time() - start
+                self.seconds += spent
+                self.steps[name] = self.steps.get(name, 0.0) + spent
+
+        return wrapper
+
+    def install(self) -> None:
+        """Wrap the page's steps where the packager looks them up, for this process."""
+        from structlog_belog.package import packager, report_page
+
+        base = report_page.PageBuilder
+        methods = {
+            name: self.timed(getattr(base, name))
+            # What the pass calls (fold_calls per batch: `call`, per record, is inside it).
+            for name in ("__init__", "errors", "index_outputs", "fold_calls", "task")
+        }
+        timed: dict[Any, Any] = {"PageBuilder": type("TimedPageBuilder", (base,), methods)}
+        for module, name in ((report_page, "page_data"), (report_page, "page_pieces"),
+                             (packager, "write_page")):  # fmt: skip
+            timed[name] = self.timed(getattr(module, name))
+            setattr(module, name, timed[name])
+        vars(report_page)["PageBuilder"] = timed["PageBuilder"]
+        gc.callbacks.append(self._gc)
+
+
 def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, Any]:
     """Fastest of *rounds* interleaved (bare, finalize, finalize without the page) timings.
 
@@ -182,6 +289,13 @@ def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, Any]:
     """
     wall: dict[str, list[float]] = {"bare": [], "finalize": [], "no_page": []}
     cpu: dict[str, list[float]] = {"bare": [], "finalize": [], "no_page": []}
+    clock = PageClock()
+    clock.install()
+    clock.calibrate()
+    page_s: list[float] = []  # the page's share of each timed build with it
+    steps: list[dict[str, float]] = []  # and its split by step
+    overhead: list[float] = []  # what the clock itself adds to the page's time, about
+    gc_no_page: list[float] = []  # the collector's CPU time in the builds without the page
     # One untimed build first: the first package pays for imports (jinja2, the
     # page's templates) that no later one does.
     finalize(directory, tmp / "warm-up")
@@ -195,11 +309,21 @@ def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, Any]:
         ]
         # A and B alternate which goes first, so neither always follows the bare parse.
         for name, work in [("bare", lambda: bare_parse(directory)), *runs[:: 1 - 2 * (r % 2)]]:
+            clock.reset()
             w0, c0 = time.perf_counter(), time.process_time()
             work()
             wall[name].append(time.perf_counter() - w0)
             cpu[name].append(time.process_time() - c0)
+            if name == "finalize":
+                page_s.append(clock.seconds)
+                steps.append({**clock.steps, "gc_in_page": clock.gc_page, "gc_rest": clock.gc_rest})
+                overhead.append(clock.calls * clock.cost_per_call)
+            elif name == "no_page":
+                gc_no_page.append(clock.gc_rest)
     paired = [a / b - 1 for a, b in zip(cpu["finalize"], cpu["no_page"], strict=True)]
+    rest = [total - page for total, page in zip(cpu["finalize"], page_s, strict=True)]
+    inbuild = [page / r for page, r in zip(page_s, rest, strict=True)]
+    rest_vs = [r / b - 1 for r, b in zip(rest, cpu["no_page"], strict=True)]
     return {
         "bare_parse_s": round(min(wall["bare"]), 3),
         "finalize_s": round(min(wall["finalize"]), 3),
@@ -215,6 +339,21 @@ def time_pair(directory: Path, tmp: Path, rounds: int) -> dict[str, Any]:
         # the median of the rounds' ratios is steadier than a ratio of minimums.
         "report_page_cost_cpu_paired": round(statistics.median(paired), 3),
         "report_page_cost_cpu_rounds": [round(x, 3) for x in paired],
+        # The page timed inside each build with it, against the rest of that build.
+        "report_page_cost_cpu_inbuild": round(statistics.median(inbuild), 3),
+        "report_page_cost_cpu_inbuild_rounds": [round(x, 3) for x in inbuild],
+        "report_page_cpu_s_median": round(statistics.median(page_s), 3),
+        "report_page_cpu_s_rounds": [round(x, 3) for x in page_s],
+        "finalize_rest_cpu_s_median": round(statistics.median(rest), 3),
+        "finalize_no_page_cpu_s_median": round(statistics.median(cpu["no_page"]), 3),
+        "report_page_rest_vs_no_page": round(statistics.median(rest_vs), 3),
+        "report_page_clock_overhead_s": round(statistics.median(overhead), 4),
+        "gc_cpu_s_median_no_page": round(statistics.median(gc_no_page), 4),
+        # Medians by step over the rounds (gc_rest: the collector outside the page's steps).
+        "report_page_steps_cpu_s_median": {
+            key: round(statistics.median(s.get(key, 0.0) for s in steps), 4)
+            for key in sorted({k for s in steps for k in s})
+        },
     }
 
 
@@ -351,7 +490,7 @@ def main() -> int:
         print(json.dumps(results, indent=2))
     else:
         for key, value in results.items():
-            print(f"{key:>22}: {value}")
+            print(f"{key:>36}: {value}")
     return 0
 
 

@@ -3,20 +3,21 @@
 Run from the repository root (after ``pip install -e '.[dev]'``)::
 
     python benchmarks/bench_report_page.py --base OLD/report_page.py [--calls N] [--rounds R]
-    python benchmarks/bench_report_page.py --only MODE [--calls N]   # under valgrind
+    python benchmarks/bench_report_page.py --only MODE [--base FILE] [--calls N]   # under valgrind
 
 A session of 1,000 records and N calls (``bench_finalize``'s ``write_session``
 and ``write_calls``) is scanned once; its calls are parsed once, each with
 the outputs it produced. Then each round builds the page with the module
 given as ``--base`` and with this checkout's, in alternating order: the
-fold of every call (``PageBuilder.call``), ``page_data``, ``page_pieces`` and
+fold of every call (``PageBuilder.fold_calls`` in batches of 4,096 as the
+scan hands them, or ``call`` one by one for a module without it), ``page_data``, ``page_pieces`` and
 ``write_page`` (JSON, SHA-256, write and fsync), in CPU time. Reported: the
 fastest and median of each, and the median of the rounds' own ratios
 (this checkout / base). The base module is run with this checkout's
 templates: only the time matters here, not whether its page reads them.
 
 ``--only none|fold|page`` does the setup and then nothing, the fold, or the
-whole page once, with this checkout's module: run it under
+whole page once, with this checkout's module (or ``--base``'s): run it under
 ``valgrind --tool=callgrind`` and subtract ``none``'s instruction count from
 the others' for the page's instructions, load-independently.
 """
@@ -58,8 +59,13 @@ def _build(module: Any, report: Any, calls: list[dict[str, Any]], out: Path | No
     start = time.process_time()
     page = module.PageBuilder()
     page.index_outputs([o["path"] for o in report.outputs])
-    for rec in calls:
-        page.call(rec)
+    fold = getattr(page, "fold_calls", None)
+    if fold is None:  # a module from before batches
+        for rec in calls:
+            page.call(rec)
+    else:  # batches as the scan hands them (merged_batches' 4096 records)
+        for start in range(0, len(calls), 4096):
+            fold(calls[start : start + 4096])
     folded = time.process_time() - start
     if out is not None:
         write_page(out, module.page_pieces(module.page_data(report, page)))
@@ -90,8 +96,9 @@ def main() -> int:
         for rec in calls:
             rec["outputs"] = produced.get(rec["call_id"], [])
         if args.only is not None:
+            module = report_page if args.base is None else _load(args.base)
             if args.only != "none":
-                _build(report_page, report, calls, tmp / "p.html" if args.only == "page" else None)
+                _build(module, report, calls, tmp / "p.html" if args.only == "page" else None)
             return 0
         modules = {"base": _load(args.base), "this": report_page}
         fold: dict[str, list[float]] = {"base": [], "this": []}

@@ -57,7 +57,6 @@ _JSON_ESCAPES: Final = (
     ("\u2028".encode(), b"\\u2028"),
     ("\u2029".encode(), b"\\u2029"),
 )
-_REQUEST_TEXT_KEYS: Final = frozenset(("messages", "input", "model"))
 #: The fields of a call's row (an array), in order; the page reads them by these names.
 CALL_FIELDS: Final = (
     "id", "t", "s", "k", "m", "a", "st", "l", "f", "sm", "c", "fr",
@@ -223,6 +222,12 @@ class PageBuilder:
         """
         self._output_index = {path: k for k, path in enumerate(paths)}
 
+    def fold_calls(self, records: Iterable[dict[str, Any]]) -> None:
+        """Fold a batch of ``llm_call`` records (each with the ``outputs`` it produced)."""
+        call = self.call
+        for rec in records:
+            call(rec)
+
     def call(self, rec: dict[str, Any]) -> None:
         """Fold one ``llm_call`` record (with the ``outputs`` it produced).
 
@@ -257,7 +262,9 @@ class PageBuilder:
                     msg.append(self._message(m))
         given = request.get("input")
         given_text = None if given is None else text(given)
-        params = {k: v for k, v in request.items() if k not in _REQUEST_TEXT_KEYS}
+        params = request.copy()  # the request less its texts, in C
+        for key in ("messages", "input", "model"):
+            params.pop(key, None)
         if params and params != self._last_params[0]:
             # Calls of a pipeline mostly share their parameters: compared in C, shown once.
             self._last_params = (params, text(_json_text(params)))

@@ -131,8 +131,7 @@ def scan_session(
             builder.calls.add(rec)
             rec["outputs"] = call_outputs.get(str(rec.get("call_id")), [])
         if page is not None:
-            for rec in records:
-                page.call(rec)
+            page.fold_calls(records)
         if records:
             data = b"\n".join(map(dumps, records)) + b"\n"
             write("prompts", (data,), len(records))
