@@ -3,10 +3,12 @@
 `AuditedStream` and `AuditedAsyncStream` wrap the SDK's ``Stream`` and
 ``AsyncStream`` (they are subclasses, so ``isinstance`` checks keep working):
 iteration, ``next()``, ``close()`` and use as a context manager behave as the
-wrapped stream does. Each chunk is fed to an aggregator that collects the
-answer, tool calls and usage; the usage-only chunk the audit asked for is kept
-from the caller. When the stream ends — exhausted, failed, closed early or
-dropped — the call's one record is written.
+wrapped stream does. Each chunk reaches an aggregator (`aggregate`) that
+collects the answer, tool calls and usage: as the SDK parses it, for a chat
+stream that could be tapped (`data_tap`), else as the chunk the caller gets.
+The usage-only chunk the audit asked for is kept from the caller. When the
+stream ends — exhausted, failed, closed early or dropped — the call's one
+record is written.
 """
 
 from __future__ import annotations
