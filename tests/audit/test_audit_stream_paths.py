@@ -191,3 +191,72 @@ def test_async_stream_started_before_the_audit_is_fed(belog_config: Config) -> N
         await stream.close()
 
     asyncio.run(run())
+
+
+def _aggregator(*, hide_usage: bool) -> Any:
+    from structlog_belog.audit.call import Call
+
+    call = Call(
+        api="chat.completions",
+        name="chat.completions.create",
+        request={},
+        capture_content=True,
+        stream=True,
+    )
+    return aggregate.ChatAggregator(call, hide_usage=hide_usage)
+
+
+def test_fed_dict_chunks_of_every_shape() -> None:
+    """Chunks that are dicts (a wrapper's generator): text, a choice without a delta, usage."""
+    agg = _aggregator(hide_usage=True)
+    usage = {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    shown = [
+        agg.feed({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"content": "Hi"}}]}),
+        agg.feed({"choices": [{"delta": None, "finish_reason": "stop"}], "usage": None}),
+        agg.feed({"choices": [], "usage": usage}),  # the audit's usage-only chunk: hidden
+    ]
+    assert [True, True, False] == shown
+    assert usage == agg.usage
+    response = agg.response()
+    assert ("c", "m", "Hi", "stop") == (
+        response["id"],
+        response["model"],
+        response["output_text"],
+        response["finish_reason"],
+    )
+    assert agg.finished
+
+
+def test_fed_model_chunk_without_a_delta_is_read_through_its_fields() -> None:
+    """An SDK chunk whose choice has no delta (None) still gives its finish reason."""
+    from openai.types.chat import ChatCompletionChunk
+
+    agg = _aggregator(hide_usage=False)
+    chunk = ChatCompletionChunk.construct(
+        id="c",
+        model="m",
+        object="chat.completion.chunk",
+        created=1,
+        choices=[{"index": 0, "delta": None, "finish_reason": "length"}],
+    )
+    assert agg.feed(chunk)
+    assert "length" == agg.response()["finish_reason"]
+
+
+def test_tapped_chunk_with_the_callers_usage_beside_its_choice(belog_config: Config) -> None:
+    """A server that puts the usage the caller asked for in its last content chunk."""
+    agg = _aggregator(hide_usage=False)
+
+    def build(*, data: Any, cast_to: Any, response: Any) -> Any:
+        return data
+
+    process = agg._processor(build)
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    data = {
+        "id": "c",
+        "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}],
+        "usage": usage,
+    }
+    assert data is process(data=data, cast_to=None, response=None)
+    assert usage == agg.usage
+    assert "ok" == agg.response()["output_text"]
