@@ -59,6 +59,21 @@ def any_chunks(client: Any, async_: bool, **kwargs: Any) -> list[Any]:
     return asyncio.run(collect())
 
 
+def chat_aggregator(*, hide_usage: bool) -> Any:
+    """A `ChatAggregator` for a streamed chat call of its own (no session needed)."""
+    from structlog_belog.audit.call import Call
+    from structlog_belog.audit.stream import ChatAggregator
+
+    call = Call(
+        api="chat.completions",
+        name="chat.completions.create",
+        request={},
+        capture_content=True,
+        stream=True,
+    )
+    return ChatAggregator(call, hide_usage=hide_usage)
+
+
 class Ragged(FakeLLM):
     """A FakeLLM whose streams arrive in reads of *size* bytes: lines split across reads."""
 
@@ -598,17 +613,7 @@ class TestUsageCutter:
 
     @staticmethod
     def aggregator() -> Any:
-        from structlog_belog.audit.call import Call
-        from structlog_belog.audit.stream import ChatAggregator
-
-        call = Call(
-            api="chat.completions",
-            name="chat.completions.create",
-            request={},
-            capture_content=True,
-            stream=True,
-        )
-        return ChatAggregator(call, hide_usage=True)
+        return chat_aggregator(hide_usage=True)
 
     def cutter(self) -> Any:
         from structlog_belog.audit.usage_cut import UsageCutter

@@ -24,7 +24,7 @@ from structlog_belog.audit.data_tap import HIDDEN, TappedClient, tap_data
 from structlog_belog.audit.fake_llm import FakeLLM, fake_openai_client
 from structlog_belog.core.config import Config
 from tests.audit.test_audit import MESSAGES, prompts
-from tests.audit.test_audit_stream import Ragged, Spaced, any_chunks, dumps
+from tests.audit.test_audit_stream import Ragged, Spaced, any_chunks, chat_aggregator, dumps
 
 PATHS = ["tapped", "fed"]
 
@@ -193,22 +193,9 @@ def test_async_stream_started_before_the_audit_is_fed(belog_config: Config) -> N
     asyncio.run(run())
 
 
-def _aggregator(*, hide_usage: bool) -> Any:
-    from structlog_belog.audit.call import Call
-
-    call = Call(
-        api="chat.completions",
-        name="chat.completions.create",
-        request={},
-        capture_content=True,
-        stream=True,
-    )
-    return aggregate.ChatAggregator(call, hide_usage=hide_usage)
-
-
 def test_fed_dict_chunks_of_every_shape() -> None:
     """Chunks that are dicts (a wrapper's generator): text, a choice without a delta, usage."""
-    agg = _aggregator(hide_usage=True)
+    agg = chat_aggregator(hide_usage=True)
     usage = {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
     shown = [
         agg.feed({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"content": "Hi"}}]}),
@@ -231,7 +218,7 @@ def test_fed_model_chunk_without_a_delta_is_read_through_its_fields() -> None:
     """An SDK chunk whose choice has no delta (None) still gives its finish reason."""
     from openai.types.chat import ChatCompletionChunk
 
-    agg = _aggregator(hide_usage=False)
+    agg = chat_aggregator(hide_usage=False)
     chunk = ChatCompletionChunk.construct(
         id="c",
         model="m",
@@ -245,7 +232,7 @@ def test_fed_model_chunk_without_a_delta_is_read_through_its_fields() -> None:
 
 def test_tapped_chunk_with_the_callers_usage_beside_its_choice(belog_config: Config) -> None:
     """A server that puts the usage the caller asked for in its last content chunk."""
-    agg = _aggregator(hide_usage=False)
+    agg = chat_aggregator(hide_usage=False)
 
     def build(*, data: Any, cast_to: Any, response: Any) -> Any:
         return data
